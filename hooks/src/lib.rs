@@ -1,0 +1,1 @@
+//! rtctr's built-in networking hook (placeholder until the networking issue lands).

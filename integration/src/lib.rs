@@ -1,0 +1,1 @@
+//! Helpers for tests that run real containers through the rtctr binary.

@@ -1,0 +1,1 @@
+//! rtctr: an OCI runtime.
