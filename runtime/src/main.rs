@@ -1,1 +1,134 @@
-fn main() {}
+//! The `rtctr` binary: parse the command line, run one verb, report its
+//! error once (stderr, and the `--log` file), exit 1 on failure.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use rtctr::cli::{self, Cli, Command, LogFormat};
+use rtctr::create::CreateOptions;
+use rtctr::run::RunOptions;
+use rtctr::state::Store;
+
+fn main() -> ExitCode {
+    let args = cli::normalize_go_flags(std::env::args_os().collect());
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let json = cli.log_format == LogFormat::Json;
+    if let Err(e) = rtctr::logging::Logger::init(cli.log.as_deref(), json, cli.debug) {
+        eprintln!("rtctr: cannot open log file: {e}");
+        return ExitCode::from(1);
+    }
+    match dispatch(&cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let msg = e.to_string();
+            if let Some(path) = &cli.log {
+                let line = rtctr::logging::format_line(json, log::Level::Error, &msg);
+                if let Ok(mut f) = std::fs::OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .open(path)
+                {
+                    let _ = writeln!(f, "{line}");
+                }
+            }
+            eprintln!("rtctr: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn default_root() -> PathBuf {
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/run/rtctr");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("rtctr"),
+        _ => PathBuf::from(format!("/tmp/rtctr-{}", nix::unistd::geteuid())),
+    }
+}
+
+fn create_options(cli: &Cli, a: &cli::CreateArgs) -> CreateOptions {
+    CreateOptions {
+        id: a.id.clone(),
+        bundle: a.bundle.clone(),
+        pid_file: a.pid_file.clone(),
+        console_socket: a.console_socket.clone(),
+        no_pivot: a.no_pivot,
+        no_new_keyring: a.no_new_keyring,
+        preserve_fds: a.preserve_fds,
+        systemd_cgroup: cli.systemd_cgroup,
+    }
+}
+
+fn dispatch(cli: &Cli) -> Result<u8> {
+    if cli.version {
+        println!(
+            "rtctr version {}\nspec: {}",
+            rtctr::VERSION,
+            rtctr::state::OCI_VERSION
+        );
+        return Ok(0);
+    }
+    let Some(command) = &cli.command else {
+        use clap::CommandFactory;
+        Cli::command().print_help()?;
+        return Ok(0);
+    };
+    let store = Store::new(cli.root.clone().unwrap_or_else(default_root));
+    match command {
+        Command::Create(a) => {
+            rtctr::create::create(&store, &create_options(cli, a))?;
+        }
+        Command::Start { id } => rtctr::start::start(&store, id)?,
+        Command::State { id } => {
+            let dir = store.open(id)?;
+            let state = dir.load()?;
+            let status = dir.status(&state);
+            println!("{}", serde_json::to_string_pretty(&state.oci(status))?);
+        }
+        Command::Kill { all, id, signal } => {
+            rtctr::kill::kill(&store, id, signal.as_deref().unwrap_or("SIGTERM"), *all)?
+        }
+        Command::Delete { force, id } => rtctr::delete::delete(&store, id, *force)?,
+        Command::Run(a) => {
+            let opts = RunOptions {
+                create: create_options(cli, &a.create),
+                detach: a.detach,
+                keep: a.keep,
+                no_subreaper: a.no_subreaper,
+            };
+            let code = rtctr::run::run(&store, &opts)?;
+            return Ok(code.clamp(0, 255) as u8);
+        }
+        Command::List { format, quiet } => {
+            let json = match format.as_str() {
+                "json" => true,
+                "table" => false,
+                other => bail!("invalid format {other:?}: use table or json"),
+            };
+            rtctr::list::list(&store, json, *quiet, &mut std::io::stdout().lock())?;
+        }
+        Command::Spec { bundle, .. } => {
+            let dir = bundle.clone().unwrap_or_else(|| PathBuf::from("."));
+            let path = dir.join("config.json");
+            if path.exists() {
+                bail!("{} exists: remove it first", path.display());
+            }
+            std::fs::write(&path, rtctr::spec::DEFAULT_CONFIG)
+                .with_context(|| format!("write {}", path.display()))?;
+        }
+        Command::Restore { .. } => bail!("restore is not supported by rtctr yet"),
+        Command::Checkpoint { .. } => bail!("checkpoint is not supported by rtctr yet"),
+    }
+    Ok(0)
+}

@@ -53,7 +53,10 @@ impl Cgroup {
     /// Resolves where the cgroup lives, without touching anything.
     pub fn resolve(cgroups_path: Option<&Path>, id: &str, systemd: bool) -> Result<Cgroup> {
         let _ = (cgroups_path, id, systemd);
-        Ok(Cgroup { layout: Layout::V1, dirs: Vec::new() })
+        Ok(Cgroup {
+            layout: Layout::V1,
+            dirs: Vec::new(),
+        })
     }
     pub fn create(&self) -> Result<()> {
         Ok(())
@@ -70,4 +73,33 @@ impl Cgroup {
     pub fn destroy(&self) -> Result<()> {
         Ok(())
     }
+    pub fn freeze(&self) -> Result<()> {
+        Ok(())
+    }
+    pub fn thaw(&self) -> Result<()> {
+        Ok(())
+    }
+    pub fn is_frozen(&self) -> Result<bool> {
+        Ok(false)
+    }
+    /// What the container's `/sys/fs/cgroup` mount holds: one entry per
+    /// hierarchy (on pure v2 a single entry with an empty `name`).
+    pub fn mounts(&self) -> Vec<CgroupMount> {
+        Vec::new()
+    }
+}
+
+/// One hierarchy as the container sees it under `/sys/fs/cgroup`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupMount {
+    /// Directory name under /sys/fs/cgroup ("cpu", "unified", "systemd"),
+    /// empty for a pure v2 host.
+    pub name: String,
+    /// "cgroup" or "cgroup2".
+    pub fstype: String,
+    /// Mount data for a fresh mount in a cgroup namespace ("cpu",
+    /// "name=systemd", "" for cgroup2).
+    pub options: String,
+    /// The container's cgroup directory on the host (for a bind mount).
+    pub host_dir: PathBuf,
 }

@@ -1,0 +1,287 @@
+//! The container side of `create`: the intermediate process (joins and
+//! unshares namespaces, then forks) and the container init (builds the
+//! root filesystem and the process, waits on the exec fifo, execs).
+//! Each step is one line; comments say where the kernel forces the order.
+
+use std::convert::Infallible;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::unistd::{Gid, Uid};
+use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
+
+use super::sync::{Channel, Msg, SyncError};
+use crate::sys::process::{exit_now, fork, Forked};
+use crate::{hooks, namespaces, process, resolve, rootfs};
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(transparent)]
+    Ns(#[from] namespaces::NsError),
+    #[error(transparent)]
+    Rootfs(#[from] rootfs::RootfsError),
+    #[error(transparent)]
+    Process(#[from] process::ProcessError),
+    #[error(transparent)]
+    Hook(#[from] hooks::HookError),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    #[error("cgroup: {0}")]
+    Cgroup(#[from] rtctr_cgroups::Error),
+    #[error("{op}: {source}")]
+    Sys {
+        op: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn sys(op: impl Into<String>) -> impl FnOnce(nix::Error) -> InitError {
+    let op = op.into();
+    move |e| InitError::Sys {
+        op,
+        source: e.into(),
+    }
+}
+
+fn sys_io(op: impl Into<String>) -> impl FnOnce(io::Error) -> InitError {
+    let op = op.into();
+    move |source| InitError::Sys { op, source }
+}
+
+/// Everything the forked processes need; they share the parent's memory
+/// image, so nothing is serialised.
+pub struct Ctx<'a> {
+    pub id: &'a str,
+    pub spec: &'a Spec,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub ns: &'a namespaces::Plan,
+    pub cgroup: Option<&'a rtctr_cgroups::Cgroup>,
+    pub fifo: PathBuf,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    pub chan: &'a Channel,
+}
+
+/// The intermediate process: never returns.
+pub fn intermediate(ctx: &Ctx) -> ! {
+    match run_intermediate(ctx) {
+        Ok(()) => exit_now(0),
+        Err(e) => {
+            ctx.chan.send_error(&e);
+            exit_now(1)
+        }
+    }
+}
+
+fn run_intermediate(ctx: &Ctx) -> Result<(), InitError> {
+    // rtctr run blocks signals to forward them; the container must not inherit that.
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .map_err(sys("sigprocmask"))?;
+    // Join the cgroup while still in the host's namespaces, and before a
+    // new cgroup namespace, whose root becomes this cgroup.
+    if let Some(cg) = ctx.cgroup {
+        cg.add_process(0)?;
+    }
+    namespaces::join_all(ctx.ns)?;
+    if ctx.ns.new_user {
+        namespaces::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)?;
+        ctx.chan.send(&Msg::UsernsCreated)?;
+        ctx.chan.expect(Msg::MapsWritten, "MapsWritten")?;
+    }
+    if ctx.ns.has(LinuxNamespaceType::User) {
+        nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
+            .map_err(sys("setresgid 0 in the user namespace"))?;
+        nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
+            .map_err(sys("setresuid 0 in the user namespace"))?;
+    }
+    namespaces::unshare(ctx.ns.unshare)?;
+    if ctx.ns.creates(LinuxNamespaceType::Time) {
+        // Offsets can only be set before any process lives in the namespace.
+        namespaces::write_time_offsets(ctx.spec.linux().as_ref().expect("validated"))?;
+    }
+    // A new pid (and time) namespace applies to children only: fork the init.
+    match fork().map_err(sys_io("fork container init"))? {
+        Forked::Parent(pid) => {
+            ctx.chan.send(&Msg::InitPid(pid.as_raw()))?;
+            Ok(())
+        }
+        Forked::Child => init(ctx),
+    }
+}
+
+fn init(ctx: &Ctx) -> ! {
+    match run_init(ctx) {
+        Ok(never) => match never {},
+        Err(e) => {
+            ctx.chan.send_error(&e);
+            exit_now(1)
+        }
+    }
+}
+
+const TERMINATING: &[Signal] = &[
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGTERM,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGALRM,
+    Signal::SIGPIPE,
+];
+
+fn run_init(ctx: &Ctx) -> Result<Infallible, InitError> {
+    let spec = ctx.spec;
+    let proc_ = spec.process().as_ref().expect("validated");
+    nix::unistd::setsid().map_err(sys("setsid"))?;
+    // Until exec, nothing in the container may ptrace or open our fds.
+    nix::sys::prctl::set_dumpable(false).map_err(sys("prctl(PR_SET_DUMPABLE)"))?;
+    crate::sys::process::exit_on_signals(TERMINATING).map_err(sys_io("sigaction"))?;
+    if !ctx.no_new_keyring {
+        match crate::sys::process::join_session_keyring(&format!("_ses.{}", ctx.id)) {
+            Ok(()) => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EACCES)) => {}
+            Err(e) => return Err(sys_io("join session keyring")(e)),
+        }
+    }
+    let root = rootfs::prepare(spec, ctx.rootfs)?;
+    let cgroupns = ctx.ns.creates(LinuxNamespaceType::Cgroup);
+    rootfs::mount_all(spec, &root, ctx.bundle, ctx.cgroup, cgroupns)?;
+    // createRuntime hooks run in the parent once the namespaces exist.
+    ctx.chan.send(&Msg::RuntimeHooks)?;
+    let state_json = ctx.chan.expect_continue()?;
+    if let Some(h) = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.create_container().as_deref())
+    {
+        hooks::run_all("createContainer", h, state_json.as_bytes())?;
+    }
+    set_names(spec)?;
+    rootfs::sysctl(spec)?;
+    if let Some(adj) = proc_.oom_score_adj() {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .map_err(sys_io("write /proc/self/oom_score_adj"))?;
+    }
+    let dev_null = rootfs::open_dev_null().map_err(sys_io("open /dev/null"))?;
+    rootfs::readonly_paths(spec, root.fd.as_fd())?;
+    rootfs::masked_paths(spec, root.fd.as_fd(), &dev_null)?;
+    resolve::mkdir_all(root.fd.as_fd(), proc_.cwd(), 0o755).map_err(sys_io(format!(
+        "process.cwd {}: create",
+        proc_.cwd().display()
+    )))?;
+    let fifo = open_fifo(&ctx.fifo)?;
+    drop(dev_null);
+    if ctx.no_pivot {
+        rootfs::move_root(&root)?;
+    } else {
+        rootfs::pivot(&root)?;
+    }
+    drop(root);
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
+        rootfs::readonly_root()?;
+    }
+    process::set_rlimits(proc_.rlimits().as_deref().unwrap_or_default())?;
+    finalize_process(proc_)?;
+    let env = process::environment(proc_);
+    let args = proc_.args().as_deref().expect("validated");
+    let program = process::lookup(&args[0], &env)?;
+    let argv = process::cstrings("process.args", args)?;
+    let envp = process::cstrings("process.env", &env)?;
+    let path = process::cpath(&program)?;
+    // Only stdio and --preserve-fds reach the container.
+    crate::sys::process::cloexec_from(3 + ctx.preserve_fds).map_err(sys_io("close_range"))?;
+    ctx.chan.send(&Msg::Created)?;
+    wait_for_start(fifo)?;
+    if let Some(h) = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().as_deref())
+    {
+        hooks::run_all("startContainer", h, &with_status(&state_json, "created"))?;
+    }
+    let err = nix::unistd::execve(&path, &argv, &envp).unwrap_err();
+    Err(InitError::Sys {
+        op: format!("exec {}", program.display()),
+        source: err.into(),
+    })
+}
+
+/// hostname and domainname (in the container's UTS namespace).
+fn set_names(spec: &Spec) -> Result<(), InitError> {
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).map_err(sys(format!("hostname {h:?}: sethostname")))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        crate::sys::process::setdomainname(d)
+            .map_err(sys_io(format!("domainname {d:?}: setdomainname")))?;
+    }
+    Ok(())
+}
+
+/// user, groups, umask, cwd, no_new_privs — in that order: the uid switch
+/// must come before chdir, so a cwd the user may not enter fails.
+fn finalize_process(proc_: &Process) -> Result<(), InitError> {
+    process::switch_user(proc_)?;
+    if let Some(mask) = proc_.user().umask() {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+    }
+    nix::unistd::chdir(proc_.cwd())
+        .map_err(sys(format!("process.cwd {}: chdir", proc_.cwd().display())))?;
+    if proc_.no_new_privileges().unwrap_or(false) {
+        nix::sys::prctl::set_no_new_privs().map_err(sys("prctl(PR_SET_NO_NEW_PRIVS)"))?;
+    }
+    Ok(())
+}
+
+/// The exec fifo, opened for reading without blocking; `start` opens it
+/// for writing and writes one byte.
+fn open_fifo(path: &Path) -> Result<OwnedFd, InitError> {
+    nix::fcntl::open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(sys(format!("open exec fifo {}", path.display())))
+}
+
+/// Blocks until `start` writes to the fifo. A FIFO reader polls as not
+/// readable until a writer has come, so poll waits for exactly that.
+fn wait_for_start(fifo: OwnedFd) -> Result<(), InitError> {
+    use rustix::event::{poll, PollFd, PollFlags};
+    loop {
+        let mut fds = [PollFd::new(&fifo, PollFlags::IN)];
+        match poll(&mut fds, None) {
+            Ok(_) => break,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(sys_io("poll exec fifo")(e.into())),
+        }
+    }
+    let mut f = File::from(fifo);
+    let mut byte = [0u8; 1];
+    let _ = f.read(&mut byte);
+    Ok(())
+}
+
+/// The state JSON with another status (for hooks that run after create).
+pub fn with_status(state_json: &str, status: &str) -> Vec<u8> {
+    match serde_json::from_str::<serde_json::Value>(state_json) {
+        Ok(mut v) => {
+            v["status"] = status.into();
+            serde_json::to_vec(&v).unwrap_or_default()
+        }
+        Err(_) => state_json.as_bytes().to_vec(),
+    }
+}

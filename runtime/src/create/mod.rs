@@ -1,0 +1,306 @@
+//! `rtctr create`: the recipe, top to bottom. Every step that leaves
+//! something behind is recorded in [`Undo`], which removes it again if a
+//! later step fails.
+
+mod init;
+pub mod sync;
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use nix::sys::stat::Mode;
+use oci_spec::runtime::Spec;
+use rtctr_cgroups::Cgroup;
+
+use crate::state::{self, ContainerDir, State, StateError, Status, Store};
+use crate::sys::process::{fork, Forked};
+use crate::{hooks, namespaces, spec};
+use sync::{Msg, SyncError};
+
+pub use init::with_status;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error(transparent)]
+    Spec(#[from] spec::SpecError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Ns(#[from] namespaces::NsError),
+    #[error("cgroup: {0}")]
+    Cgroup(#[from] rtctr_cgroups::Error),
+    #[error(transparent)]
+    Hook(#[from] hooks::HookError),
+    #[error("{0}")]
+    Sync(#[from] SyncError),
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> CreateError + 'a {
+    move |source| CreateError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct CreateOptions {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    pub systemd_cgroup: bool,
+}
+
+/// A created container, for `run` to go on with.
+pub struct Created {
+    pub dir: ContainerDir,
+    pub state: State,
+}
+
+/// What create has made so far, undone in reverse on failure.
+#[derive(Default)]
+struct Undo {
+    init: Option<(i32, Option<OwnedFd>)>,
+    cgroup: Option<Cgroup>,
+}
+
+impl Undo {
+    fn run(self, dir: ContainerDir) {
+        if let Some((pid, pidfd)) = self.init {
+            crate::kill::kill_and_wait(pid, pidfd.as_ref());
+        }
+        if let Some(cg) = self.cgroup {
+            let _ = cg.destroy();
+        }
+        let _ = dir.remove();
+    }
+}
+
+pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created, CreateError> {
+    state::validate_id(&opts.id)?;
+    let bundle = std::fs::canonicalize(&opts.bundle).map_err(io_err("bundle", &opts.bundle))?;
+    let (spec, raw) = spec::load(&bundle)?;
+    spec::validate(&spec)?;
+    let rootfs = rootfs_path(&bundle, &spec)?;
+    check_terminal(&spec, opts)?;
+    let linux = spec.linux().as_ref().expect("validated");
+    let ns = namespaces::plan(linux)?;
+    let cgroup = Cgroup::resolve(
+        linux.cgroups_path().as_deref(),
+        &opts.id,
+        opts.systemd_cgroup,
+    )?;
+    let dir = store.create(&opts.id)?;
+    let mut undo = Undo::default();
+    match build(
+        &dir, opts, &spec, &raw, &bundle, &rootfs, &ns, cgroup, &mut undo,
+    ) {
+        Ok(state) => Ok(Created { dir, state }),
+        Err(e) => {
+            undo.run(dir);
+            Err(e)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build(
+    dir: &ContainerDir,
+    opts: &CreateOptions,
+    spec: &Spec,
+    raw: &[u8],
+    bundle: &Path,
+    rootfs: &Path,
+    ns: &namespaces::Plan,
+    cgroup: Cgroup,
+    undo: &mut Undo,
+) -> Result<State, CreateError> {
+    let config = dir.file(state::CONFIG_FILE);
+    std::fs::write(&config, raw).map_err(io_err("write", &config))?;
+    let fifo = dir.file(state::EXEC_FIFO);
+    nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o622))
+        .map_err(|e| io_err("mkfifo", &fifo)(e.into()))?;
+    cgroup.create()?;
+    undo.cgroup = Some(cgroup.clone());
+    if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+        cgroup.apply(res)?;
+    }
+    let (parent, child) = sync::pair().map_err(io_err("socketpair", dir.path.as_path()))?;
+    let ctx = init::Ctx {
+        id: &opts.id,
+        spec,
+        bundle,
+        rootfs,
+        ns,
+        cgroup: Some(&cgroup),
+        fifo,
+        no_pivot: opts.no_pivot,
+        no_new_keyring: opts.no_new_keyring,
+        preserve_fds: opts.preserve_fds,
+        chan: &child,
+    };
+    let intermediate = match fork().map_err(io_err("fork", Path::new("rtctr")))? {
+        Forked::Child => {
+            drop(parent);
+            init::intermediate(&ctx)
+        }
+        Forked::Parent(pid) => pid,
+    };
+    drop(child);
+    undo.init = Some((intermediate.as_raw(), None));
+    let pid = receive_init_pid(&parent, intermediate.as_raw(), spec)?;
+    let _ = nix::sys::wait::waitpid(intermediate, None);
+    undo.init = Some((pid, pidfd_of(pid)));
+    let pid_start =
+        crate::process::start_time(pid).map_err(io_err("read start time of", Path::new("init")))?;
+    let mut state = State {
+        id: opts.id.clone(),
+        pid,
+        pid_start,
+        bundle: bundle.to_path_buf(),
+        rootfs: rootfs.to_path_buf(),
+        created: state::now_rfc3339(),
+        owner: owner(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        cgroup: Some(cgroup),
+        network: None,
+        started: false,
+    };
+    parent.expect(Msg::RuntimeHooks, "RuntimeHooks")?;
+    let state_json = serde_json::to_string(&state.oci(Status::Creating)).expect("state serializes");
+    run_runtime_hooks(spec, &mut state, &state_json)?;
+    parent.send(&Msg::Continue(state_json))?;
+    parent.expect(Msg::Created, "Created")?;
+    dir.save(&state)?;
+    if let Some(p) = &opts.pid_file {
+        write_pid_file(p, pid)?;
+    }
+    Ok(state)
+}
+
+/// Until the init reports its pid, the intermediate may ask for its user
+/// namespace maps.
+fn receive_init_pid(
+    parent: &sync::Channel,
+    intermediate: i32,
+    spec: &Spec,
+) -> Result<i32, CreateError> {
+    loop {
+        match parent.recv()? {
+            Msg::UsernsCreated => {
+                namespaces::write_id_maps(intermediate, spec.linux().as_ref().expect("validated"))?;
+                parent.send(&Msg::MapsWritten)?;
+            }
+            Msg::InitPid(pid) => return Ok(pid),
+            got => {
+                return Err(SyncError::Unexpected {
+                    got: format!("{got:?}"),
+                    want: "InitPid",
+                }
+                .into())
+            }
+        }
+    }
+}
+
+/// prestart (deprecated) and createRuntime hooks, in the runtime's
+/// namespaces, once the container's exist.
+fn run_runtime_hooks(spec: &Spec, _state: &mut State, state_json: &str) -> Result<(), CreateError> {
+    if let Some(h) = spec.hooks() {
+        hooks::run_all(
+            "prestart",
+            h.prestart().as_deref().unwrap_or_default(),
+            state_json.as_bytes(),
+        )?;
+        hooks::run_all(
+            "createRuntime",
+            h.create_runtime().as_deref().unwrap_or_default(),
+            state_json.as_bytes(),
+        )?;
+    }
+    Ok(())
+}
+
+fn rootfs_path(bundle: &Path, spec: &Spec) -> Result<PathBuf, CreateError> {
+    let root = spec.root().as_ref().expect("validated").path();
+    let path = if root.is_absolute() {
+        root.clone()
+    } else {
+        bundle.join(root)
+    };
+    let path = std::fs::canonicalize(&path).map_err(io_err("root.path", &path))?;
+    if !path.is_dir() {
+        return Err(io_err("root.path", &path)(io::Error::from_raw_os_error(
+            libc::ENOTDIR,
+        )));
+    }
+    Ok(path)
+}
+
+fn check_terminal(spec: &Spec, opts: &CreateOptions) -> Result<(), CreateError> {
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    if terminal && opts.console_socket.is_none() {
+        return Err(CreateError::Unsupported(
+            "process.terminal is true: cannot allocate a terminal without --console-socket".into(),
+        ));
+    }
+    if terminal {
+        return Err(CreateError::Unsupported(
+            "process.terminal: terminals are not supported yet".into(),
+        ));
+    }
+    if opts.console_socket.is_some() && !terminal {
+        return Err(CreateError::Unsupported(
+            "--console-socket given but process.terminal is false".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn owner() -> String {
+    let uid = nix::unistd::getuid();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string())
+}
+
+/// The pid file is written atomically (engines poll it).
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<(), CreateError> {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(io_err("cwd", path))?
+            .join(path)
+    };
+    state::write_atomic(&abs, pid.to_string().as_bytes()).map_err(CreateError::State)
+}
+
+/// The fd of a pidfd for polling.
+pub fn pidfd_of(pid: i32) -> Option<OwnedFd> {
+    rustix::process::pidfd_open(
+        rustix::process::Pid::from_raw(pid)?,
+        rustix::process::PidfdFlags::empty(),
+    )
+    .ok()
+}

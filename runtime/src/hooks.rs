@@ -1,0 +1,168 @@
+//! OCI hooks: each runs with its `path`, `args` and `env` (nothing
+//! inherited), the container state JSON on stdin, and an optional
+//! `timeout` in seconds after which it is killed.
+
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::Hook;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error("{kind} hook {path}: cannot run: {source}")]
+    Spawn {
+        kind: &'static str,
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{kind} hook {path} failed: {status}{stderr}")]
+    Failed {
+        kind: &'static str,
+        path: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("{kind} hook {path} timed out after {secs}s and was killed")]
+    Timeout {
+        kind: &'static str,
+        path: String,
+        secs: i64,
+    },
+}
+
+/// Runs hooks in order; the first failure stops the rest.
+pub fn run_all(kind: &'static str, hooks: &[Hook], state_json: &[u8]) -> Result<(), HookError> {
+    for hook in hooks {
+        run(kind, hook, state_json)?;
+    }
+    Ok(())
+}
+
+pub fn run(kind: &'static str, hook: &Hook, state_json: &[u8]) -> Result<(), HookError> {
+    let path = hook.path().display().to_string();
+    let spawn_err = |source| HookError::Spawn {
+        kind,
+        path: path.clone(),
+        source,
+    };
+    let mut cmd = Command::new(hook.path());
+    if let Some(args) = hook.args() {
+        if let Some((argv0, rest)) = args.split_first() {
+            std::os::unix::process::CommandExt::arg0(&mut cmd, argv0);
+            cmd.args(rest);
+        }
+    }
+    cmd.env_clear();
+    for e in hook.env().as_deref().unwrap_or_default() {
+        if let Some((k, v)) = e.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(spawn_err)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook that exits without reading its stdin is fine.
+        let _ = stdin.write_all(state_json);
+    }
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let deadline = hook
+        .timeout()
+        .filter(|t| *t > 0)
+        .map(|t| (t, Instant::now() + Duration::from_secs(t as u64)));
+    let pidfd = rustix::process::pidfd_open(
+        rustix::process::Pid::from_raw(child.id() as i32).expect("child pid is positive"),
+        rustix::process::PidfdFlags::empty(),
+    )
+    .map_err(|e| spawn_err(e.into()))?;
+    loop {
+        let timeout = deadline.map(|(_, d)| d.saturating_duration_since(Instant::now()));
+        if wait_readable(&pidfd, timeout) {
+            break;
+        }
+        if let Some((secs, d)) = deadline {
+            if Instant::now() >= d {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(HookError::Timeout { kind, path, secs });
+            }
+        }
+    }
+    let status = child.wait().map_err(spawn_err)?;
+    if status.success() {
+        return Ok(());
+    }
+    let mut text = String::new();
+    let _ = stderr.read_to_string(&mut text);
+    let text = text.trim();
+    Err(HookError::Failed {
+        kind,
+        path,
+        status: status.to_string(),
+        stderr: if text.is_empty() {
+            String::new()
+        } else {
+            format!(": {text}")
+        },
+    })
+}
+
+/// Polls a pidfd; true once the process has exited.
+fn wait_readable(fd: &impl AsFd, timeout: Option<Duration>) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let mut fds = [PollFd::new(fd, PollFlags::IN)];
+    let ts = timeout.map(|t| Timespec {
+        tv_sec: t.as_secs() as i64,
+        tv_nsec: t.subsec_nanos() as i64,
+    });
+    matches!(poll(&mut fds, ts.as_ref()), Ok(n) if n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook(json: serde_json::Value) -> Hook {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn hook_gets_state_args_and_env_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let h = hook(serde_json::json!({
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("cat > {0}; echo \" $0 $FOO $HOME\" >> {0}", out.display())],
+            "env": ["FOO=bar"]
+        }));
+        run("prestart", &h, b"{\"id\":\"x\"}").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "{\"id\":\"x\"} sh bar \n"
+        );
+    }
+
+    #[test]
+    fn failure_and_timeout_are_reported() {
+        let h = hook(
+            serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", "echo boom >&2; exit 3"]}),
+        );
+        let err = run("poststart", &h, b"{}").unwrap_err().to_string();
+        assert_eq!(err, "poststart hook /bin/sh failed: exit status: 3: boom");
+        let h =
+            hook(serde_json::json!({"path": "/bin/sleep", "args": ["sleep", "5"], "timeout": 1}));
+        let t = Instant::now();
+        let err = run("prestart", &h, b"{}").unwrap_err().to_string();
+        assert!(err.contains("timed out after 1s"), "{err}");
+        assert!(t.elapsed() < Duration::from_secs(3));
+        let h = hook(serde_json::json!({"path": "/nonexistent/hook"}));
+        assert!(run("prestart", &h, b"{}")
+            .unwrap_err()
+            .to_string()
+            .contains("cannot run"));
+    }
+}

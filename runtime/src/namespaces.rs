@@ -1,0 +1,283 @@
+//! Namespaces: which to create and which to join (by path), checked in
+//! the parent before anything is forked, then entered in the
+//! intermediate process in the order the kernel needs.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NsError {
+    #[error("namespace {kind} path {path}: {source}")]
+    Open {
+        kind: LinuxNamespaceType,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("namespace path {path} is a {found} namespace, but linux.namespaces says {kind}")]
+    WrongType {
+        kind: LinuxNamespaceType,
+        path: PathBuf,
+        found: String,
+    },
+    #[error("setns {kind} ({path}): {source}")]
+    Setns {
+        kind: LinuxNamespaceType,
+        path: PathBuf,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("unshare {flags:?}: {source}")]
+    Unshare {
+        flags: CloneFlags,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("write {path}: {source}")]
+    Write {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+pub fn clone_flag(t: LinuxNamespaceType) -> CloneFlags {
+    CloneFlags::from_bits_truncate(t as i32)
+}
+
+fn type_name(flag: i32) -> String {
+    use LinuxNamespaceType::*;
+    for t in [Mount, Cgroup, Uts, Ipc, User, Pid, Network, Time] {
+        if t as i32 == flag {
+            return t.to_string();
+        }
+    }
+    format!("unknown ({flag:#x})")
+}
+
+/// An opened namespace to join.
+pub struct Join {
+    pub kind: LinuxNamespaceType,
+    pub path: PathBuf,
+    pub fd: OwnedFd,
+}
+
+/// What the intermediate process does with namespaces.
+pub struct Plan {
+    /// Namespaces to join, user first and mount last.
+    pub join: Vec<Join>,
+    /// A new user namespace (its maps are written by the parent).
+    pub new_user: bool,
+    /// The other namespaces to unshare.
+    pub unshare: CloneFlags,
+}
+
+impl Plan {
+    pub fn creates(&self, t: LinuxNamespaceType) -> bool {
+        if t == LinuxNamespaceType::User {
+            self.new_user
+        } else {
+            self.unshare.contains(clone_flag(t))
+        }
+    }
+
+    pub fn has(&self, t: LinuxNamespaceType) -> bool {
+        self.creates(t) || self.join.iter().any(|j| j.kind == t)
+    }
+}
+
+/// Opens every namespace path and checks its type (ioctl NS_GET_NSTYPE),
+/// so a wrong path fails before anything is forked.
+pub fn plan(linux: &Linux) -> Result<Plan, NsError> {
+    let mut join = Vec::new();
+    let mut new_user = false;
+    let mut unshare = CloneFlags::empty();
+    for ns in linux.namespaces().as_deref().unwrap_or_default() {
+        let kind = ns.typ();
+        match ns.path() {
+            Some(path) => join.push(open(kind, path)?),
+            None if kind == LinuxNamespaceType::User => new_user = true,
+            None => unshare |= clone_flag(kind),
+        }
+    }
+    // setns(user) first: later joins need its privileges; mount last,
+    // because it changes how the remaining paths would resolve.
+    join.sort_by_key(|j| match j.kind {
+        LinuxNamespaceType::User => 0,
+        LinuxNamespaceType::Mount => 2,
+        _ => 1,
+    });
+    Ok(Plan {
+        join,
+        new_user,
+        unshare,
+    })
+}
+
+fn open(kind: LinuxNamespaceType, path: &Path) -> Result<Join, NsError> {
+    let file = File::open(path).map_err(|source| NsError::Open {
+        kind,
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let fd: OwnedFd = file.into();
+    let found = crate::sys::process::ns_get_nstype(fd.as_fd()).map_err(|source| {
+        let source = if source.raw_os_error() == Some(libc::ENOTTY) {
+            io::Error::other("not a namespace file")
+        } else {
+            source
+        };
+        NsError::Open {
+            kind,
+            path: path.to_path_buf(),
+            source,
+        }
+    })?;
+    if found != kind as i32 {
+        return Err(NsError::WrongType {
+            kind,
+            path: path.to_path_buf(),
+            found: type_name(found),
+        });
+    }
+    Ok(Join {
+        kind,
+        path: path.to_path_buf(),
+        fd,
+    })
+}
+
+/// setns into each namespace of the plan, in order.
+pub fn join_all(plan: &Plan) -> Result<(), NsError> {
+    for j in &plan.join {
+        nix::sched::setns(j.fd.as_fd(), clone_flag(j.kind)).map_err(|source| NsError::Setns {
+            kind: j.kind,
+            path: j.path.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+pub fn unshare(flags: CloneFlags) -> Result<(), NsError> {
+    if flags.is_empty() {
+        return Ok(());
+    }
+    nix::sched::unshare(flags).map_err(|source| NsError::Unshare { flags, source })
+}
+
+/// The uid_map/gid_map text for a list of mappings.
+pub fn map_text(maps: &[LinuxIdMapping]) -> String {
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect()
+}
+
+/// Written by the parent for the child that unshared a user namespace.
+pub fn write_id_maps(pid: i32, linux: &Linux) -> Result<(), NsError> {
+    let uid = map_text(linux.uid_mappings().as_deref().unwrap_or_default());
+    let gid = map_text(linux.gid_mappings().as_deref().unwrap_or_default());
+    write_proc(pid, "uid_map", &uid)?;
+    write_proc(pid, "gid_map", &gid)
+}
+
+fn write_proc(pid: i32, file: &str, text: &str) -> Result<(), NsError> {
+    let path = format!("/proc/{pid}/{file}");
+    File::options()
+        .write(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|source| NsError::Write { path, source })
+}
+
+/// Offsets for a new time namespace, written by the process that
+/// unshared it, before its first child (the init) is forked.
+pub fn write_time_offsets(linux: &Linux) -> Result<(), NsError> {
+    let Some(offsets) = linux.time_offsets() else {
+        return Ok(());
+    };
+    let mut text = String::new();
+    for (clock, off) in offsets {
+        text.push_str(&format!(
+            "{clock} {} {}\n",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
+    }
+    let path = "/proc/self/timens_offsets".to_string();
+    File::options()
+        .write(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|source| NsError::Write { path, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn linux(json: serde_json::Value) -> Linux {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn plan_splits_new_and_joined() {
+        let l = linux(serde_json::json!({"namespaces": [
+            {"type": "pid"}, {"type": "mount"}, {"type": "user"},
+            {"type": "network", "path": "/proc/self/ns/net"},
+            {"type": "uts", "path": "/proc/self/ns/uts"}
+        ]}));
+        let p = plan(&l).unwrap();
+        assert!(p.new_user);
+        assert_eq!(
+            p.unshare,
+            CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS
+        );
+        assert_eq!(p.join.len(), 2);
+        assert!(p.has(LinuxNamespaceType::Network) && !p.creates(LinuxNamespaceType::Network));
+    }
+
+    #[test]
+    fn wrong_type_and_missing_path_are_named() {
+        let l = linux(serde_json::json!({"namespaces": [
+            {"type": "network", "path": "/proc/self/ns/uts"}
+        ]}));
+        let err = plan(&l).err().unwrap().to_string();
+        assert_eq!(
+            err,
+            "namespace path /proc/self/ns/uts is a uts namespace, but linux.namespaces says net"
+        );
+        let l = linux(serde_json::json!({"namespaces": [
+            {"type": "ipc", "path": "/etc/passwd"}
+        ]}));
+        assert!(plan(&l)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("not a namespace file"));
+        let l = linux(serde_json::json!({"namespaces": [
+            {"type": "ipc", "path": "/nonexistent/ns"}
+        ]}));
+        assert!(plan(&l)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("/nonexistent/ns"));
+    }
+
+    #[test]
+    fn map_text_format() {
+        let l = linux(serde_json::json!({"uidMappings": [
+            {"containerID": 0, "hostID": 100000, "size": 65536}
+        ]}));
+        assert_eq!(
+            map_text(l.uid_mappings().as_deref().unwrap()),
+            "0 100000 65536\n"
+        );
+    }
+}

@@ -1,0 +1,343 @@
+//! The container's root filesystem, in the order the kernel needs:
+//! propagation of `/`, the rootfs bound onto itself, `mounts` in order,
+//! devices, then (after the createContainer hooks) sysctls, read-only and
+//! masked paths, and finally pivot_root and the read-only root.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use oci_spec::runtime::Spec;
+
+use crate::{devices, mounts, resolve};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RootfsError {
+    #[error("rootfs {path}: {op}: {source}")]
+    Root {
+        path: PathBuf,
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Mount(#[from] mounts::MountError),
+    #[error(transparent)]
+    Device(#[from] devices::DeviceError),
+    #[error("linux.devices: {0}")]
+    DevicePlan(String),
+    #[error("{field} {path}: {op}: {source}")]
+    Path {
+        field: &'static str,
+        path: String,
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("linux.sysctl.{key}: write {value:?}: {source}")]
+    Sysctl {
+        key: String,
+        value: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn root_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(io::Error) -> RootfsError + 'a {
+    move |source| RootfsError::Root {
+        path: path.to_path_buf(),
+        op,
+        source,
+    }
+}
+
+fn nix_io(e: nix::Error) -> io::Error {
+    e.into()
+}
+
+/// The rootfs bound onto itself, opened: every later path is resolved
+/// inside it.
+pub struct Root {
+    pub path: PathBuf,
+    pub fd: OwnedFd,
+}
+
+/// Step 1: `/` becomes a slave (or `rootfsPropagation`), the rootfs's
+/// parent mount private (pivot_root needs it), and the rootfs a bind mount
+/// of itself.
+pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<Root, RootfsError> {
+    let propagation = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .filter(|p| !p.is_empty())
+        .and_then(mounts::propagation_flag)
+        .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        propagation | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| root_err(Path::new("/"), "set propagation")(nix_io(e)))?;
+    make_parent_private(rootfs)?;
+    mount(
+        Some(rootfs),
+        rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| root_err(rootfs, "bind onto itself")(nix_io(e)))?;
+    let fd: OwnedFd = File::open(rootfs).map_err(root_err(rootfs, "open"))?.into();
+    Ok(Root {
+        path: rootfs.to_path_buf(),
+        fd,
+    })
+}
+
+/// pivot_root refuses a shared parent mount: make the mount holding the
+/// rootfs private (only when it is shared, to leave the host alone).
+fn make_parent_private(rootfs: &Path) -> Result<(), RootfsError> {
+    let info = procfs::process::Process::myself()
+        .and_then(|p| p.mountinfo())
+        .map_err(|e| root_err(rootfs, "read mountinfo")(io::Error::other(e.to_string())))?;
+    let parent = info
+        .into_iter()
+        .filter(|m| rootfs.starts_with(&m.mount_point))
+        .max_by_key(|m| m.mount_point.as_os_str().len());
+    if let Some(m) = parent {
+        if m.opt_fields
+            .iter()
+            .any(|f| matches!(f, procfs::process::MountOptFields::Shared(_)))
+        {
+            mount(
+                None::<&str>,
+                &m.mount_point,
+                None::<&str>,
+                MsFlags::MS_PRIVATE,
+                None::<&str>,
+            )
+            .map_err(|e| root_err(&m.mount_point, "make private")(nix_io(e)))?;
+        }
+    }
+    Ok(())
+}
+
+/// Step 2: `mounts` in order, then the devices (unless /dev is a bind).
+pub fn mount_all(
+    spec: &Spec,
+    root: &Root,
+    bundle: &Path,
+    cgroup: Option<&rtctr_cgroups::Cgroup>,
+    cgroupns: bool,
+) -> Result<(), RootfsError> {
+    let ctx = mounts::Ctx {
+        root: root.fd.as_fd(),
+        bundle,
+        cgroup,
+        cgroupns,
+    };
+    let list = spec.mounts().as_deref().unwrap_or_default();
+    for (i, m) in list.iter().enumerate() {
+        mounts::apply(&ctx, i, m)?;
+    }
+    let dev_is_bind = list.iter().any(|m| {
+        m.destination() == Path::new("/dev")
+            && (m.typ().as_deref() == Some("bind")
+                || m.options()
+                    .as_deref()
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|o| o == "bind" || o == "rbind"))
+    });
+    if !dev_is_bind {
+        let configured = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.devices().as_deref())
+            .unwrap_or_default();
+        let nodes = devices::plan(configured).map_err(RootfsError::DevicePlan)?;
+        devices::create(root.fd.as_fd(), &nodes)?;
+        devices::symlinks(root.fd.as_fd())?;
+    }
+    Ok(())
+}
+
+/// Writes `linux.sysctl`. /proc/sys applies to the writer's namespaces,
+/// and this runs in the container's, so the host's procfs is the right one
+/// to write through (and the container's /proc may be read-only or absent).
+pub fn sysctl(spec: &Spec) -> Result<(), RootfsError> {
+    let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
+        return Ok(());
+    };
+    for (key, value) in sysctl {
+        let path = Path::new("/proc/sys").join(key.replace('.', "/"));
+        std::fs::write(&path, value.as_bytes()).map_err(|source| RootfsError::Sysctl {
+            key: key.clone(),
+            value: value.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// `linux.readonlyPaths`: each becomes a read-only bind of itself.
+/// Missing paths are skipped.
+pub fn readonly_paths(spec: &Spec, root: BorrowedFd<'_>) -> Result<(), RootfsError> {
+    let paths = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.readonly_paths().as_deref())
+        .unwrap_or_default();
+    for p in paths {
+        let err = |op| {
+            let path = p.clone();
+            move |source: io::Error| RootfsError::Path {
+                field: "linux.readonlyPaths",
+                path,
+                op,
+                source,
+            }
+        };
+        let fd = match resolve::open_path(root, Path::new(p), true) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(err("open")(e)),
+        };
+        let target = resolve::fd_path(&fd);
+        mount(
+            Some(&target),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|e| err("bind")(nix_io(e)))?;
+        let mounted = resolve::open_path(root, Path::new(p), true).map_err(err("reopen"))?;
+        mounts::remount_bind(
+            &resolve::fd_path(&mounted),
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        )
+        .map_err(err("remount read-only"))?;
+    }
+    Ok(())
+}
+
+/// The host's /dev/null, opened and checked to really be the character
+/// device 1:3 before it is bound over anything.
+pub fn open_dev_null() -> io::Result<OwnedFd> {
+    let f = File::options().read(true).open("/dev/null")?;
+    let meta = f.metadata()?;
+    if !meta.file_type().is_char_device() || meta.rdev() != nix::sys::stat::makedev(1, 3) {
+        return Err(io::Error::other(
+            "/dev/null is not the null device (char 1:3)",
+        ));
+    }
+    Ok(f.into())
+}
+
+/// `linux.maskedPaths`: files get the verified /dev/null bound over them,
+/// directories a read-only empty tmpfs. Missing paths are skipped.
+pub fn masked_paths(
+    spec: &Spec,
+    root: BorrowedFd<'_>,
+    dev_null: &OwnedFd,
+) -> Result<(), RootfsError> {
+    let paths = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.masked_paths().as_deref())
+        .unwrap_or_default();
+    for p in paths {
+        let err = |op| {
+            let path = p.clone();
+            move |source: io::Error| RootfsError::Path {
+                field: "linux.maskedPaths",
+                path,
+                op,
+                source,
+            }
+        };
+        let fd = match resolve::open_path(root, Path::new(p), true) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(err("open")(e)),
+        };
+        let is_dir = nix::sys::stat::fstat(fd.as_fd())
+            .map(|st| SFlagExt::is_dir(st.st_mode))
+            .map_err(|e| err("stat")(nix_io(e)))?;
+        let target = resolve::fd_path(&fd);
+        if is_dir {
+            mount(
+                Some("tmpfs"),
+                &target,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                Some("size=0,nr_inodes=1"),
+            )
+            .map_err(|e| err("mount tmpfs")(nix_io(e)))?;
+        } else {
+            mount(
+                Some(&resolve::fd_path(dev_null)),
+                &target,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(|e| err("bind /dev/null")(nix_io(e)))?;
+        }
+    }
+    Ok(())
+}
+
+struct SFlagExt;
+impl SFlagExt {
+    fn is_dir(mode: libc::mode_t) -> bool {
+        mode & libc::S_IFMT == libc::S_IFDIR
+    }
+}
+
+/// Step 3: make the rootfs `/`. pivot_root(".", ".") stacks the old root
+/// under the new one; it is then made a slave (so the unmount does not
+/// propagate to the host) and lazily unmounted.
+pub fn pivot(root: &Root) -> Result<(), RootfsError> {
+    let old = File::open("/").map_err(root_err(Path::new("/"), "open"))?;
+    let p = &root.path;
+    nix::unistd::fchdir(root.fd.as_fd()).map_err(|e| root_err(p, "chdir")(nix_io(e)))?;
+    nix::unistd::pivot_root(".", ".").map_err(|e| root_err(p, "pivot_root")(nix_io(e)))?;
+    nix::unistd::fchdir(old.as_fd()).map_err(|e| root_err(p, "chdir old root")(nix_io(e)))?;
+    mount(
+        None::<&str>,
+        ".",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| root_err(p, "make old root a slave")(nix_io(e)))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(|e| root_err(p, "unmount old root")(nix_io(e)))?;
+    nix::unistd::chdir("/").map_err(|e| root_err(p, "chdir /")(nix_io(e)))?;
+    Ok(())
+}
+
+/// `--no-pivot`: move the rootfs over `/` and chroot into it.
+pub fn move_root(root: &Root) -> Result<(), RootfsError> {
+    let p = &root.path;
+    nix::unistd::fchdir(root.fd.as_fd()).map_err(|e| root_err(p, "chdir")(nix_io(e)))?;
+    mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
+        .map_err(|e| root_err(p, "move to /")(nix_io(e)))?;
+    nix::unistd::chroot(".").map_err(|e| root_err(p, "chroot")(nix_io(e)))?;
+    nix::unistd::chdir("/").map_err(|e| root_err(p, "chdir /")(nix_io(e)))?;
+    Ok(())
+}
+
+/// `root.readonly`: remount `/` read-only (after the pivot).
+pub fn readonly_root() -> Result<(), RootfsError> {
+    mounts::remount_bind(Path::new("/"), MsFlags::MS_RDONLY)
+        .map_err(root_err(Path::new("/"), "remount read-only"))
+}

@@ -1,0 +1,586 @@
+//! The bundle's `config.json`: loading it with errors that name the JSON
+//! path, and the semantic checks oci-spec leaves to the runtime.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+/// Errors name the file or the JSON path and the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: {path}: {msg}")]
+    Parse {
+        file: PathBuf,
+        path: String,
+        msg: String,
+    },
+    #[error("config.json: {path}: {msg}")]
+    Invalid { path: String, msg: String },
+}
+
+fn invalid(path: impl Into<String>, msg: impl Into<String>) -> SpecError {
+    SpecError::Invalid {
+        path: path.into(),
+        msg: msg.into(),
+    }
+}
+
+/// Reads and parses `<bundle>/config.json`. Returns the parsed spec and the
+/// raw bytes (kept as the container's config snapshot).
+pub fn load(bundle: &Path) -> Result<(Spec, Vec<u8>), SpecError> {
+    let file = bundle.join("config.json");
+    let raw = fs::read(&file).map_err(|source| SpecError::Read {
+        path: file.clone(),
+        source,
+    })?;
+    let spec = parse(&raw).map_err(|(path, msg)| SpecError::Parse {
+        file: file.clone(),
+        path,
+        msg,
+    })?;
+    Ok((spec, raw))
+}
+
+/// Parses config bytes; on error returns (JSON path, message).
+pub fn parse(raw: &[u8]) -> Result<Spec, (String, String)> {
+    // oci-spec 0.10 spells two scheduler flags differently from the runtime
+    // spec; rename them before the typed parse (only when present: cheap).
+    if contains(raw, b"SCHED_FLAG_RESET_ON_FORK") || contains(raw, b"SCHED_FLAG_DL_OVERRUN") {
+        let mut value: serde_json::Value =
+            serde_json::from_slice(raw).map_err(|e| (".".to_string(), e.to_string()))?;
+        if let Some(flags) = value
+            .pointer_mut("/process/scheduler/flags")
+            .and_then(|f| f.as_array_mut())
+        {
+            for flag in flags {
+                let renamed = match flag.as_str() {
+                    Some("SCHED_FLAG_RESET_ON_FORK") => "SCHED_RESET_ON_FORK",
+                    Some("SCHED_FLAG_DL_OVERRUN") => "SCHED_FLAG_D_L_OVERRUN",
+                    _ => continue,
+                };
+                *flag = serde_json::Value::from(renamed);
+            }
+        }
+        return serde_path_to_error::deserialize(value)
+            .map_err(|e| (display_path(&e.path().to_string()), e.inner().to_string()));
+    }
+    let mut de = serde_json::Deserializer::from_slice(raw);
+    let spec: Spec = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| (display_path(&e.path().to_string()), e.inner().to_string()))?;
+    de.end().map_err(|e| (".".to_string(), e.to_string()))?;
+    Ok(spec)
+}
+
+fn display_path(p: &str) -> String {
+    if p.is_empty() || p == "." {
+        "(top level)".to_string()
+    } else {
+        p.to_string()
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The checks a runtime must make that parsing does not: each error names
+/// the offending JSON path.
+pub fn validate(spec: &Spec) -> Result<(), SpecError> {
+    let version = spec.version();
+    if version.is_empty() {
+        return Err(invalid("ociVersion", "missing"));
+    }
+    if !version.starts_with("1.") {
+        return Err(invalid(
+            "ociVersion",
+            format!("unsupported version {version:?} (rtctr implements 1.x)"),
+        ));
+    }
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| invalid("root", "missing"))?;
+    if root.path().as_os_str().is_empty() {
+        return Err(invalid("root.path", "missing"));
+    }
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| invalid("process", "missing"))?;
+    match process.args() {
+        Some(args) if !args.is_empty() && !args[0].is_empty() => {}
+        _ => return Err(invalid("process.args", "must name the program to run")),
+    }
+    if !process.cwd().is_absolute() {
+        return Err(invalid(
+            "process.cwd",
+            format!("{:?} is not an absolute path", process.cwd()),
+        ));
+    }
+    if let Some(env) = process.env() {
+        for (i, e) in env.iter().enumerate() {
+            if !e.contains('=') {
+                return Err(invalid(
+                    format!("process.env[{i}]"),
+                    format!("{e:?} is not of the form NAME=value"),
+                ));
+            }
+        }
+    }
+    if let Some(rlimits) = process.rlimits() {
+        let mut seen = HashSet::new();
+        for (i, r) in rlimits.iter().enumerate() {
+            if !seen.insert(format!("{:?}", r.typ())) {
+                return Err(invalid(
+                    format!("process.rlimits[{i}].type"),
+                    "duplicate rlimit",
+                ));
+            }
+            if r.soft() > r.hard() {
+                return Err(invalid(
+                    format!("process.rlimits[{i}]"),
+                    format!("soft limit {} is above hard limit {}", r.soft(), r.hard()),
+                ));
+            }
+        }
+    }
+    if let Some(mounts) = spec.mounts() {
+        for (i, m) in mounts.iter().enumerate() {
+            if !m.destination().is_absolute() {
+                return Err(invalid(
+                    format!("mounts[{i}].destination"),
+                    format!("{:?} is not an absolute path", m.destination()),
+                ));
+            }
+        }
+    }
+    validate_linux(spec)
+}
+
+fn validate_linux(spec: &Spec) -> Result<(), SpecError> {
+    let Some(linux) = spec.linux() else {
+        return Err(invalid("linux", "missing"));
+    };
+    let namespaces = linux.namespaces().as_deref().unwrap_or_default();
+    let mut seen = HashSet::new();
+    for (i, ns) in namespaces.iter().enumerate() {
+        if !seen.insert(ns.typ()) {
+            return Err(invalid(
+                format!("linux.namespaces[{i}].type"),
+                format!("duplicate namespace {}", ns.typ()),
+            ));
+        }
+        if let Some(p) = ns.path() {
+            if !p.is_absolute() {
+                return Err(invalid(
+                    format!("linux.namespaces[{i}].path"),
+                    format!("{p:?} is not an absolute path"),
+                ));
+            }
+        }
+    }
+    let has_new_or_joined = |t: LinuxNamespaceType| namespaces.iter().any(|n| n.typ() == t);
+    let creates = |t: LinuxNamespaceType| {
+        namespaces
+            .iter()
+            .any(|n| n.typ() == t && n.path().is_none())
+    };
+    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty())
+        && !has_new_or_joined(LinuxNamespaceType::Uts)
+    {
+        return Err(invalid(
+            "hostname",
+            "cannot set a hostname without a private UTS namespace",
+        ));
+    }
+    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty())
+        && !has_new_or_joined(LinuxNamespaceType::Uts)
+    {
+        return Err(invalid(
+            "domainname",
+            "cannot set a domainname without a private UTS namespace",
+        ));
+    }
+    let maps = linux.uid_mappings().as_deref().unwrap_or_default().len()
+        + linux.gid_mappings().as_deref().unwrap_or_default().len();
+    if creates(LinuxNamespaceType::User) {
+        if linux
+            .uid_mappings()
+            .as_deref()
+            .unwrap_or_default()
+            .is_empty()
+            || linux
+                .gid_mappings()
+                .as_deref()
+                .unwrap_or_default()
+                .is_empty()
+        {
+            return Err(invalid(
+                "linux.uidMappings",
+                "a new user namespace needs uidMappings and gidMappings",
+            ));
+        }
+    } else if maps > 0 && !has_new_or_joined(LinuxNamespaceType::User) {
+        return Err(invalid(
+            "linux.uidMappings",
+            "uid/gid mappings need a user namespace",
+        ));
+    }
+    if linux.time_offsets().is_some() && !creates(LinuxNamespaceType::Time) {
+        return Err(invalid(
+            "linux.timeOffsets",
+            "time offsets need a new time namespace",
+        ));
+    }
+    if let Some(sysctl) = linux.sysctl() {
+        for key in sysctl.keys() {
+            check_sysctl(key, &has_new_or_joined)?;
+        }
+    }
+    if let Some(p) = linux.rootfs_propagation() {
+        if !matches!(
+            p.as_str(),
+            "" | "private"
+                | "rprivate"
+                | "slave"
+                | "rslave"
+                | "shared"
+                | "rshared"
+                | "unbindable"
+                | "runbindable"
+        ) {
+            return Err(invalid(
+                "linux.rootfsPropagation",
+                format!("unknown propagation {p:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A sysctl may only be set when the namespace it belongs to is the
+/// container's own (as runc checks).
+fn check_sysctl(key: &str, has: &dyn Fn(LinuxNamespaceType) -> bool) -> Result<(), SpecError> {
+    let path = format!("linux.sysctl.{key}");
+    if key.contains("..") || key.starts_with('/') || key.is_empty() {
+        return Err(invalid(path, "not a sysctl name"));
+    }
+    const IPC: &[&str] = &[
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    let ns = if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
+        LinuxNamespaceType::Ipc
+    } else if key.starts_with("net.") {
+        LinuxNamespaceType::Network
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        LinuxNamespaceType::Uts
+    } else if key.starts_with("user.") {
+        LinuxNamespaceType::User
+    } else {
+        return Err(invalid(
+            path,
+            "not namespaced: setting it would change the host",
+        ));
+    };
+    if !has(ns) {
+        return Err(invalid(
+            path,
+            format!("needs the container's own {ns} namespace"),
+        ));
+    }
+    Ok(())
+}
+
+/// The default `config.json` written by `rtctr spec`, as `runc spec` writes it.
+pub const DEFAULT_CONFIG: &str = r#"{
+	"ociVersion": "1.2.0",
+	"process": {
+		"terminal": true,
+		"user": {
+			"uid": 0,
+			"gid": 0
+		},
+		"args": [
+			"sh"
+		],
+		"env": [
+			"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+			"TERM=xterm"
+		],
+		"cwd": "/",
+		"capabilities": {
+			"bounding": [
+				"CAP_AUDIT_WRITE",
+				"CAP_KILL",
+				"CAP_NET_BIND_SERVICE"
+			],
+			"effective": [
+				"CAP_AUDIT_WRITE",
+				"CAP_KILL",
+				"CAP_NET_BIND_SERVICE"
+			],
+			"permitted": [
+				"CAP_AUDIT_WRITE",
+				"CAP_KILL",
+				"CAP_NET_BIND_SERVICE"
+			]
+		},
+		"rlimits": [
+			{
+				"type": "RLIMIT_NOFILE",
+				"hard": 1024,
+				"soft": 1024
+			}
+		],
+		"noNewPrivileges": true
+	},
+	"root": {
+		"path": "rootfs",
+		"readonly": true
+	},
+	"hostname": "rtctr",
+	"mounts": [
+		{
+			"destination": "/proc",
+			"type": "proc",
+			"source": "proc"
+		},
+		{
+			"destination": "/dev",
+			"type": "tmpfs",
+			"source": "tmpfs",
+			"options": [
+				"nosuid",
+				"strictatime",
+				"mode=755",
+				"size=65536k"
+			]
+		},
+		{
+			"destination": "/dev/pts",
+			"type": "devpts",
+			"source": "devpts",
+			"options": [
+				"nosuid",
+				"noexec",
+				"newinstance",
+				"ptmxmode=0666",
+				"mode=0620",
+				"gid=5"
+			]
+		},
+		{
+			"destination": "/dev/shm",
+			"type": "tmpfs",
+			"source": "shm",
+			"options": [
+				"nosuid",
+				"noexec",
+				"nodev",
+				"mode=1777",
+				"size=65536k"
+			]
+		},
+		{
+			"destination": "/dev/mqueue",
+			"type": "mqueue",
+			"source": "mqueue",
+			"options": [
+				"nosuid",
+				"noexec",
+				"nodev"
+			]
+		},
+		{
+			"destination": "/sys",
+			"type": "sysfs",
+			"source": "sysfs",
+			"options": [
+				"nosuid",
+				"noexec",
+				"nodev",
+				"ro"
+			]
+		},
+		{
+			"destination": "/sys/fs/cgroup",
+			"type": "cgroup",
+			"source": "cgroup",
+			"options": [
+				"nosuid",
+				"noexec",
+				"nodev",
+				"relatime",
+				"ro"
+			]
+		}
+	],
+	"linux": {
+		"resources": {
+			"devices": [
+				{
+					"allow": false,
+					"access": "rwm"
+				}
+			]
+		},
+		"namespaces": [
+			{
+				"type": "pid"
+			},
+			{
+				"type": "network"
+			},
+			{
+				"type": "ipc"
+			},
+			{
+				"type": "uts"
+			},
+			{
+				"type": "mount"
+			},
+			{
+				"type": "cgroup"
+			}
+		],
+		"maskedPaths": [
+			"/proc/acpi",
+			"/proc/asound",
+			"/proc/kcore",
+			"/proc/keys",
+			"/proc/latency_stats",
+			"/proc/timer_list",
+			"/proc/timer_stats",
+			"/proc/sched_debug",
+			"/sys/firmware",
+			"/proc/scsi"
+		],
+		"readonlyPaths": [
+			"/proc/bus",
+			"/proc/fs",
+			"/proc/irq",
+			"/proc/sys",
+			"/proc/sysrq-trigger"
+		]
+	}
+}
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+        let mut v: serde_json::Value = serde_json::from_str(DEFAULT_CONFIG).unwrap();
+        edit(&mut v);
+        serde_json::to_vec(&v).unwrap()
+    }
+
+    fn check(raw: &[u8]) -> Result<Spec, String> {
+        let spec = parse(raw).map_err(|(p, m)| format!("{p}: {m}"))?;
+        validate(&spec).map_err(|e| e.to_string())?;
+        Ok(spec)
+    }
+
+    #[test]
+    fn default_config_is_valid() {
+        let spec = check(DEFAULT_CONFIG.as_bytes()).unwrap();
+        assert_eq!(spec.hostname().as_deref(), Some("rtctr"));
+    }
+
+    #[test]
+    fn parse_error_names_json_path() {
+        let raw = with(|v| v["process"]["args"] = "sh".into());
+        let err = check(&raw).unwrap_err();
+        assert!(err.starts_with("process.args: invalid type"), "{err}");
+        let raw = with(|v| v["linux"]["namespaces"][1]["type"] = "netns".into());
+        let err = check(&raw).unwrap_err();
+        assert!(
+            err.starts_with("linux.namespaces[1].type: unknown variant"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn trailing_garbage_is_rejected() {
+        let mut raw = DEFAULT_CONFIG.as_bytes().to_vec();
+        raw.extend_from_slice(b"}");
+        assert!(check(&raw).is_err());
+    }
+
+    #[test]
+    fn semantic_errors_name_the_field() {
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (with(|v| v["ociVersion"] = "2.0.0".into()), "ociVersion"),
+            (with(|v| v["process"]["cwd"] = "tmp".into()), "process.cwd"),
+            (
+                with(|v| v["process"]["args"] = serde_json::json!([])),
+                "process.args",
+            ),
+            (
+                with(|v| v["process"]["env"] = serde_json::json!(["X"])),
+                "process.env[0]",
+            ),
+            (
+                with(|v| {
+                    v["linux"]["namespaces"] = serde_json::json!([{"type":"pid"},{"type":"pid"}])
+                }),
+                "linux.namespaces[1].type",
+            ),
+            (
+                with(|v| v["linux"]["namespaces"] = serde_json::json!([{"type":"mount"}])),
+                "hostname",
+            ),
+            (
+                with(|v| v["mounts"][0]["destination"] = "proc".into()),
+                "mounts[0].destination",
+            ),
+            (
+                with(|v| v["linux"]["sysctl"] = serde_json::json!({"kernel.panic": "1"})),
+                "linux.sysctl.kernel.panic",
+            ),
+            (
+                with(|v| {
+                    v["linux"]["namespaces"] = serde_json::json!([{"type":"user"},{"type":"uts"}])
+                }),
+                "linux.uidMappings",
+            ),
+            (
+                with(|v| {
+                    v["process"]["rlimits"] =
+                        serde_json::json!([{"type":"RLIMIT_NOFILE","hard":1,"soft":2}])
+                }),
+                "process.rlimits[0]",
+            ),
+        ];
+        for (raw, field) in cases {
+            let err = check(&raw).unwrap_err();
+            assert!(err.contains(field), "expected {field} in {err}");
+        }
+    }
+
+    #[test]
+    fn spec_scheduler_flag_names_are_accepted() {
+        let raw = with(|v| {
+            v["process"]["scheduler"] =
+                serde_json::json!({"policy":"SCHED_OTHER","flags":["SCHED_FLAG_RESET_ON_FORK"]})
+        });
+        check(&raw).unwrap();
+    }
+}

@@ -1,0 +1,74 @@
+//! `rtctr start`: release a created container's init through its exec
+//! fifo, then run the poststart hooks.
+
+use std::io::Write;
+
+use nix::fcntl::OFlag;
+
+use crate::state::{ContainerDir, State, StateError, Status, Store, EXEC_FIFO};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("cannot start container {id}: it is {status}")]
+    BadStatus { id: String, status: Status },
+    #[error("cannot start container {id}: its init is gone ({source})")]
+    Fifo {
+        id: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config snapshot: {0}")]
+    Config(#[from] crate::spec::SpecError),
+}
+
+pub fn start(store: &Store, id: &str) -> Result<(), StartError> {
+    let dir = store.open(id)?;
+    let mut state = dir.load()?;
+    start_loaded(&dir, &mut state)
+}
+
+/// `start` for a container already loaded (also used by `run`).
+pub fn start_loaded(dir: &ContainerDir, state: &mut State) -> Result<(), StartError> {
+    let status = dir.status(state);
+    if status != Status::Created {
+        return Err(StartError::BadStatus {
+            id: state.id.clone(),
+            status,
+        });
+    }
+    let fifo = dir.file(EXEC_FIFO);
+    let fifo_err = |source: std::io::Error| StartError::Fifo {
+        id: state.id.clone(),
+        source,
+    };
+    // Non-blocking: with no reader (the init died) this fails with ENXIO
+    // instead of hanging.
+    let fd = nix::fcntl::open(
+        &fifo,
+        OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| fifo_err(e.into()))?;
+    std::fs::File::from(fd).write_all(b"0").map_err(fifo_err)?;
+    let _ = std::fs::remove_file(&fifo);
+    state.started = true;
+    dir.save(state)?;
+    let spec = load_snapshot(dir)?;
+    if let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststart().as_deref()) {
+        let json = serde_json::to_vec(&state.oci(Status::Running)).expect("state serializes");
+        // A failing poststart hook is a warning: the container runs on.
+        if let Err(e) = crate::hooks::run_all("poststart", h, &json) {
+            log::warn!("{e}");
+        }
+    }
+    Ok(())
+}
+
+/// The config.json snapshot taken at create.
+pub fn load_snapshot(
+    dir: &ContainerDir,
+) -> Result<oci_spec::runtime::Spec, crate::spec::SpecError> {
+    Ok(crate::spec::load(&dir.path)?.0)
+}

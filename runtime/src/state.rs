@@ -1,0 +1,373 @@
+//! The state store: `<root>/<id>/` holds `state.json` (written atomically:
+//! temp file + rename), the container's config snapshot `config.json`, and
+//! the `exec.fifo` that holds a created container's init until `start`.
+//!
+//! Status is never stored, it is derived: a dead (or reused) init pid is
+//! `stopped`; a live init with the fifo still present is `created`; a
+//! frozen cgroup is `paused`; otherwise `running`.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use rtctr_cgroups::Cgroup;
+use serde::{Deserialize, Serialize};
+
+pub const STATE_FILE: &str = "state.json";
+pub const CONFIG_FILE: &str = "config.json";
+pub const EXEC_FIFO: &str = "exec.fifo";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("invalid container id {id:?}: {why}")]
+    InvalidId { id: String, why: &'static str },
+    #[error("container with id {0} already exists")]
+    Exists(String),
+    #[error("container {0} does not exist")]
+    NotFound(String),
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("corrupt state file {path}: {source}")]
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StateError + 'a {
+    move |source| StateError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Container ids name a directory: refuse anything that could escape it or
+/// confuse a terminal.
+pub fn validate_id(id: &str) -> Result<(), StateError> {
+    let bad = |why| {
+        Err(StateError::InvalidId {
+            id: id.to_string(),
+            why,
+        })
+    };
+    if id.is_empty() {
+        return bad("empty");
+    }
+    if id == "." || id == ".." {
+        return bad("'.' and '..' are not ids");
+    }
+    if id.len() > 1024 {
+        return bad("longer than 1024 bytes");
+    }
+    if id.contains('/') {
+        return bad("contains '/'");
+    }
+    if id.chars().any(|c| c.is_control()) {
+        return bad("contains a control character");
+    }
+    Ok(())
+}
+
+/// The lifecycle status of the OCI state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        })
+    }
+}
+
+/// What rtctr keeps about a container between commands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    pub id: String,
+    /// The init process, as seen from the host.
+    pub pid: i32,
+    /// Its start time (clock ticks since boot), to tell it from a reused pid.
+    pub pid_start: u64,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    /// RFC 3339.
+    pub created: String,
+    pub owner: String,
+    #[serde(default)]
+    pub annotations: HashMap<String, String>,
+    pub cgroup: Option<Cgroup>,
+    /// The network attachment made by the built-in hook, if any.
+    #[serde(default)]
+    pub network: Option<serde_json::Value>,
+    /// Set once `start` released the init.
+    #[serde(default)]
+    pub started: bool,
+}
+
+/// The OCI state document (`rtctr state`), with runc's extra fields.
+#[derive(Debug, Serialize)]
+pub struct OciState<'a> {
+    #[serde(rename = "ociVersion")]
+    pub oci_version: &'static str,
+    pub id: &'a str,
+    pub status: Status,
+    pub pid: i32,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub created: &'a str,
+    pub owner: &'a str,
+    #[serde(skip_serializing_if = "HashMap::is_empty")]
+    pub annotations: &'a HashMap<String, String>,
+}
+
+pub const OCI_VERSION: &str = "1.2.0";
+
+impl State {
+    pub fn oci(&self, status: Status) -> OciState<'_> {
+        OciState {
+            oci_version: OCI_VERSION,
+            id: &self.id,
+            status,
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.pid
+            },
+            bundle: &self.bundle,
+            rootfs: &self.rootfs,
+            created: &self.created,
+            owner: &self.owner,
+            annotations: &self.annotations,
+        }
+    }
+}
+
+/// The directory holding every container's state.
+pub struct Store {
+    root: PathBuf,
+}
+
+/// One container's directory, locked (flock) for as long as this lives.
+pub struct ContainerDir {
+    pub id: String,
+    pub path: PathBuf,
+    _lock: File,
+}
+
+impl Store {
+    pub fn new(root: PathBuf) -> Store {
+        Store { root }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Makes `<root>/<id>` for a new container. mkdir is atomic, so of two
+    /// parallel creates of one id exactly one wins.
+    pub fn create(&self, id: &str) -> Result<ContainerDir, StateError> {
+        validate_id(id)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o711)
+            .create(&self.root)
+            .map_err(io_err("create state root", &self.root))?;
+        let path = self.root.join(id);
+        match fs::DirBuilder::new().mode(0o711).create(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(StateError::Exists(id.to_string()))
+            }
+            Err(e) => return Err(io_err("create", &path)(e)),
+        }
+        let lock = lock_dir(&path)?;
+        Ok(ContainerDir {
+            id: id.to_string(),
+            path,
+            _lock: lock,
+        })
+    }
+
+    /// Opens and locks an existing container's directory.
+    pub fn open(&self, id: &str) -> Result<ContainerDir, StateError> {
+        validate_id(id)?;
+        let path = self.root.join(id);
+        let lock = match lock_dir(&path) {
+            Err(StateError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                return Err(StateError::NotFound(id.to_string()))
+            }
+            other => other?,
+        };
+        Ok(ContainerDir {
+            id: id.to_string(),
+            path,
+            _lock: lock,
+        })
+    }
+
+    /// Ids of every container directory (sorted).
+    pub fn ids(&self) -> Result<Vec<String>, StateError> {
+        let mut ids = Vec::new();
+        let entries = match fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(ids),
+            Err(e) => return Err(io_err("read", &self.root)(e)),
+        };
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                if let Some(name) = entry.file_name().to_str() {
+                    ids.push(name.to_string());
+                }
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+}
+
+fn lock_dir(path: &Path) -> Result<File, StateError> {
+    let dir = File::open(path).map_err(io_err("open", path))?;
+    rustix::fs::flock(dir.as_fd(), rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| io_err("lock", path)(e.into()))?;
+    Ok(dir)
+}
+
+impl ContainerDir {
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    pub fn load(&self) -> Result<State, StateError> {
+        let path = self.file(STATE_FILE);
+        let raw = match fs::read(&path) {
+            Ok(raw) => raw,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StateError::NotFound(self.id.clone()))
+            }
+            Err(e) => return Err(io_err("read", &path)(e)),
+        };
+        serde_json::from_slice(&raw).map_err(|source| StateError::Corrupt { path, source })
+    }
+
+    /// Writes `state.json` atomically: a reader sees the old or the new
+    /// file, never a torn one.
+    pub fn save(&self, state: &State) -> Result<(), StateError> {
+        let bytes = serde_json::to_vec(state).expect("state serializes");
+        write_atomic(&self.file(STATE_FILE), &bytes)
+    }
+
+    /// Removes the directory and everything in it.
+    pub fn remove(self) -> Result<(), StateError> {
+        match fs::remove_dir_all(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("remove", &self.path)(e)),
+        }
+    }
+
+    /// Derives the status from the kernel (see the module doc).
+    pub fn status(&self, state: &State) -> Status {
+        if !crate::process::is_alive(state.pid, state.pid_start) {
+            return Status::Stopped;
+        }
+        if !state.started && self.file(EXEC_FIFO).exists() {
+            return Status::Created;
+        }
+        if let Some(cg) = &state.cgroup {
+            if cg.is_frozen().unwrap_or(false) {
+                return Status::Paused;
+            }
+        }
+        Status::Running
+    }
+}
+
+/// temp file + rename in the same directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp).map_err(io_err("create", &tmp))?;
+    f.write_all(bytes).map_err(io_err("write", &tmp))?;
+    drop(f);
+    fs::rename(&tmp, path).map_err(io_err("rename", path))
+}
+
+/// The current time as RFC 3339 with nanoseconds, as runc writes `created`.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        for bad in ["", ".", "..", "a/b", "a\nb", "a\u{7f}"] {
+            assert!(validate_id(bad).is_err(), "{bad:?} accepted");
+        }
+        for good in ["a", "ctr-1_x.y", "with space", "ünï"] {
+            validate_id(good).unwrap();
+        }
+    }
+
+    #[test]
+    fn create_twice_fails_and_ids_lists() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path().join("root"));
+        let a = store.create("a").unwrap();
+        drop(a);
+        assert!(matches!(store.create("a"), Err(StateError::Exists(_))));
+        store.create("b").unwrap();
+        assert_eq!(store.ids().unwrap(), vec!["a", "b"]);
+        assert!(matches!(store.open("zz"), Err(StateError::NotFound(_))));
+    }
+
+    #[test]
+    fn save_is_atomic_and_loads_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path().to_path_buf());
+        let dir = store.create("c").unwrap();
+        let state = State {
+            id: "c".into(),
+            pid: 1,
+            pid_start: 2,
+            bundle: "/b".into(),
+            rootfs: "/b/rootfs".into(),
+            created: now_rfc3339(),
+            owner: "root".into(),
+            annotations: HashMap::new(),
+            cgroup: None,
+            network: None,
+            started: false,
+        };
+        dir.save(&state).unwrap();
+        assert!(!dir.file("state.tmp").exists());
+        let back = dir.load().unwrap();
+        assert_eq!(back.pid_start, 2);
+        let json = serde_json::to_value(back.oci(Status::Created)).unwrap();
+        assert_eq!(json["status"], "created");
+        assert_eq!(json["ociVersion"], OCI_VERSION);
+        assert!(json.get("annotations").is_none());
+    }
+}

@@ -1,0 +1,5 @@
+//! The only place with `unsafe`: thin wrappers over syscalls that nix and
+//! rustix do not cover safely. Each wrapper is named after its syscall.
+
+pub mod mount;
+pub mod process;

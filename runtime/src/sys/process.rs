@@ -1,0 +1,113 @@
+//! Process-level syscalls: fork, _exit, close_range, setdomainname.
+
+use std::io;
+
+use nix::unistd::{ForkResult, Pid};
+
+/// Which side of a [`fork`] we are on.
+pub enum Forked {
+    Parent(Pid),
+    Child,
+}
+
+/// fork(2). <https://man7.org/linux/man-pages/man2/fork.2.html>
+///
+/// rtctr forks only while it is single-threaded (it never starts threads
+/// before `create` forks), so the child may run ordinary Rust code.
+pub fn fork() -> io::Result<Forked> {
+    // SAFETY: rtctr is single-threaded whenever it forks (no thread is
+    // spawned before create/exec/run fork), so the child inherits a
+    // consistent heap and no locks held by other threads.
+    match unsafe { nix::unistd::fork() }? {
+        ForkResult::Parent { child } => Ok(Forked::Parent(child)),
+        ForkResult::Child => Ok(Forked::Child),
+    }
+}
+
+/// _exit(2): leave a forked child without running the parent's exit handlers
+/// or flushing its buffers twice. <https://man7.org/linux/man-pages/man2/_exit.2.html>
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit has no preconditions; it never returns.
+    unsafe { libc::_exit(code) }
+}
+
+/// close_range(first, ~0, CLOSE_RANGE_CLOEXEC): mark every descriptor from
+/// `first` on close-on-exec, so nothing of rtctr's leaks into the container.
+/// <https://man7.org/linux/man-pages/man2/close_range.2.html>
+pub fn cloexec_from(first: u32) -> io::Result<()> {
+    // SAFETY: close_range only changes flags of this process's descriptors;
+    // no memory is passed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// setdomainname(2). <https://man7.org/linux/man-pages/man2/setdomainname.2.html>
+pub fn setdomainname(name: &str) -> io::Result<()> {
+    // SAFETY: the pointer and length describe `name`'s bytes, which outlive
+    // the call; the kernel copies them.
+    let rc = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// ioctl(fd, NS_GET_NSTYPE): the CLONE_NEW* type of a namespace file.
+/// <https://man7.org/linux/man-pages/man2/ioctl_nsfs.2.html>
+pub fn ns_get_nstype(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<i32> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: NS_GET_NSTYPE takes no argument and only reads the fd.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::NS_GET_NSTYPE) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rc)
+}
+
+extern "C" fn exit_with_signal(sig: libc::c_int) {
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { libc::_exit(128 + sig) }
+}
+
+/// Makes the container init (pid 1 of its namespace, which the kernel
+/// shields from signals it has no handler for) die on the usual
+/// terminating signals while it waits to be started. execve resets these
+/// handlers, so the container's program never sees them.
+pub fn exit_on_signals(signals: &[nix::sys::signal::Signal]) -> io::Result<()> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
+    let action = SigAction::new(
+        SigHandler::Handler(exit_with_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for &sig in signals {
+        // SAFETY: the handler only calls _exit, which is async-signal-safe.
+        unsafe { sigaction(sig, &action) }?;
+    }
+    Ok(())
+}
+
+/// keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): a fresh session keyring, so
+/// the container does not share the caller's keys.
+/// <https://man7.org/linux/man-pages/man2/keyctl.2.html>
+pub fn join_session_keyring(name: &str) -> io::Result<()> {
+    let name =
+        std::ffi::CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: `name` is a valid NUL-terminated string that outlives the call.
+    let rc = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
