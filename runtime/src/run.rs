@@ -89,13 +89,22 @@ pub fn run(store: &Store, opts: &RunOptions) -> Result<i32, RunError> {
         let _ = delete::destroy(created.dir, &created.state);
         return Err(e.into());
     }
+    // Other commands (state, kill) must be able to lock the directory
+    // while the container runs.
+    let id = created.state.id.clone();
+    drop(created.dir);
     let code = if opts.no_subreaper {
         wait_pidfd(pid)
     } else {
         wait_child(&sfd, pid)?
     };
     if !opts.keep {
-        delete::destroy(created.dir, &created.state)?;
+        match store.open(&id) {
+            Ok(dir) => delete::destroy(dir, &created.state)?,
+            // Somebody deleted it meanwhile.
+            Err(crate::state::StateError::NotFound(_)) => {}
+            Err(e) => return Err(DeleteError::from(e).into()),
+        }
     }
     Ok(code)
 }

@@ -254,6 +254,12 @@ fn lock_dir(path: &Path) -> Result<File, StateError> {
 }
 
 impl ContainerDir {
+    /// The descriptor holding the lock; a forked child must close it, or
+    /// the lock lives as long as the child does.
+    pub fn lock_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self._lock)
+    }
+
     pub fn file(&self, name: &str) -> PathBuf {
         self.path.join(name)
     }

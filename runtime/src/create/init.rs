@@ -66,7 +66,12 @@ pub struct Ctx<'a> {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
-    pub chan: &'a Channel,
+    /// To the parent, for the intermediate process.
+    pub ns_chan: &'a Channel,
+    /// To the parent, for the container init.
+    pub init_chan: &'a Channel,
+    /// The state directory's lock, inherited through fork: closed at once.
+    pub lock_fd: std::os::fd::RawFd,
 }
 
 /// The intermediate process: never returns.
@@ -74,13 +79,14 @@ pub fn intermediate(ctx: &Ctx) -> ! {
     match run_intermediate(ctx) {
         Ok(()) => exit_now(0),
         Err(e) => {
-            ctx.chan.send_error(&e);
+            ctx.ns_chan.send_error(&e);
             exit_now(1)
         }
     }
 }
 
 fn run_intermediate(ctx: &Ctx) -> Result<(), InitError> {
+    let _ = nix::unistd::close(ctx.lock_fd);
     // rtctr run blocks signals to forward them; the container must not inherit that.
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
         .map_err(sys("sigprocmask"))?;
@@ -92,8 +98,8 @@ fn run_intermediate(ctx: &Ctx) -> Result<(), InitError> {
     namespaces::join_all(ctx.ns)?;
     if ctx.ns.new_user {
         namespaces::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)?;
-        ctx.chan.send(&Msg::UsernsCreated)?;
-        ctx.chan.expect(Msg::MapsWritten, "MapsWritten")?;
+        ctx.ns_chan.send(&Msg::UsernsCreated)?;
+        ctx.ns_chan.expect(Msg::MapsWritten, "MapsWritten")?;
     }
     if ctx.ns.has(LinuxNamespaceType::User) {
         nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
@@ -109,7 +115,7 @@ fn run_intermediate(ctx: &Ctx) -> Result<(), InitError> {
     // A new pid (and time) namespace applies to children only: fork the init.
     match fork().map_err(sys_io("fork container init"))? {
         Forked::Parent(pid) => {
-            ctx.chan.send(&Msg::InitPid(pid.as_raw()))?;
+            ctx.ns_chan.send(&Msg::InitPid(pid.as_raw()))?;
             Ok(())
         }
         Forked::Child => init(ctx),
@@ -120,7 +126,7 @@ fn init(ctx: &Ctx) -> ! {
     match run_init(ctx) {
         Ok(never) => match never {},
         Err(e) => {
-            ctx.chan.send_error(&e);
+            ctx.init_chan.send_error(&e);
             exit_now(1)
         }
     }
@@ -155,8 +161,8 @@ fn run_init(ctx: &Ctx) -> Result<Infallible, InitError> {
     let cgroupns = ctx.ns.creates(LinuxNamespaceType::Cgroup);
     rootfs::mount_all(spec, &root, ctx.bundle, ctx.cgroup, cgroupns)?;
     // createRuntime hooks run in the parent once the namespaces exist.
-    ctx.chan.send(&Msg::RuntimeHooks)?;
-    let state_json = ctx.chan.expect_continue()?;
+    ctx.init_chan.send(&Msg::RuntimeHooks)?;
+    let state_json = ctx.init_chan.expect_continue()?;
     if let Some(h) = spec
         .hooks()
         .as_ref()
@@ -203,7 +209,7 @@ fn run_init(ctx: &Ctx) -> Result<Infallible, InitError> {
     let path = process::cpath(&program)?;
     // Only stdio and --preserve-fds reach the container.
     crate::sys::process::cloexec_from(3 + ctx.preserve_fds).map_err(sys_io("close_range"))?;
-    ctx.chan.send(&Msg::Created)?;
+    ctx.init_chan.send(&Msg::Created)?;
     wait_for_start(fifo)?;
     if let Some(h) = spec
         .hooks()

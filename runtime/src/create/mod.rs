@@ -139,6 +139,7 @@ fn build(
     if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
         cgroup.apply(res)?;
     }
+    let (ns_parent, ns_child) = sync::pair().map_err(io_err("socketpair", dir.path.as_path()))?;
     let (parent, child) = sync::pair().map_err(io_err("socketpair", dir.path.as_path()))?;
     let ctx = init::Ctx {
         id: &opts.id,
@@ -151,18 +152,22 @@ fn build(
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
         preserve_fds: opts.preserve_fds,
-        chan: &child,
+        ns_chan: &ns_child,
+        init_chan: &child,
+        lock_fd: dir.lock_fd(),
     };
     let intermediate = match fork().map_err(io_err("fork", Path::new("rtctr")))? {
         Forked::Child => {
             drop(parent);
+            drop(ns_parent);
             init::intermediate(&ctx)
         }
         Forked::Parent(pid) => pid,
     };
     drop(child);
+    drop(ns_child);
     undo.init = Some((intermediate.as_raw(), None));
-    let pid = receive_init_pid(&parent, intermediate.as_raw(), spec)?;
+    let pid = receive_init_pid(&ns_parent, intermediate.as_raw(), spec)?;
     let _ = nix::sys::wait::waitpid(intermediate, None);
     undo.init = Some((pid, pidfd_of(pid)));
     let pid_start =

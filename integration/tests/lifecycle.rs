@@ -1,0 +1,285 @@
+//! The container lifecycle through the rtctr binary: what the container
+//! sees, what `state` says, and what the host holds afterwards.
+
+use rtctr_integration::*;
+use serde_json::json;
+
+#[test]
+fn run_shows_the_container_view() {
+    if !require_root() {
+        return;
+    }
+    let rt = Rtctr::new();
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "echo pid=$$; echo host=$(hostname); echo uid=$(id -u) gid=$(id -g) groups=$(id -G); echo cwd=$(pwd); echo foo=$FOO; echo home=$HOME",
+    ]);
+    b.edit(|c| {
+        c["hostname"] = json!("box1");
+        c["process"]["env"] = json!(["PATH=/bin", "FOO=bar baz"]);
+        c["process"]["cwd"] = json!("/tmp/work");
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000, "additionalGids": [5, 1000]});
+    });
+    let out = rt.run_bundle(&b, "view").ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "pid=1",
+            "host=box1",
+            "uid=1000 gid=1000 groups=1000 5",
+            "cwd=/tmp/work",
+            "foo=bar baz",
+            "home=/home/user"
+        ],
+        "{out:?}"
+    );
+    // run removed the container when it exited.
+    assert!(rt.ids().is_empty());
+}
+
+#[test]
+fn exit_status_is_the_containers() {
+    if !require_root() {
+        return;
+    }
+    let rt = Rtctr::new();
+    let b = Bundle::new(&["sh", "-c", "exit 7"]);
+    assert_eq!(rt.run_bundle(&b, "e7").code, 7);
+    let b = Bundle::new(&["sh", "-c", "kill -TERM $$; sleep 5"]);
+    // pid 1 has no handler for SIGTERM, so that kill does nothing: exit 0.
+    assert_eq!(rt.run_bundle(&b, "e0").code, 0);
+}
+
+#[test]
+fn killed_by_signal_exits_128_plus_n() {
+    if !require_root() {
+        return;
+    }
+    let rt = Rtctr::new();
+    let b = Bundle::new(&["sleep", "30"]);
+    let mut child = rt
+        .cmd()
+        .args(["run", "--bundle", b.path().to_str().unwrap(), "sig"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    rt.wait_status("sig", "running");
+    rt.run(&["kill", "sig", "KILL"]).ok();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(137));
+    assert!(rt.ids().is_empty());
+}
+
+#[test]
+fn create_start_state_kill_delete() {
+    if !require_root() {
+        return;
+    }
+    let rt = Rtctr::new();
+    let b = Bundle::new(&["sh", "-c", "echo started; exec sleep 60"]);
+    let pid_file = b.path().join("pid");
+    rt.create(&b, "life", &["--pid-file", pid_file.to_str().unwrap()])
+        .ok();
+    let st = rt.state("life").unwrap();
+    assert_eq!(st["status"], "created");
+    assert_eq!(st["id"], "life");
+    assert_eq!(st["ociVersion"], "1.2.0");
+    assert_eq!(st["bundle"], json!(b.path().canonicalize().unwrap()));
+    let pid = st["pid"].as_i64().unwrap();
+    assert_eq!(std::fs::read_to_string(&pid_file).unwrap(), pid.to_string());
+    assert!(pid_alive(pid));
+    // Nothing ran yet.
+    assert_eq!(Rtctr::output_of(&b, "life"), "");
+    let list = rt.run(&["list", "--format", "json"]).ok();
+    let list: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+    assert_eq!(list[0]["status"], "created");
+    assert_eq!(rt.run(&["list", "-q"]).ok().stdout, "life\n");
+
+    rt.run(&["start", "life"]).ok();
+    rt.wait_status("life", "running");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while Rtctr::output_of(&b, "life") != "started\n" {
+        assert!(std::time::Instant::now() < deadline, "no output");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let again = rt.run(&["start", "life"]);
+    assert_eq!(again.code, 1);
+    assert!(again.stderr.contains("it is running"), "{again:?}");
+    // A running container is not deleted without --force.
+    let del = rt.run(&["delete", "life"]);
+    assert_eq!(del.code, 1);
+    assert!(del.stderr.contains("not stopped"), "{del:?}");
+
+    rt.run(&["kill", "life"]).ok(); // SIGTERM: sleep (pid 1, no handler) ignores it
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(rt.status("life").as_deref(), Some("running"));
+    rt.run(&["kill", "life", "SIGKILL"]).ok();
+    rt.wait_status("life", "stopped");
+    let st = rt.state("life").unwrap();
+    assert_eq!(st["pid"], 0);
+    let k = rt.run(&["kill", "life", "9"]);
+    assert_eq!(k.code, 1, "kill of a stopped container: {k:?}");
+    rt.run(&["delete", "life"]).ok();
+    assert!(rt.ids().is_empty());
+    assert!(rt.state("life").is_none());
+    assert!(!pid_alive(pid));
+    assert!(!host_mounts_mention(&b.path().canonicalize().unwrap()));
+}
+
+#[test]
+fn created_container_dies_on_sigterm_and_delete_removes_it() {
+    if !require_root() {
+        return;
+    }
+    let rt = Rtctr::new();
+    let b = Bundle::new(&["true"]);
+    rt.create(&b, "c1", &[]).ok();
+    let pid = rt.state("c1").unwrap()["pid"].as_i64().unwrap();
+    rt.run(&["kill", "c1"]).ok();
+    rt.wait_status("c1", "stopped");
+    rt.run(&["delete", "c1"]).ok();
+    // A created container is deleted without --force, as runc does.
+    rt.create(&b, "c2", &[]).ok();
+    let pid2 = rt.state("c2").unwrap()["pid"].as_i64().unwrap();
+    rt.run(&["delete", "c2"]).ok();
+    assert!(!pid_alive(pid) && !pid_alive(pid2));
+    assert!(rt.ids().is_empty());
+}
+
+#[test]
+fn stopped_after_the_process_exits() {
+    if !require_root() {
+        return;
+    }
+    let rt = Rtctr::new();
+    let b = Bundle::new(&["true"]);
+    rt.create(&b, "short", &[]).ok();
+    rt.run(&["start", "short"]).ok();
+    rt.wait_status("short", "stopped");
+    rt.run(&["delete", "short"]).ok();
+}
+
+#[test]
+fn delete_force_kills_a_running_container() {
+    if !require_root() {
+        return;
+    }
+    let rt = Rtctr::new();
+    let b = Bundle::new(&["sleep", "60"]);
+    rt.create(&b, "forced", &[]).ok();
+    rt.run(&["start", "forced"]).ok();
+    let pid = rt.state("forced").unwrap()["pid"].as_i64().unwrap();
+    rt.run(&["delete", "--force", "forced"]).ok();
+    assert!(!pid_alive(pid));
+    assert!(rt.ids().is_empty());
+    // --force on a missing container succeeds, without it it fails.
+    rt.run(&["delete", "--force", "forced"]).ok();
+    assert_eq!(rt.run(&["delete", "forced"]).code, 1);
+}
+
+#[test]
+fn missing_executable_fails_create_and_leaves_nothing() {
+    if !require_root() {
+        return;
+    }
+    let rt = Rtctr::new();
+    let b = Bundle::new(&["no-such-program"]);
+    let out = rt.create(&b, "nx", &[]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("exec: \"no-such-program\": executable file not found in $PATH"),
+        "{out:?}"
+    );
+    assert!(rt.ids().is_empty(), "state left: {:?}", rt.ids());
+    assert!(!process_with_arg(&b.path().display().to_string()));
+}
+
+#[test]
+fn bad_config_names_the_json_path() {
+    if !require_root() {
+        return;
+    }
+    let rt = Rtctr::new();
+    let mut b = Bundle::new(&["true"]);
+    b.edit(|c| c["process"]["user"]["uid"] = json!("root"));
+    let out = rt.create(&b, "bad", &[]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("process.user.uid: invalid type"),
+        "{out:?}"
+    );
+    b.edit(|c| {
+        c["process"]["user"]["uid"] = json!(0);
+        c["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "mount"}]);
+    });
+    let out = rt.create(&b, "bad", &[]);
+    assert!(
+        out.stderr
+            .contains("linux.namespaces[1].type: duplicate namespace"),
+        "{out:?}"
+    );
+    let out = rt.create(&b, "../evil", &[]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("invalid container id"), "{out:?}");
+    assert!(rt.ids().is_empty());
+}
+
+#[test]
+fn ids_are_unique_even_in_parallel() {
+    if !require_root() {
+        return;
+    }
+    let rt = Rtctr::new();
+    let b = Bundle::new(&["true"]);
+    let results: Vec<i32> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6)
+            .map(|_| s.spawn(|| rt.create(&b, "same", &[]).code))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        results.iter().filter(|c| **c == 0).count(),
+        1,
+        "{results:?}"
+    );
+    let again = rt.create(&b, "same", &[]);
+    assert!(again.stderr.contains("already exists"), "{again:?}");
+    rt.run(&["delete", "same"]).ok();
+}
+
+#[test]
+fn json_log_holds_exactly_one_error_object() {
+    if !require_root() {
+        return;
+    }
+    let rt = Rtctr::new();
+    let b = Bundle::new(&["no-such-program"]);
+    let log = b.path().join("log.json");
+    let out = rt
+        .cmd()
+        .args([
+            "--log",
+            log.to_str().unwrap(),
+            "--log-format",
+            "json",
+            "create",
+            "-bundle",
+        ])
+        .arg(b.path())
+        .arg("logged")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = std::fs::read_to_string(&log).unwrap();
+    // podman unmarshals the whole file as one object.
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["level"], "error");
+    assert!(v["msg"]
+        .as_str()
+        .unwrap()
+        .contains("executable file not found"));
+    assert!(v["time"].as_str().unwrap().ends_with('Z'));
+}
