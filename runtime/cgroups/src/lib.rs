@@ -24,6 +24,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
@@ -375,7 +376,12 @@ impl Cgroup {
         if signal == libc::SIGKILL {
             if let Some(d) = self.unified_dir() {
                 if d.join("cgroup.kill").exists() {
-                    return fsio::write(d, "cgroup.kill", "1");
+                    fsio::write(d, "cgroup.kill", "1")?;
+                    // Tasks frozen by the v1 freezer cannot die until thawed.
+                    if self.v1_dir("freezer").is_some() && self.state()? != FreezerState::Thawed {
+                        self.thaw()?;
+                    }
+                    return Ok(());
                 }
             }
         }
@@ -406,9 +412,16 @@ impl Cgroup {
             // The cgroup may be half gone; killing is best effort.
             let _ = self.kill_all(libc::SIGKILL);
         }
+        // One budget for all hierarchies: exiting tasks leave every one at once.
+        let budget = if kill {
+            Duration::from_secs(5)
+        } else {
+            Duration::from_secs(1)
+        };
+        let deadline = Instant::now() + budget;
         let mut first_err = None;
         for (_, dir) in &self.dirs {
-            if let Err(e) = ops::remove_tree(dir, kill) {
+            if let Err(e) = ops::remove_tree(dir, kill, deadline) {
                 first_err.get_or_insert(e);
             }
         }

@@ -226,9 +226,10 @@ pub fn signal_all(pids: &[i32], signal: i32) -> Result<()> {
 }
 
 /// Removes `dir` and its child cgroups, depth first. EBUSY (tasks still
-/// exiting) is retried with a short backoff; with `kill`, what is left is
-/// SIGKILLed (after thawing) between tries. A missing directory is fine.
-pub fn remove_tree(dir: &Path, kill: bool) -> Result<()> {
+/// exiting) is retried with a short backoff until `deadline`; with `kill`,
+/// what is left is SIGKILLed (after thawing) between tries. A missing
+/// directory is fine.
+pub fn remove_tree(dir: &Path, kill: bool, deadline: Instant) -> Result<()> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -237,19 +238,15 @@ pub fn remove_tree(dir: &Path, kill: bool) -> Result<()> {
     for entry in entries {
         let entry = entry.map_err(io_err(dir))?;
         if entry.file_type().map_err(io_err(dir))?.is_dir() {
-            remove_tree(&entry.path(), kill)?;
+            remove_tree(&entry.path(), kill, deadline)?;
         }
     }
     let mut nap = Duration::from_millis(1);
-    let start = Instant::now();
     loop {
         match std::fs::remove_dir(dir) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e)
-                if e.raw_os_error() == Some(libc::EBUSY)
-                    && start.elapsed() < Duration::from_secs(3) =>
-            {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
                 if kill {
                     unfreeze(dir);
                     let pids = fsio::read_opt(dir, "cgroup.procs")?.unwrap_or_default();
@@ -376,8 +373,8 @@ mod tests {
         let top = d.path().join("top");
         std::fs::create_dir_all(top.join("a/b")).unwrap();
         std::fs::create_dir_all(top.join("c")).unwrap();
-        remove_tree(&top, false).unwrap();
+        remove_tree(&top, false, Instant::now()).unwrap();
         assert!(!top.exists());
-        remove_tree(&top, false).unwrap();
+        remove_tree(&top, false, Instant::now()).unwrap();
     }
 }
