@@ -113,13 +113,13 @@ fn create_apply_read_back_destroy() {
         let v = f("hugetlb", "hugetlb.2MB.limit_in_bytes", "hugetlb.2MB.max");
         assert_eq!(v, (4 << 20).to_string());
     } else {
-        eprintln!("NOTE: hugetlb not available; hugepageLimits not exercised");
+        loud("NOTE: hugetlb not available; hugepageLimits not exercised");
     }
     if let Some(dev) = &dev {
         let v = f("blkio", "blkio.throttle.read_bps_device", "io.max");
         assert!(v.contains(dev) && v.contains("1048576"), "{v}");
     } else {
-        eprintln!("NOTE: no block device or io controller; blockIO not exercised");
+        loud("NOTE: no block device or io controller; blockIO not exercised");
     }
 
     // An update that lowers the memory limit, and a value the kernel refuses.
@@ -382,7 +382,7 @@ fn ebpf_device_program_is_enforced_and_replaced() {
     let t = TestCg::new("ebpf", "c");
     let cg = &t.cg;
     let Some(dir) = cg.unified_dir() else {
-        eprintln!("SKIPPED ebpf_device_program_is_enforced_and_replaced: no cgroup2 hierarchy (pure v1 host)");
+        loud("SKIPPED ebpf_device_program_is_enforced_and_replaced: no cgroup2 hierarchy (pure v1 host)");
         return;
     };
     cg.create().unwrap();
@@ -431,4 +431,72 @@ fn mounts_describe_every_hierarchy() {
             assert!(!mount.name.is_empty());
         }
     }
+}
+
+/// The cgroup2 code paths (cgroup.freeze, cgroup.events, cgroup.kill,
+/// cgroup2 stats, destroy) on the host's cgroup2 tree, by viewing the test
+/// cgroup as if the host were pure v2. On a pure-v2 host this is the normal
+/// path anyway.
+#[test]
+fn v2_paths_on_the_cgroup2_tree() {
+    if !require_root("v2_paths_on_the_cgroup2_tree") {
+        return;
+    }
+    let t = TestCg::new("v2", "c");
+    let full = &t.cg;
+    let Some(i) = full
+        .dirs
+        .iter()
+        .position(|(k, _)| k == rtctr_cgroups::UNIFIED)
+    else {
+        loud("SKIPPED v2_paths_on_the_cgroup2_tree: no cgroup2 hierarchy (pure v1 host)");
+        return;
+    };
+    let cg = Cgroup {
+        layout: Layout::V2,
+        dirs: vec![full.dirs[i].clone()],
+        mount_points: vec![full.mount_points[i].clone()],
+        ..full.clone()
+    };
+    cg.create().unwrap();
+    let dir = cg.unified_dir().unwrap().to_path_buf();
+    let ctrls = read(&dir.join("cgroup.controllers"));
+    if ctrls.split_whitespace().any(|c| c == "pids") {
+        cg.apply(&res(json!({"pids": {"limit": 0}}))).unwrap();
+        assert_eq!(read(&dir.join("pids.max")), "1");
+        cg.apply(&res(json!({"pids": {"limit": -1}}))).unwrap();
+        assert_eq!(read(&dir.join("pids.max")), "max");
+    }
+
+    let mut busy = Parked::spawn("while :; do :; done");
+    let pid = busy.pid();
+    cg.add_process(pid).unwrap();
+    busy.child.stdin.take();
+    assert_eq!(cg.pids().unwrap(), [pid]);
+    sleep(Duration::from_millis(100));
+    cg.freeze().unwrap();
+    assert_eq!(read(&dir.join("cgroup.freeze")), "1");
+    assert!(read(&dir.join("cgroup.events")).contains("frozen 1"));
+    assert_eq!(cg.state().unwrap(), FreezerState::Frozen);
+    let before = cpu_ticks(pid);
+    sleep(Duration::from_millis(300));
+    assert_eq!(cpu_ticks(pid), before, "a frozen task used CPU");
+    cg.thaw().unwrap();
+    assert_eq!(cg.state().unwrap(), FreezerState::Thawed);
+    let s = cg.stats().unwrap();
+    assert!(s.cpu.usage.total > 0, "{s:?}");
+
+    // Not SIGKILL: freeze, signal each pid, thaw.
+    cg.kill_all(libc::SIGTERM).unwrap();
+    assert_eq!(busy.child.wait().unwrap().signal(), Some(libc::SIGTERM));
+
+    // SIGKILL through cgroup.kill, also while frozen.
+    let mut child = Command::new("sleep").arg("1000").spawn().unwrap();
+    cg.add_process(child.id() as i32).unwrap();
+    cg.freeze().unwrap();
+    cg.kill_all(libc::SIGKILL).unwrap();
+    assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+    cg.thaw().unwrap();
+    cg.destroy().unwrap();
+    assert!(!dir.exists());
 }

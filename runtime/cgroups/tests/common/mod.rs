@@ -9,12 +9,19 @@ use std::process::{Child, Command, Stdio};
 
 use rtctr_cgroups::{Cgroup, Layout, UNIFIED};
 
+/// Writes to stderr past libtest's capture, so skips show without --nocapture.
+pub fn loud(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "{msg}");
+}
+
 /// True when the test can create cgroups; otherwise says loudly that it skips.
 pub fn require_root(test: &str) -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let euid = unsafe { libc::geteuid() };
     if euid != 0 {
-        eprintln!("SKIPPED {test}: needs root to create cgroups (euid {euid})");
+        loud(&format!(
+            "SKIPPED {test}: needs root to create cgroups (euid {euid})"
+        ));
         return false;
     }
     true
