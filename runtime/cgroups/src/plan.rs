@@ -588,8 +588,30 @@ fn plan_unified(
 
 /// Writes the plan in order; errors name the file and the value.
 pub fn execute(plan: &[Write]) -> Result<()> {
-    for step in plan {
-        fsio::write(&step.dir, &step.file, &step.value)?;
+    let mut i = 0;
+    while i < plan.len() {
+        let step = &plan[i];
+        i += 1;
+        if let Err(e) = fsio::write(&step.dir, &step.file, &step.value) {
+            // As runc: a new period can be refused (EINVAL) against the old
+            // quota and the parent's bandwidth; then write the quota first.
+            let quota_next = plan.get(i).filter(|n| {
+                step.file == "cpu.cfs_period_us"
+                    && n.file == "cpu.cfs_quota_us"
+                    && n.dir == step.dir
+            });
+            match (quota_next, &e) {
+                (Some(q), Error::Write { source, .. })
+                    if source.raw_os_error() == Some(libc::EINVAL) =>
+                {
+                    fsio::write(&q.dir, &q.file, &q.value)?;
+                    fsio::write(&step.dir, &step.file, &step.value)?;
+                    i += 1;
+                    continue;
+                }
+                _ => return Err(e),
+            }
+        }
         if step.verify {
             let got = fsio::read(&step.dir, &step.file)?;
             if got.trim() != step.value {

@@ -71,10 +71,33 @@ fn create_apply_read_back_destroy() {
     }
 
     let mut r = json!({
-        "memory": {"limit": 64 << 20, "reservation": 32 << 20},
-        "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
+        "memory": {"limit": 64 << 20, "reservation": 32 << 20, "swappiness": 10,
+                   "disableOOMKiller": true, "kernel": 1 << 20, "kernelTCP": 1 << 20},
+        "cpu": {"shares": 512, "quota": 50000, "period": 100000, "burst": 1000, "cpus": "0", "mems": "0"},
         "pids": {"limit": 50},
     });
+    let swap_file = match cg.v1_dir("memory") {
+        Some(d) => d.join("memory.memsw.limit_in_bytes"),
+        None => cg.unified_dir().unwrap().join("memory.swap.max"),
+    };
+    if swap_file.exists() {
+        r["memory"]["swap"] = json!(128 << 20);
+    }
+    let weight_file = match cg.v1_dir("blkio") {
+        Some(d) => ["blkio.weight", "blkio.bfq.weight"]
+            .map(|f| d.join(f))
+            .into_iter()
+            .find(|p| p.exists()),
+        None => cg.unified_dir().and_then(|d| {
+            ["io.bfq.weight", "io.weight"]
+                .map(|f| d.join(f))
+                .into_iter()
+                .find(|p| p.exists())
+        }),
+    };
+    if weight_file.is_some() {
+        r["blockIO"] = json!({"weight": 500});
+    }
     let hugetlb = has_controller(cg, "hugetlb", "hugetlb")
         && Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists();
     if hugetlb {
@@ -82,8 +105,11 @@ fn create_apply_read_back_destroy() {
     }
     let dev = block_device().filter(|_| has_controller(cg, "blkio", "io"));
     if let Some(dev) = &dev {
+        if r.get("blockIO").is_none() {
+            r["blockIO"] = json!({});
+        }
         let (ma, mi) = dev.split_once(':').unwrap();
-        r["blockIO"] = json!({"throttleReadBpsDevice": [{"major": ma.parse::<i64>().unwrap(), "minor": mi.parse::<i64>().unwrap(), "rate": 1 << 20}]});
+        r["blockIO"]["throttleReadBpsDevice"] = json!([{"major": ma.parse::<i64>().unwrap(), "minor": mi.parse::<i64>().unwrap(), "rate": 1 << 20}]);
     }
     cg.apply(&res(r)).unwrap();
 
@@ -108,6 +134,25 @@ fn create_apply_read_back_destroy() {
             shares_to_weight(512).to_string()
         );
         assert_eq!(f("cpu", "", "cpu.max"), "50000 100000");
+    }
+    if cg.v1_dir("memory").is_some() {
+        assert_eq!(f("memory", "memory.swappiness", ""), "10");
+        assert!(f("memory", "memory.oom_control", "").contains("oom_kill_disable 1"));
+    }
+    if swap_file.exists() {
+        let want = if cg.v1_dir("memory").is_some() {
+            128 << 20
+        } else {
+            64 << 20
+        };
+        assert_eq!(read(&swap_file), want.to_string());
+    }
+    assert_eq!(f("cpu", "cpu.cfs_burst_us", "cpu.max.burst"), "1000");
+    match &weight_file {
+        Some(p) if p.ends_with("io.weight") => assert_eq!(read(p), "default 4950"),
+        Some(p) if p.ends_with("io.bfq.weight") => assert_eq!(read(p), "default 500"),
+        Some(p) => assert_eq!(read(p), "500"),
+        None => loud("NOTE: no blkio/io weight file; blockIO.weight not exercised"),
     }
     if hugetlb {
         let v = f("hugetlb", "hugetlb.2MB.limit_in_bytes", "hugetlb.2MB.max");
@@ -499,4 +544,60 @@ fn v2_paths_on_the_cgroup2_tree() {
     cg.thaw().unwrap();
     cg.destroy().unwrap();
     assert!(!dir.exists());
+}
+
+/// Realtime bandwidth needs a budget in the parent, so this test's cgroup
+/// sits right under the root (which has one). cgroup v2 refuses rt settings.
+#[test]
+fn realtime_cpu_settings() {
+    if !require_root("realtime_cpu_settings") {
+        return;
+    }
+    let t = TestCg::new("rt", "");
+    let cg = &t.cg;
+    cg.create().unwrap();
+    let r = res(json!({"cpu": {"realtimePeriod": 1000000, "realtimeRuntime": 10000}}));
+    match cg.v1_dir("cpu") {
+        Some(d) if d.join("cpu.rt_runtime_us").exists() => {
+            cg.apply(&r).unwrap();
+            assert_eq!(read(&d.join("cpu.rt_period_us")), "1000000");
+            assert_eq!(read(&d.join("cpu.rt_runtime_us")), "10000");
+        }
+        Some(_) => loud("NOTE: kernel without CONFIG_RT_GROUP_SCHED; realtime not exercised"),
+        None => {
+            let e = cg.apply(&r).unwrap_err().to_string();
+            assert!(e.contains("realtime"), "{e}");
+        }
+    }
+}
+
+/// Shrinking the period under a capped parent: period-then-quota is refused
+/// by the kernel, so the quota must go first (v1; v2 writes cpu.max at once).
+#[test]
+fn cpu_period_shrink_under_capped_parent() {
+    if !require_root("cpu_period_shrink_under_capped_parent") {
+        return;
+    }
+    let parent = TestCg::new("cfs", "");
+    parent.cg.create().unwrap();
+    parent
+        .cg
+        .apply(&res(json!({"cpu": {"quota": 50000, "period": 100000}})))
+        .unwrap();
+    let child = TestCg::new("cfs", "c");
+    let cg = &child.cg;
+    cg.create().unwrap();
+    cg.apply(&res(json!({"cpu": {"quota": 40000, "period": 100000}})))
+        .unwrap();
+    cg.apply(&res(json!({"cpu": {"quota": 4000, "period": 10000}})))
+        .unwrap();
+    let f = |v1, v2| read(&kernel_file(cg, "cpu", v1, v2));
+    if cg.v1_dir("cpu").is_some() {
+        assert_eq!(
+            (f("cpu.cfs_quota_us", ""), f("cpu.cfs_period_us", "")),
+            ("4000".into(), "10000".into())
+        );
+    } else {
+        assert_eq!(f("", "cpu.max"), "4000 10000");
+    }
 }
