@@ -66,6 +66,18 @@ fn create_apply_read_back_destroy() {
     let t = TestCg::new("apply", "a/b");
     let cg = &t.cg;
     cg.create().unwrap();
+    if !require_controllers(
+        "create_apply_read_back_destroy",
+        cg,
+        &[
+            ("memory", "memory"),
+            ("cpu", "cpu"),
+            ("cpuset", "cpuset"),
+            ("pids", "pids"),
+        ],
+    ) {
+        return;
+    }
     for (k, d) in &cg.dirs {
         assert!(d.is_dir(), "{k}: {d:?} was not created");
     }
@@ -259,6 +271,13 @@ fn processes_freeze_stats_kill_destroy() {
     let t = TestCg::new("procs", "p/c");
     let cg = &t.cg;
     cg.create().unwrap();
+    if !require_controllers(
+        "processes_freeze_stats_kill_destroy",
+        cg,
+        &[("pids", "pids"), ("cpu", "cpu"), ("memory", "memory")],
+    ) {
+        return;
+    }
     cg.apply(&res(json!({"pids": {"limit": 10}}))).unwrap();
     let busy = Parked::spawn("x=$(head -c 100000 /dev/zero | tr '\\0' a); while :; do :; done");
     let pid = busy.pid();
@@ -356,6 +375,9 @@ fn oom_kill_is_counted() {
     let t = TestCg::new("oom", "c");
     let cg = &t.cg;
     cg.create().unwrap();
+    if !require_controllers("oom_kill_is_counted", cg, &[("memory", "memory")]) {
+        return;
+    }
     // memory+swap equal to memory: no swap, so the hog is OOM-killed.
     let limit = 16 << 20;
     let swap_known = match cg.v1_dir("memory") {
@@ -556,6 +578,9 @@ fn realtime_cpu_settings() {
     let t = TestCg::new("rt", "");
     let cg = &t.cg;
     cg.create().unwrap();
+    if !require_controllers("realtime_cpu_settings", cg, &[("cpu", "cpu")]) {
+        return;
+    }
     let r = res(json!({"cpu": {"realtimePeriod": 1000000, "realtimeRuntime": 10000}}));
     match cg.v1_dir("cpu") {
         Some(d) if d.join("cpu.rt_runtime_us").exists() => {
@@ -580,6 +605,13 @@ fn cpu_period_shrink_under_capped_parent() {
     }
     let parent = TestCg::new("cfs", "");
     parent.cg.create().unwrap();
+    if !require_controllers(
+        "cpu_period_shrink_under_capped_parent",
+        &parent.cg,
+        &[("cpu", "cpu")],
+    ) {
+        return;
+    }
     parent
         .cg
         .apply(&res(json!({"cpu": {"quota": 50000, "period": 100000}})))

@@ -7,7 +7,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use rtctr_cgroups::{Cgroup, Layout, UNIFIED};
+use rtctr_cgroups::{Cgroup, Layout};
 
 /// Writes to stderr past libtest's capture, so skips show without --nocapture.
 pub fn loud(msg: &str) {
@@ -79,6 +79,24 @@ pub fn has_controller(cg: &Cgroup, v1: &str, v2: &str) -> bool {
         .is_some_and(|s| s.split_whitespace().any(|c| c == v2))
 }
 
+/// True when every (v1 name, cgroup2 name) controller is there; otherwise
+/// says loudly that `test` skips.
+pub fn require_controllers(test: &str, cg: &Cgroup, ctrls: &[(&str, &str)]) -> bool {
+    let missing: Vec<&str> = ctrls
+        .iter()
+        .filter(|(v1, v2)| !has_controller(cg, v1, v2))
+        .map(|c| c.1)
+        .collect();
+    if !missing.is_empty() {
+        loud(&format!(
+            "SKIPPED {test}: controllers {missing:?} not available ({})",
+            describe(cg)
+        ));
+        return false;
+    }
+    true
+}
+
 /// A shell that waits for a line on stdin before running `script`, so the
 /// test can move it into a cgroup first.
 pub struct Parked {
@@ -116,7 +134,7 @@ impl Parked {
 /// The layout name, for messages.
 pub fn describe(cg: &Cgroup) -> String {
     let keys: Vec<&str> = cg.dirs.iter().map(|(k, _)| k.as_str()).collect();
-    format!("{:?} {keys:?} (unified key: {UNIFIED})", cg.layout)
+    format!("{:?} {keys:?}", cg.layout)
 }
 
 pub fn is_v1_only(cg: &Cgroup) -> bool {
