@@ -13,13 +13,15 @@ fn is_zero(v: &u64) -> bool {
     *v == 0
 }
 
-/// One `events --stats` event: `{"type":"stats","id":..,"data":..}`.
+/// One line of `runc events`: `{"type":"stats","id":..,"data":{..}}`, or
+/// `{"type":"oom","id":..}` when the OOM killer struck.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Event {
     #[serde(rename = "type")]
     pub kind: String,
     pub id: String,
-    pub data: Stats,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Stats>,
 }
 
 impl Event {
@@ -27,7 +29,15 @@ impl Event {
         Event {
             kind: "stats".to_string(),
             id: id.to_string(),
-            data,
+            data: Some(data),
+        }
+    }
+
+    pub fn oom(id: &str) -> Event {
+        Event {
+            kind: "oom".to_string(),
+            id: id.to_string(),
+            data: None,
         }
     }
 }
@@ -538,5 +548,7 @@ mod tests {
         assert_eq!(d["pids"], serde_json::json!({"current": 1}));
         assert!(d["memory"].get("kernelTCP").is_some());
         assert_eq!(d["hugetlb"], serde_json::json!({}));
+        let oom = serde_json::to_string(&Event::oom("c1")).unwrap();
+        assert_eq!(oom, r#"{"type":"oom","id":"c1"}"#);
     }
 }
