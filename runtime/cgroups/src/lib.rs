@@ -370,6 +370,11 @@ impl Cgroup {
         }
     }
 
+    /// Whether the cgroup is paused (frozen, or still freezing).
+    pub fn is_frozen(&self) -> Result<bool> {
+        Ok(self.state()? != FreezerState::Thawed)
+    }
+
     /// Sends `signal` to every process: `cgroup.kill` for SIGKILL when the
     /// cgroup2 dir has it, else freeze, signal each pid, thaw.
     pub fn kill_all(&self, signal: i32) -> Result<()> {

@@ -293,11 +293,13 @@ fn processes_freeze_stats_kill_destroy() {
 
     cg.freeze().unwrap();
     assert_eq!(cg.state().unwrap(), FreezerState::Frozen);
+    assert!(cg.is_frozen().unwrap());
     let before = cpu_ticks(pid);
     sleep(Duration::from_millis(300));
     assert_eq!(cpu_ticks(pid), before, "a frozen task used CPU");
     cg.thaw().unwrap();
     assert_eq!(cg.state().unwrap(), FreezerState::Thawed);
+    assert!(!cg.is_frozen().unwrap());
     sleep(Duration::from_millis(300));
     assert!(cpu_ticks(pid) > before, "a thawed busy loop did not run");
 
