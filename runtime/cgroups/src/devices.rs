@@ -8,7 +8,7 @@
 use std::os::fd::AsFd;
 use std::path::Path;
 
-use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType};
 
 use crate::sys::{self, Insn};
 use crate::{fsio, Error, Result};
@@ -287,6 +287,27 @@ pub fn default_rules() -> Vec<LinuxDeviceCgroup> {
         v.push(dev_rule(true, C, Some(maj), Some(min), "rwm"));
     }
     v.push(dev_rule(true, C, Some(136), None, "rwm"));
+    v
+}
+
+/// The rule list runc applies at create: the config's
+/// `linux.resources.devices`, then [`default_rules`], then an "rwm" allow
+/// for every device in `linux.devices` (the nodes the runtime creates).
+pub fn create_rules(
+    config: Option<&[LinuxDeviceCgroup]>,
+    linux_devices: &[LinuxDevice],
+) -> Vec<LinuxDeviceCgroup> {
+    let mut v: Vec<LinuxDeviceCgroup> = config.map(<[_]>::to_vec).unwrap_or_default();
+    v.extend(default_rules());
+    for d in linux_devices {
+        v.push(dev_rule(
+            true,
+            d.typ(),
+            Some(d.major()),
+            Some(d.minor()),
+            "rwm",
+        ));
+    }
     v
 }
 

@@ -16,9 +16,10 @@
 //! freezer, kill, destroy).
 //!
 //! Device rules: [`Cgroup::apply`] applies `resources.devices` exactly as
-//! given. runc appends its default allow-list after the config's rules; the
-//! runtime should do the same with [`devices::default_rules`] (and the
-//! `linux.devices` it creates).
+//! given. At create, runc appends its default allow-list and the
+//! `linux.devices` nodes after the config's rules: build that list with
+//! [`devices::create_rules`] and put it in `resources.devices` before
+//! calling `apply`, or a typical config's "deny all" also denies /dev/null.
 
 #![deny(unsafe_code)]
 

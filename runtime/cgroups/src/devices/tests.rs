@@ -188,3 +188,23 @@ fn default_rules_are_valid() {
         access: ACC_ALL
     }));
 }
+
+#[test]
+fn create_rules_order() {
+    let config = list(json!([{"allow": false, "access": "rwm"}]));
+    let devs: Vec<LinuxDevice> = serde_json::from_value(json!([
+        {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}
+    ]))
+    .unwrap();
+    let r = create_rules(Some(&config), &devs);
+    assert_eq!(r.len(), 12);
+    assert!(!r[0].allow());
+    assert_eq!(r[1..11], default_rules()[..]);
+    assert_eq!(r[11].to_string(), "c 10:229 rwm");
+    let p = program(&rules(&r).unwrap());
+    assert!(eval(&p, DEV_CHAR, ACC_READ | ACC_WRITE, 10, 229));
+    assert!(eval(&p, DEV_CHAR, ACC_WRITE, 1, 3));
+    assert!(!eval(&p, DEV_CHAR, ACC_READ, 10, 200));
+    // No config rules: only the defaults and the devices.
+    assert_eq!(create_rules(None, &[]).len(), 10);
+}
