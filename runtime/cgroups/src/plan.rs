@@ -521,9 +521,15 @@ fn plan_hugetlb(t: &Targets, limits: &[LinuxHugepageLimit], out: &mut Vec<Write>
     let (ver, dir) = t.need("hugetlb", "hugetlb", "hugepageLimits")?;
     for l in limits {
         let size = l.page_size();
-        let file = match ver {
-            Version::V1 => format!("hugetlb.{size}.limit_in_bytes"),
-            Version::V2 => format!("hugetlb.{size}.max"),
+        let (file, rsvd) = match ver {
+            Version::V1 => (
+                format!("hugetlb.{size}.limit_in_bytes"),
+                format!("hugetlb.{size}.rsvd.limit_in_bytes"),
+            ),
+            Version::V2 => (
+                format!("hugetlb.{size}.max"),
+                format!("hugetlb.{size}.rsvd.max"),
+            ),
         };
         if size.contains('/') || !dir.join(&file).exists() {
             return Err(Error::InvalidValue {
@@ -535,6 +541,10 @@ fn plan_hugetlb(t: &Targets, limits: &[LinuxHugepageLimit], out: &mut Vec<Write>
             Version::V1 => l.limit().to_string(),
             Version::V2 => v2_num(l.limit()),
         };
+        // As runc: the reservation limit (Linux 5.7+) follows the usage limit.
+        if dir.join(&rsvd).exists() {
+            w(out, dir, &rsvd, &v);
+        }
         w(out, dir, &file, v);
     }
     Ok(())

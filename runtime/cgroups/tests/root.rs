@@ -169,6 +169,15 @@ fn create_apply_read_back_destroy() {
     if hugetlb {
         let v = f("hugetlb", "hugetlb.2MB.limit_in_bytes", "hugetlb.2MB.max");
         assert_eq!(v, (4 << 20).to_string());
+        let rsvd = kernel_file(
+            cg,
+            "hugetlb",
+            "hugetlb.2MB.rsvd.limit_in_bytes",
+            "hugetlb.2MB.rsvd.max",
+        );
+        if rsvd.exists() {
+            assert_eq!(read(&rsvd), (4 << 20).to_string());
+        }
     } else {
         loud("NOTE: hugetlb not available; hugepageLimits not exercised");
     }

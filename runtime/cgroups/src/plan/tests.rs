@@ -382,6 +382,19 @@ fn hugetlb_files() {
     )
     .unwrap();
     assert_eq!(p, ["v2/hugetlb.1GB.max=max"]);
+    let fx = v2(&["hugetlb"], &["hugetlb.2MB.max", "hugetlb.2MB.rsvd.max"]);
+    let p = run(
+        &fx,
+        json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 2097152}]}),
+    )
+    .unwrap();
+    assert_eq!(
+        p,
+        [
+            "v2/hugetlb.2MB.rsvd.max=2097152",
+            "v2/hugetlb.2MB.max=2097152"
+        ]
+    );
 }
 
 #[test]
