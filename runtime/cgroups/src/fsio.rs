@@ -1,0 +1,106 @@
+//! Reading and writing cgroup files, with the path (and value) in every error.
+
+use std::fs::OpenOptions;
+use std::io::{self, Write as _};
+use std::path::Path;
+
+use crate::{Error, Result};
+
+/// Writes `value` to `dir/file` in a single write(2), without creating it.
+pub fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
+    let path = dir.join(file);
+    let res = OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(value.as_bytes()));
+    res.map_err(|source| Error::Write {
+        path,
+        value: value.to_string(),
+        source,
+    })
+}
+
+/// Reads `dir/file` as text.
+pub fn read(dir: &Path, file: &str) -> Result<String> {
+    let path = dir.join(file);
+    std::fs::read_to_string(&path).map_err(|source| Error::Io { path, source })
+}
+
+/// Reads `dir/file`, `None` if it does not exist.
+pub fn read_opt(dir: &Path, file: &str) -> Result<Option<String>> {
+    let path = dir.join(file);
+    match std::fs::read_to_string(&path) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::Io { path, source }),
+    }
+}
+
+/// Parses a single number; "max" reads as `u64::MAX`.
+pub fn parse_u64(dir: &Path, file: &str, text: &str) -> Result<u64> {
+    let t = text.trim();
+    if t == "max" {
+        return Ok(u64::MAX);
+    }
+    t.parse().map_err(|_| Error::Parse {
+        path: dir.join(file),
+        value: t.to_string(),
+    })
+}
+
+/// Reads a single-number file; a missing file reads as `None`.
+pub fn read_u64(dir: &Path, file: &str) -> Result<Option<u64>> {
+    match read_opt(dir, file)? {
+        Some(t) => parse_u64(dir, file, &t).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Parses "key value" lines (memory.stat, cpu.stat, memory.events).
+pub fn parse_kv(text: &str) -> Vec<(&str, u64)> {
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            let k = it.next()?;
+            let v = it.next()?.parse().ok()?;
+            Some((k, v))
+        })
+        .collect()
+}
+
+/// The value of `key` in a flat-keyed file, `None` if the file or key is absent.
+pub fn read_key(dir: &Path, file: &str, key: &str) -> Result<Option<u64>> {
+    Ok(read_opt(dir, file)?.and_then(|t| {
+        parse_kv(&t)
+            .into_iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_names_file_and_value() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("a"), "").unwrap();
+        write(d.path(), "a", "42").unwrap();
+        assert_eq!(read(d.path(), "a").unwrap(), "42");
+        let e = write(d.path(), "missing", "7").unwrap_err().to_string();
+        assert!(e.contains("missing") && e.contains("\"7\""), "{e}");
+    }
+
+    #[test]
+    fn numbers_and_keys() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("n"), "max\n").unwrap();
+        std::fs::write(d.path().join("kv"), "a 1\nb 22\n").unwrap();
+        assert_eq!(read_u64(d.path(), "n").unwrap(), Some(u64::MAX));
+        assert_eq!(read_u64(d.path(), "none").unwrap(), None);
+        assert_eq!(read_key(d.path(), "kv", "b").unwrap(), Some(22));
+        assert_eq!(read_key(d.path(), "kv", "c").unwrap(), None);
+        assert!(parse_u64(d.path(), "n", "x1").is_err());
+    }
+}
