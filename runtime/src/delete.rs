@@ -51,16 +51,8 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<(), DeleteError> {
 /// SIGKILL everything in the container and wait for the init to go.
 fn stop(state: &State) {
     if let Some(cg) = &state.cgroup {
-        // A paused container cannot die until thawed.
-        let _ = cg.thaw();
-        if let Ok(pids) = cg.pids() {
-            for pid in pids {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-        }
+        // Thaws a paused container first: it cannot die frozen.
+        let _ = cg.kill_all(libc::SIGKILL);
     }
     if let Some(fd) = crate::kill::init_pidfd(state.pid, state.pid_start) {
         let _ = crate::kill::send(&fd, libc::SIGKILL);
@@ -73,7 +65,11 @@ fn stop(state: &State) {
 pub fn destroy(dir: ContainerDir, state: &State) -> Result<(), DeleteError> {
     let spec = crate::start::load_snapshot(&dir).ok();
     if let Some(cg) = &state.cgroup {
-        cg.destroy()?;
+        // Processes the init left behind (no pid namespace) die with it.
+        cg.destroy_killing()?;
+    }
+    if state.host_mounts {
+        crate::rootfs::unmount_under(&state.rootfs);
     }
     dir.remove()?;
     if let Some(h) = spec

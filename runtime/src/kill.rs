@@ -93,12 +93,7 @@ pub fn kill(store: &Store, id: &str, signal: &str, all: bool) -> Result<(), Kill
     }
     if all {
         if let Some(cg) = &state.cgroup {
-            for pid in cg.pids()? {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    Signal::try_from(sig).ok(),
-                );
-            }
+            cg.kill_all(sig)?;
             return Ok(());
         }
     }

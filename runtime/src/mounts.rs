@@ -440,6 +440,13 @@ fn mount_cgroup(ctx: &Ctx, dest: &Path, opts: &Options) -> io::Result<()> {
                 None::<&str>,
             )?;
         }
+        for link in &cm.symlinks {
+            let parent = resolve::mkdir_all(ctx.root, dest, 0o755)?;
+            match nix::unistd::symlinkat(cm.name.as_str(), parent.as_fd(), link.as_str()) {
+                Ok(()) | Err(nix::Error::EEXIST) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         to_seal.push(sub);
     }
     if opts.flags.contains(MsFlags::MS_RDONLY) {

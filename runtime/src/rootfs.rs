@@ -129,6 +129,44 @@ fn make_parent_private(rootfs: &Path) -> Result<(), RootfsError> {
     Ok(())
 }
 
+/// Without a mount namespace of its own the container shares the host's:
+/// leave `/` and its propagation alone, mount under the rootfs (delete
+/// unmounts it all again, see [`unmount_under`]) and chroot.
+pub fn open_shared(rootfs: &Path) -> Result<Root, RootfsError> {
+    let fd: OwnedFd = File::open(rootfs).map_err(root_err(rootfs, "open"))?.into();
+    Ok(Root {
+        path: rootfs.to_path_buf(),
+        fd,
+    })
+}
+
+/// chroot into the rootfs (no mount namespace: pivot_root would move the
+/// host's root).
+pub fn chroot(root: &Root) -> Result<(), RootfsError> {
+    let p = &root.path;
+    nix::unistd::fchdir(root.fd.as_fd()).map_err(|e| root_err(p, "chdir")(nix_io(e)))?;
+    nix::unistd::chroot(".").map_err(|e| root_err(p, "chroot")(nix_io(e)))?;
+    nix::unistd::chdir("/").map_err(|e| root_err(p, "chdir /")(nix_io(e)))?;
+    Ok(())
+}
+
+/// Lazily unmounts every mount at or below `dir` in the caller's mount
+/// namespace, deepest first (cleanup for containers without their own).
+pub fn unmount_under(dir: &Path) {
+    let Ok(info) = procfs::process::Process::myself().and_then(|p| p.mountinfo()) else {
+        return;
+    };
+    let mut points: Vec<PathBuf> = info
+        .into_iter()
+        .map(|m| m.mount_point)
+        .filter(|p| p.starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for p in points {
+        let _ = umount2(&p, MntFlags::MNT_DETACH);
+    }
+}
+
 /// Step 2: `mounts` in order, then the devices (unless /dev is a bind).
 pub fn mount_all(
     spec: &Spec,

@@ -123,6 +123,10 @@ pub struct State {
     /// Set once `start` released the init.
     #[serde(default)]
     pub started: bool,
+    /// The container has no mount namespace of its own: its mounts live
+    /// in rtctr's and are unmounted at delete.
+    #[serde(default)]
+    pub host_mounts: bool,
 }
 
 /// The OCI state document (`rtctr state`), with runc's extra fields.
@@ -366,6 +370,7 @@ mod tests {
             cgroup: None,
             network: None,
             started: false,
+            host_mounts: false,
         };
         dir.save(&state).unwrap();
         assert!(!dir.file("state.tmp").exists());

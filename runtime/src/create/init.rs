@@ -157,7 +157,12 @@ fn run_init(ctx: &Ctx) -> Result<Infallible, InitError> {
             Err(e) => return Err(sys_io("join session keyring")(e)),
         }
     }
-    let root = rootfs::prepare(spec, ctx.rootfs)?;
+    let own_mounts = ctx.ns.has(LinuxNamespaceType::Mount);
+    let root = if own_mounts {
+        rootfs::prepare(spec, ctx.rootfs)?
+    } else {
+        rootfs::open_shared(ctx.rootfs)?
+    };
     let cgroupns = ctx.ns.creates(LinuxNamespaceType::Cgroup);
     rootfs::mount_all(spec, &root, ctx.bundle, ctx.cgroup, cgroupns)?;
     // createRuntime hooks run in the parent once the namespaces exist.
@@ -185,17 +190,21 @@ fn run_init(ctx: &Ctx) -> Result<Infallible, InitError> {
     )))?;
     let fifo = open_fifo(&ctx.fifo)?;
     drop(dev_null);
-    if ctx.no_pivot {
+    if !own_mounts {
+        rootfs::chroot(&root)?;
+    } else if ctx.no_pivot {
         rootfs::move_root(&root)?;
     } else {
         rootfs::pivot(&root)?;
     }
     drop(root);
-    if spec
-        .root()
-        .as_ref()
-        .and_then(|r| r.readonly())
-        .unwrap_or(false)
+    // Without a mount namespace `/` is the host's filesystem: never remount it.
+    if own_mounts
+        && spec
+            .root()
+            .as_ref()
+            .and_then(|r| r.readonly())
+            .unwrap_or(false)
     {
         rootfs::readonly_root()?;
     }

@@ -76,6 +76,8 @@ pub struct Created {
 struct Undo {
     init: Option<(i32, Option<OwnedFd>)>,
     cgroup: Option<Cgroup>,
+    /// Mounts made in rtctr's own namespace (no mount namespace).
+    host_mounts: Option<PathBuf>,
 }
 
 impl Undo {
@@ -83,8 +85,11 @@ impl Undo {
         if let Some((pid, pidfd)) = self.init {
             crate::kill::kill_and_wait(pid, pidfd.as_ref());
         }
+        if let Some(rootfs) = self.host_mounts {
+            crate::rootfs::unmount_under(&rootfs);
+        }
         if let Some(cg) = self.cgroup {
-            let _ = cg.destroy();
+            let _ = cg.destroy_killing();
         }
         let _ = dir.remove();
     }
@@ -136,9 +141,15 @@ fn build(
         .map_err(|e| io_err("mkfifo", &fifo)(e.into()))?;
     cgroup.create()?;
     undo.cgroup = Some(cgroup.clone());
-    if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-        cgroup.apply(res)?;
-    }
+    let linux = spec.linux().as_ref().expect("validated");
+    let mut res = linux.resources().clone().unwrap_or_default();
+    // The config's device rules, then the devices every container gets
+    // and its linux.devices (as runc does).
+    res.set_devices(Some(rtctr_cgroups::devices::create_rules(
+        res.devices().as_deref(),
+        linux.devices().as_deref().unwrap_or_default(),
+    )));
+    cgroup.apply(&res)?;
     let (ns_parent, ns_child) = sync::pair().map_err(io_err("socketpair", dir.path.as_path()))?;
     let (parent, child) = sync::pair().map_err(io_err("socketpair", dir.path.as_path()))?;
     let ctx = init::Ctx {
@@ -167,6 +178,9 @@ fn build(
     drop(child);
     drop(ns_child);
     undo.init = Some((intermediate.as_raw(), None));
+    if !ns.has(oci_spec::runtime::LinuxNamespaceType::Mount) {
+        undo.host_mounts = Some(rootfs.to_path_buf());
+    }
     let pid = receive_init_pid(&ns_parent, intermediate.as_raw(), spec)?;
     let _ = nix::sys::wait::waitpid(intermediate, None);
     undo.init = Some((pid, pidfd_of(pid)));
@@ -184,6 +198,7 @@ fn build(
         cgroup: Some(cgroup),
         network: None,
         started: false,
+        host_mounts: !ns.has(oci_spec::runtime::LinuxNamespaceType::Mount),
     };
     parent.expect(Msg::RuntimeHooks, "RuntimeHooks")?;
     let state_json = serde_json::to_string(&state.oci(Status::Creating)).expect("state serializes");

@@ -1,0 +1,62 @@
+# rtctr: an OCI container runtime.
+#   make demo   install what is needed, build, and run a container
+#   make test   run every test (unit, integration, cgroup v2 VM)
+SHELL := /bin/bash
+CARGO ?= cargo
+RTCTR := target/release/rtctr
+BUNDLE := bundles/busybox
+APT_PACKAGES := busybox-static iproute2 nftables libnftnl-dev libmnl-dev pkg-config \
+	qemu-system-x86 linux-image-amd64 runc
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+.PHONY: all build deps bundle demo test unit integration test-cgroupv2 lint fmt clean
+
+all: build
+
+# Debian packages the build and the tests need (root; skipped when present).
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build:
+	$(CARGO) build --release --workspace --bins
+
+# bundles/busybox: rootfs from Debian's busybox-static, config from `rtctr spec`.
+bundle: build
+	rm -rf $(BUNDLE) && mkdir -p $(BUNDLE)
+	bundles/mkrootfs.sh $(BUNDLE)/rootfs
+	install -m 755 bundles/demo.sh $(BUNDLE)/rootfs/demo.sh
+	$(RTCTR) spec --bundle $(BUNDLE)
+	sed -i -e 's/"terminal": true/"terminal": false/' \
+		-e 's|^\(\t*\)"sh"$$|\1"sh", "/demo.sh"|' $(BUNDLE)/config.json
+
+demo: deps bundle
+	$(RTCTR) run --bundle $(BUNDLE) rtctr-demo-$$$$
+
+unit:
+	$(CARGO) test --workspace --lib --bins -- --test-threads=2
+
+integration: build
+	$(CARGO) test --release -p rtctr-integration -- --test-threads=2
+	$(CARGO) test --release -p rtctr-cgroups --tests -- --test-threads=1
+
+test-cgroupv2: build
+	integration/vm/run-in-vm.sh -- make -C $(CURDIR) integration-in-vm
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test: deps lint unit integration test-cgroupv2
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean
+	rm -rf $(BUNDLE)
