@@ -20,8 +20,15 @@ while read -r m; do
 	/bin/busybox insmod "/lib/modules/$m" || die "insmod $m failed"
 done </lib/modules/modules.list
 
-MSIZE=512000
-/bin/busybox mount -t 9p -o ro,trans=virtio,version=9p2000.L,msize=$MSIZE,cache=loose hostroot /lower ||
+# 9p tuning knobs from the kernel command line (rtctr.msize=, rtctr.cache=)
+MSIZE=512000 CACHE=loose
+for a in $(/bin/busybox cat /proc/cmdline); do
+	case $a in
+	rtctr.msize=*) MSIZE=${a#*=} ;;
+	rtctr.cache=*) CACHE=${a#*=} ;;
+	esac
+done
+/bin/busybox mount -t 9p -o ro,trans=virtio,version=9p2000.L,msize=$MSIZE,cache=$CACHE hostroot /lower ||
 	die "mounting host root over 9p failed"
 /bin/busybox mount -t tmpfs -o mode=0755 upper /upper || die "tmpfs upper"
 /bin/busybox mkdir -p /upper/upper /upper/work
@@ -35,7 +42,10 @@ MSIZE=512000
 /bin/busybox mount -t 9p -o trans=virtio,version=9p2000.L,msize=$MSIZE,cache=none job /newroot/.rtctr/job ||
 	die "mounting job dir over 9p failed"
 
-# Keep the lower/upper mounts reachable from the new root for debugging.
+# Keep the raw 9p view of the host root reachable (read-only) for debugging
+# and for comparing 9p vs overlay performance.
+/bin/busybox mkdir -p /newroot/.rtctr/lower
+/bin/busybox mount --move /lower /newroot/.rtctr/lower || true
 /bin/busybox umount /proc /sys
 /bin/busybox mount --move /dev /newroot/dev 2>/dev/null || /bin/busybox umount /dev
 exec /bin/busybox switch_root /newroot /.rtctr/init

@@ -172,6 +172,8 @@ else
 	console=(-chardev "file,id=con,path=$console_log")
 fi
 cmdline="console=ttyS0 quiet loglevel=4 panic=-1 cgroup_no_v1=all rdinit=/init random.trust_cpu=on"
+[ -z "${RTCTR_VM_MSIZE:-}" ] || cmdline+=" rtctr.msize=$RTCTR_VM_MSIZE"
+[ -z "${RTCTR_VM_9P_CACHE:-}" ] || cmdline+=" rtctr.cache=$RTCTR_VM_9P_CACHE"
 
 # The guest's stdout/stderr arrive through fifos copied by cat, so they end up
 # on our own fds (qemu reopening /dev/fd/N would get a separate file offset).
