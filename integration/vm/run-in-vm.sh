@@ -15,7 +15,8 @@ usage: $0 [--mem SIZE] [--smp N] [--timeout SECS] [--env NAME]... [--keep] [-v] 
   --smp N         guest CPUs (default \${RTCTR_VM_SMP:-2})
   --timeout SECS  kill the VM after SECS seconds, exit 124 (default \${RTCTR_VM_TIMEOUT:-600})
   --env NAME      pass the caller's \$NAME into the VM (repeatable; RUST_BACKTRACE,
-                  RUST_LOG and RTCTR_* are always passed)
+                  RUST_LOG, RUST_TEST_THREADS, CARGO_TARGET_DIR, CARGO_HOME,
+                  RUSTUP_HOME, TMPDIR and RTCTR_* are always passed if set)
   --keep          keep the per-run job dir (console log, cmd.sh)
   -v              show the guest kernel console on stderr while booting
 
@@ -32,7 +33,7 @@ smp=${RTCTR_VM_SMP:-2}
 timeout_s=${RTCTR_VM_TIMEOUT:-600}
 keep=0
 verbose=0
-envs=(RUST_BACKTRACE RUST_LOG RUST_TEST_THREADS)
+envs=(RUST_BACKTRACE RUST_LOG RUST_TEST_THREADS CARGO_TARGET_DIR CARGO_HOME RUSTUP_HOME TMPDIR)
 while [ $# -gt 0 ]; do
 	case $1 in
 	--mem) mem=$2; shift 2 ;;
@@ -155,6 +156,8 @@ q() { local s=${1//\'/\'\\\'\'}; printf "'%s'" "$s"; }
 	for e in "${envs[@]}" $(compgen -e | grep '^RTCTR_' || true); do
 		[ -n "${!e+x}" ] && echo "export $e=$(q "${!e}")"
 	done
+	# the caller's PATH (same filesystem), then the standard dirs
+	echo "export PATH=$(q "${PATH:+$PATH:}/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")"
 	echo "cd $(q "$PWD") || exit 125"
 	printf 'exec'
 	for a in "$@"; do printf ' %s' "$(q "$a")"; done
@@ -216,7 +219,7 @@ if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
 fi
 if [ ! -s "$job/exit" ]; then
 	echo "run-in-vm: VM exited (qemu status $rc) without running the command to completion" >&2
-	[ "$verbose" = 1 ] || { echo "--- guest console (tail) ---" >&2; tail -n 40 "$console_log" >&2 2>/dev/null || true; }
+	[ "$verbose" = 1 ] || { echo "--- guest console (tail) ---" >&2; tail -n 40 "$console_log" | sed "s/\x1b\[[0-9;?]*[a-zA-Z]//g; s/\x1bc//g" >&2 2>/dev/null || true; }
 	exit 125
 fi
 status=$(cat "$job/exit")
