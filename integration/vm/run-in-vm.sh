@@ -136,7 +136,42 @@ if [ ! -s "$initrd" ]; then
 	rm -rf "$build"
 	trap - EXIT
 	# drop stale images
-	find "$cache" -maxdepth 1 -name 'initramfs-*.cpio.gz' ! -name "${initrd##*/}" -delete 2>/dev/null || true
+	find "$cache" -maxdepth 1 -name 'initramfs-*.cpio.gz' -mmin +60 ! -name "${initrd##*/}" -delete 2>/dev/null || true
+fi
+
+# ---- uncompressed kernel (cached) ------------------------------------------
+# Decompressing the bzImage under TCG costs several seconds per boot.  A kernel
+# built with CONFIG_PVH=y can be booted directly as an ELF vmlinux, so extract
+# it once (like scripts/extract-vmlinux) and boot that instead.
+boot_kernel=$kernel
+if [ "${RTCTR_VM_NO_VMLINUX:-}" != 1 ] && grep -q '^CONFIG_PVH=y' "/boot/config-$kver" 2>/dev/null; then
+	vmlinux=$cache/vmlinux-$kver-$(stat -Lc '%s-%Y' "$kernel")
+	if [ ! -s "$vmlinux" ]; then
+		tmp=$vmlinux.tmp.$$
+		python3 - "$kernel" "$tmp" <<'PY' || rm -f "$tmp"
+import lzma, gzip, subprocess, sys
+data = open(sys.argv[1], 'rb').read()
+for magic, dec in ((b'\xfd7zXZ\x00', lambda b: lzma.LZMADecompressor().decompress(b)),
+                   (b'\x1f\x8b\x08', lambda b: gzip.GzipFile(fileobj=__import__('io').BytesIO(b)).read()),
+                   (b'\x28\xb5\x2f\xfd', lambda b: subprocess.run(['zstd', '-qdc'], input=b, capture_output=True).stdout)):
+    i = data.find(magic)
+    while i >= 0:
+        try:
+            out = dec(data[i:])
+        except Exception:
+            out = b''
+        if out[:4] == b'\x7fELF':
+            open(sys.argv[2], 'wb').write(out)
+            sys.exit(0)
+        i = data.find(magic, i + 1)
+sys.exit(1)
+PY
+		if [ -s "$tmp" ]; then
+			mv "$tmp" "$vmlinux"
+			find "$cache" -maxdepth 1 -name 'vmlinux-*' -mmin +60 ! -name "${vmlinux##*/}" -delete 2>/dev/null || true
+		fi
+	fi
+	[ -s "$vmlinux" ] && boot_kernel=$vmlinux
 fi
 
 # ---- job dir ---------------------------------------------------------------
@@ -175,6 +210,7 @@ else
 	console=(-chardev "file,id=con,path=$console_log")
 fi
 cmdline="console=ttyS0 quiet loglevel=4 panic=-1 cgroup_no_v1=all rdinit=/init random.trust_cpu=on"
+[ -z "${RTCTR_VM_APPEND:-}" ] || cmdline+=" $RTCTR_VM_APPEND"
 [ -z "${RTCTR_VM_MSIZE:-}" ] || cmdline+=" rtctr.msize=$RTCTR_VM_MSIZE"
 [ -z "${RTCTR_VM_9P_CACHE:-}" ] || cmdline+=" rtctr.cache=$RTCTR_VM_9P_CACHE"
 
@@ -189,8 +225,8 @@ err_pid=$!
 start=$(date +%s.%N)
 timeout -k 5 "$timeout_s" qemu-system-x86_64 \
 	-name rtctr-vm -machine q35,accel="$accel" -cpu "$cpu" -m "$mem" -smp "$smp" \
-	-nodefaults -no-user-config -nographic -no-reboot \
-	-kernel "$kernel" -initrd "$initrd" -append "$cmdline" \
+	${RTCTR_VM_BIOS:+-bios "$RTCTR_VM_BIOS"} -nodefaults -no-user-config -nographic -no-reboot \
+	-kernel "$boot_kernel" -initrd "$initrd" -append "$cmdline" \
 	"${console[@]}" -serial chardev:con \
 	-device virtio-serial-pci,id=vser \
 	-chardev "file,id=out,path=$job/stdout" -device virtserialport,chardev=out,name=rtctr.stdout \
