@@ -21,8 +21,10 @@ usage: $0 [--mem SIZE] [--smp N] [--timeout SECS] [--env NAME]... [--keep] [-v] 
   -v              show the guest kernel console on stderr while booting
 
 Environment: RTCTR_VM_KERNEL (default /boot/vmlinuz-\$(uname -r), falling back to the
-newest /boot/vmlinuz-*), RTCTR_VM_ACCEL (default tcg), RTCTR_VM_CACHE (initramfs
-cache dir, default \${TMPDIR:-/tmp}/rtctr-vm).
+newest /boot/vmlinuz-*), RTCTR_VM_ACCEL (default tcg), RTCTR_VM_CACHE (initramfs and
+vmlinux cache dir, default \${TMPDIR:-/tmp}/rtctr-vm), RTCTR_VM_TIMING=1,
+RTCTR_VM_APPEND (extra kernel args), RTCTR_VM_MSIZE, RTCTR_VM_9P_CACHE,
+RTCTR_VM_BIOS, RTCTR_VM_NO_VMLINUX=1.  See README.md.
 
 Exit status: CMD's, 124 on timeout, 125 if the VM failed before CMD ran.
 USAGE
