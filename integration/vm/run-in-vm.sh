@@ -185,7 +185,8 @@ cleanup() {
 	if [ "$keep" = 1 ]; then echo "run-in-vm: job dir kept: $job" >&2; else rm -rf "$job"; fi
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 q() { local s=${1//\'/\'\\\'\'}; printf "'%s'" "$s"; }
 {
