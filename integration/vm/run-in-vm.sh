@@ -17,8 +17,8 @@ usage: $0 [--mem SIZE] [--smp N] [--timeout SECS] [--env NAME]... [--keep] [-v] 
   --env NAME      pass the caller's \$NAME into the VM (repeatable; RUST_BACKTRACE,
                   RUST_LOG, RUST_TEST_THREADS, CARGO_TARGET_DIR, CARGO_HOME,
                   RUSTUP_HOME, TMPDIR and RTCTR_* are always passed if set)
-  --keep          keep the per-run job dir (console log, cmd.sh)
-  -v              show the guest kernel console on stderr while booting
+  --keep          keep the per-run job dir (console.log, cmd.sh)
+  -v              copy the guest kernel console to stderr (live)
 
 Environment: RTCTR_VM_KERNEL (default /boot/vmlinuz-\$(uname -r), falling back to the
 newest /boot/vmlinuz-*), RTCTR_VM_ACCEL (default tcg), RTCTR_VM_CACHE (initramfs and
@@ -181,7 +181,7 @@ job=$(mktemp -d "${TMPDIR:-/tmp}/rtctr-vm-job.XXXXXX")
 qpid=
 cleanup() {
 	[ -z "$qpid" ] || kill "$qpid" 2>/dev/null || true
-	kill ${out_pid:-} ${err_pid:-} 2>/dev/null || true
+	kill ${out_pid:-} ${err_pid:-} ${con_pid:-} 2>/dev/null || true
 	if [ "$keep" = 1 ]; then echo "run-in-vm: job dir kept: $job" >&2; else rm -rf "$job"; fi
 }
 trap cleanup EXIT
@@ -207,11 +207,7 @@ accel=${RTCTR_VM_ACCEL:-tcg}
 cpu=max
 [ "$accel" = tcg ] || cpu=host
 console_log=$job/console.log
-if [ "$verbose" = 1 ]; then
-	console=(-chardev "file,id=con,path=/dev/fd/2,append=on")
-else
-	console=(-chardev "file,id=con,path=$console_log")
-fi
+console=(-chardev "file,id=con,path=$console_log")
 cmdline="console=ttyS0 quiet loglevel=4 panic=-1 cgroup_no_v1=all rdinit=/init random.trust_cpu=on"
 [ -z "${RTCTR_VM_APPEND:-}" ] || cmdline+=" $RTCTR_VM_APPEND"
 [ -z "${RTCTR_VM_MSIZE:-}" ] || cmdline+=" rtctr.msize=$RTCTR_VM_MSIZE"
@@ -219,11 +215,20 @@ cmdline="console=ttyS0 quiet loglevel=4 panic=-1 cgroup_no_v1=all rdinit=/init r
 
 # The guest's stdout/stderr arrive through fifos copied by cat, so they end up
 # on our own fds (qemu reopening /dev/fd/N would get a separate file offset).
+# With -v the console goes the same way (to our stderr).
+fifos=("$job/stdout" "$job/stderr")
 mkfifo "$job/stdout" "$job/stderr"
 cat "$job/stdout" &
 out_pid=$!
 cat "$job/stderr" >&2 &
 err_pid=$!
+con_pid=
+if [ "$verbose" = 1 ]; then
+	mkfifo "$console_log"
+	fifos+=("$console_log")
+	cat "$console_log" >&2 &
+	con_pid=$!
+fi
 
 start=$(date +%s.%N)
 timeout -k 5 "$timeout_s" qemu-system-x86_64 \
@@ -242,23 +247,28 @@ timeout -k 5 "$timeout_s" qemu-system-x86_64 \
 	</dev/null &
 qpid=$!
 
+show_console() {
+	echo "--- guest console (tail) ---" >&2
+	tail -n 40 "$console_log" 2>/dev/null | sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/\x1bc//g' >&2 || true
+}
+
 rc=0
 wait "$qpid" || rc=$?
 qpid=
 # if qemu never opened a fifo its cat is stuck in open(): an O_RDWR open never
 # blocks on Linux, lets that cat's open complete, and the close gives it EOF
-for f in "$job/stdout" "$job/stderr"; do exec 7<>"$f"; exec 7>&-; done
-wait "$out_pid" "$err_pid" 2>/dev/null || true
+for f in "${fifos[@]}"; do exec 7<>"$f"; exec 7>&-; done
+wait "$out_pid" "$err_pid" $con_pid 2>/dev/null || true
 elapsed=$(echo "$(date +%s.%N) - $start" | bc 2>/dev/null || echo '?')
 
 if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
 	echo "run-in-vm: TIMEOUT after ${timeout_s}s, VM killed" >&2
-	[ "$verbose" = 1 ] || tail -n 30 "$console_log" >&2 2>/dev/null || true
+	[ "$verbose" = 1 ] || show_console
 	exit 124
 fi
 if [ ! -s "$job/exit" ]; then
 	echo "run-in-vm: VM exited (qemu status $rc) without running the command to completion" >&2
-	[ "$verbose" = 1 ] || { echo "--- guest console (tail) ---" >&2; tail -n 40 "$console_log" | sed "s/\x1b\[[0-9;?]*[a-zA-Z]//g; s/\x1bc//g" >&2 2>/dev/null || true; }
+	[ "$verbose" = 1 ] || show_console
 	exit 125
 fi
 status=$(cat "$job/exit")
