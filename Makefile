@@ -6,7 +6,7 @@ CARGO ?= cargo
 RTCTR := target/release/rtctr
 BUNDLE := bundles/busybox
 APT_PACKAGES := busybox-static iproute2 nftables libnftnl-dev libmnl-dev pkg-config \
-	qemu-system-x86 linux-image-amd64 runc
+	qemu-system-x86 linux-image-amd64 runc jq
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: all build deps bundle demo test unit integration test-cgroupv2 lint fmt clean
@@ -45,8 +45,9 @@ integration: build
 	$(CARGO) test --release -p rtctr-integration -- --test-threads=2
 	$(CARGO) test --release -p rtctr-cgroups --tests -- --test-threads=1
 
+# The cgroup and container tests again, in a pure cgroup v2 VM (qemu, TCG).
 test-cgroupv2: build
-	integration/vm/run-in-vm.sh -- make -C $(CURDIR) integration-in-vm
+	integration/vm/cargo-test-in-vm.sh --timeout 1500 --release -p rtctr-cgroups -p rtctr-integration -- --test-threads=1
 
 lint:
 	$(CARGO) fmt --all -- --check
