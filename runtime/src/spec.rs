@@ -187,6 +187,19 @@ fn validate_linux(spec: &Spec) -> Result<(), SpecError> {
             }
         }
     }
+    for (field, paths) in [
+        ("linux.maskedPaths", linux.masked_paths()),
+        ("linux.readonlyPaths", linux.readonly_paths()),
+    ] {
+        for (i, p) in paths.as_deref().unwrap_or_default().iter().enumerate() {
+            if !p.starts_with('/') {
+                return Err(invalid(
+                    format!("{field}[{i}]"),
+                    format!("{p:?} is not an absolute path"),
+                ));
+            }
+        }
+    }
     let has_new_or_joined = |t: LinuxNamespaceType| namespaces.iter().any(|n| n.typ() == t);
     let creates = |t: LinuxNamespaceType| {
         namespaces

@@ -139,6 +139,24 @@ fn build(
     let fifo = dir.file(state::EXEC_FIFO);
     nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o622))
         .map_err(|e| io_err("mkfifo", &fifo)(e.into()))?;
+    if ns.new_user {
+        // The init is root only inside its user namespace: give the fifo
+        // to the host ids its root maps to.
+        let linux = spec.linux().as_ref().expect("validated");
+        let host = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+            maps.as_deref()
+                .unwrap_or_default()
+                .iter()
+                .find(|m| m.container_id() == 0)
+                .map(|m| m.host_id())
+        };
+        nix::unistd::chown(
+            &fifo,
+            host(linux.uid_mappings()).map(nix::unistd::Uid::from_raw),
+            host(linux.gid_mappings()).map(nix::unistd::Gid::from_raw),
+        )
+        .map_err(|e| io_err("chown", &fifo)(e.into()))?;
+    }
     cgroup.create()?;
     undo.cgroup = Some(cgroup.clone());
     let linux = spec.linux().as_ref().expect("validated");
