@@ -34,6 +34,7 @@ pub mod start;
 pub mod state;
 #[allow(unsafe_code)]
 mod sys;
+pub mod terminal;
 
 /// rtctr's version line, in the shape go-runc parses (`<name> version X`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -2,6 +2,7 @@
 //! forwarding signals to it; the exit status is the container's (128+N
 //! when it was killed by signal N).
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
@@ -22,6 +23,16 @@ pub enum RunError {
     Start(#[from] StartError),
     #[error(transparent)]
     Delete(#[from] DeleteError),
+    #[error(transparent)]
+    Terminal(crate::terminal::TerminalError),
+    #[error("cannot allocate a terminal if rtctr detaches without --console-socket")]
+    Detached,
+    #[error("{op}: {source}")]
+    Io {
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{op}: {source}")]
     Sys {
         op: &'static str,
@@ -36,6 +47,15 @@ pub struct RunOptions {
     pub detach: bool,
     pub keep: bool,
     pub no_subreaper: bool,
+}
+
+/// Cheap look at the bundle's process.terminal (the full parse is create's).
+fn terminal_requested(bundle: &std::path::Path) -> bool {
+    std::fs::read(bundle.join("config.json"))
+        .ok()
+        .and_then(|raw| crate::spec::parse(&raw).ok())
+        .and_then(|s| s.process().as_ref().and_then(|p| p.terminal()))
+        .unwrap_or(false)
 }
 
 /// Signals `run` forwards; synchronous faults stay unblocked.
@@ -57,6 +77,12 @@ fn forwarded() -> SigSet {
 }
 
 pub fn run(store: &Store, opts: &RunOptions) -> Result<i32, RunError> {
+    if opts.detach
+        && opts.create.console_socket.is_none()
+        && terminal_requested(&opts.create.bundle)
+    {
+        return Err(RunError::Detached);
+    }
     if opts.detach {
         let mut created = create::create(store, &opts.create)?;
         start::start_loaded(&created.dir, &mut created.state)?;
@@ -82,7 +108,26 @@ pub fn run(store: &Store, opts: &RunOptions) -> Result<i32, RunError> {
             op: "signalfd",
             source,
         })?;
-    let mut created = create::create(store, &opts.create)?;
+    // With process.terminal and no --console-socket, the init sends its
+    // pty master here and run copies between it and our own stdio.
+    let (ours, theirs) = nix::sys::socket::socketpair(
+        nix::sys::socket::AddressFamily::Unix,
+        nix::sys::socket::SockType::Stream,
+        None,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|source| RunError::Sys {
+        op: "socketpair",
+        source,
+    })?;
+    let console = opts.create.console_socket.is_none().then(|| theirs.as_fd());
+    let mut created = create::create_with(store, &opts.create, console)?;
+    drop(theirs);
+    let pty = if created.terminal && opts.create.console_socket.is_none() {
+        Some(crate::terminal::recv_fd(ours.as_fd()).map_err(RunError::Terminal)?)
+    } else {
+        None
+    };
     let pid = created.state.pid;
     if let Err(e) = start::start_loaded(&created.dir, &mut created.state) {
         crate::kill::kill_and_wait(pid, None);
@@ -96,7 +141,7 @@ pub fn run(store: &Store, opts: &RunOptions) -> Result<i32, RunError> {
     let code = if opts.no_subreaper {
         wait_pidfd(pid)
     } else {
-        wait_child(&sfd, pid)?
+        wait_child(&sfd, pid, pty.as_ref())?
     };
     if !opts.keep {
         match store.open(&id) {
@@ -109,13 +154,68 @@ pub fn run(store: &Store, opts: &RunOptions) -> Result<i32, RunError> {
     Ok(code)
 }
 
-/// Reaps children until the init exits; forwards every other signal.
-fn wait_child(sfd: &SignalFd, init: i32) -> Result<i32, RunError> {
+/// Reaps children until the init exits; forwards every other signal;
+/// with a pty, copies stdin to it and its output to stdout.
+fn wait_child(sfd: &SignalFd, init: i32, pty: Option<&OwnedFd>) -> Result<i32, RunError> {
+    use rustix::event::{poll, PollFd, PollFlags};
     let pidfd = crate::create::pidfd_of(init);
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    let _raw = pty.and_then(|_| crate::terminal::RawMode::enter(stdin.as_fd()));
+    if let Some(pty) = pty {
+        crate::terminal::copy_size(stdin.as_fd(), pty.as_fd());
+    }
+    let mut stdin_open = pty.is_some();
     loop {
         // The init may already be gone (its SIGCHLD is pending on sfd).
         if let Some(code) = reap(init) {
+            if let Some(pty) = pty {
+                // Drain what the container wrote last.
+                while poll(
+                    &mut [PollFd::new(pty, PollFlags::IN)],
+                    Some(&rustix::event::Timespec {
+                        tv_sec: 0,
+                        tv_nsec: 0,
+                    }),
+                )
+                .unwrap_or(0)
+                    > 0
+                    && crate::terminal::pump(pty.as_fd(), stdout.as_fd())
+                {}
+            }
             return Ok(code);
+        }
+        if let Some(pty) = pty {
+            let mut fds = vec![
+                PollFd::new(sfd, PollFlags::IN),
+                PollFd::new(pty, PollFlags::IN),
+            ];
+            if stdin_open {
+                fds.push(PollFd::new(&stdin, PollFlags::IN));
+            }
+            match poll(&mut fds, None) {
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => {
+                    return Err(RunError::Io {
+                        op: "poll",
+                        source: e.into(),
+                    })
+                }
+            }
+            let (sig_ready, pty_ready) =
+                (!fds[0].revents().is_empty(), !fds[1].revents().is_empty());
+            let stdin_ready = stdin_open && !fds[2].revents().is_empty();
+            drop(fds);
+            if pty_ready {
+                crate::terminal::pump(pty.as_fd(), stdout.as_fd());
+            }
+            if stdin_ready && !crate::terminal::pump(stdin.as_fd(), pty.as_fd()) {
+                stdin_open = false;
+            }
+            if !sig_ready {
+                continue;
+            }
         }
         let info = match sfd.read_signal() {
             Ok(Some(info)) => info,
@@ -131,6 +231,12 @@ fn wait_child(sfd: &SignalFd, init: i32) -> Result<i32, RunError> {
         let sig = info.ssi_signo as i32;
         if sig == libc::SIGCHLD {
             continue;
+        }
+        if sig == libc::SIGWINCH {
+            if let Some(pty) = pty {
+                crate::terminal::copy_size(stdin.as_fd(), pty.as_fd());
+                continue;
+            }
         }
         if let Some(fd) = &pidfd {
             let _ = crate::kill::send(fd, sig);

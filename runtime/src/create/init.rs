@@ -16,7 +16,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 
 use super::sync::{Channel, Msg, SyncError};
 use crate::sys::process::{exit_now, fork, Forked};
-use crate::{hooks, namespaces, process, resolve, rootfs};
+use crate::{hooks, namespaces, process, resolve, rootfs, terminal};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
@@ -30,6 +30,8 @@ pub enum InitError {
     Hook(#[from] hooks::HookError),
     #[error(transparent)]
     Sync(#[from] SyncError),
+    #[error(transparent)]
+    Terminal(#[from] terminal::TerminalError),
     #[error("cgroup: {0}")]
     Cgroup(#[from] rtctr_cgroups::Error),
     #[error("{op}: {source}")]
@@ -72,6 +74,17 @@ pub struct Ctx<'a> {
     pub init_chan: &'a Channel,
     /// The state directory's lock, inherited through fork: closed at once.
     pub lock_fd: std::os::fd::RawFd,
+    /// Where the terminal master goes when process.terminal is set.
+    pub console: Option<Console<'a>>,
+}
+
+/// The receiver of a container's terminal master.
+#[derive(Clone)]
+pub enum Console<'a> {
+    /// `--console-socket`: a unix socket path to connect to.
+    Path(&'a Path),
+    /// A connected socket (`run` with a terminal and no socket).
+    Fd(std::os::fd::BorrowedFd<'a>),
 }
 
 /// The intermediate process: never returns.
@@ -165,6 +178,10 @@ fn run_init(ctx: &Ctx) -> Result<Infallible, InitError> {
     };
     let cgroupns = ctx.ns.creates(LinuxNamespaceType::Cgroup);
     rootfs::mount_all(spec, &root, ctx.bundle, ctx.cgroup, cgroupns)?;
+    if let Some(console) = &ctx.console {
+        // Before pivot_root: the console socket is a host path.
+        setup_terminal(console, root.fd.as_fd(), proc_)?;
+    }
     // createRuntime hooks run in the parent once the namespaces exist.
     ctx.init_chan.send(&Msg::RuntimeHooks)?;
     let state_json = ctx.init_chan.expect_continue()?;
@@ -232,6 +249,25 @@ fn run_init(ctx: &Ctx) -> Result<Infallible, InitError> {
         op: format!("exec {}", program.display()),
         source: err.into(),
     })
+}
+
+/// A pty from the container's devpts: the master to the console
+/// receiver, the peer on /dev/console and as stdio.
+fn setup_terminal(
+    console: &Console,
+    root: std::os::fd::BorrowedFd<'_>,
+    proc_: &Process,
+) -> Result<(), InitError> {
+    let pty = terminal::open_in_root(root)?;
+    terminal::set_size(pty.master.as_fd(), proc_)?;
+    terminal::bind_console(root, &pty.slave)?;
+    match console {
+        Console::Path(p) => terminal::send_to_socket(p, &pty.master)?,
+        Console::Fd(fd) => terminal::send_fd(*fd, &pty.master)?,
+    }
+    drop(pty.master);
+    terminal::make_stdio(&pty.slave)?;
+    Ok(())
 }
 
 /// hostname and domainname (in the container's UTS namespace).

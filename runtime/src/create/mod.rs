@@ -69,6 +69,8 @@ pub struct CreateOptions {
 pub struct Created {
     pub dir: ContainerDir,
     pub state: State,
+    /// The init's stdio is a pty (its master went to the console receiver).
+    pub terminal: bool,
 }
 
 /// What create has made so far, undone in reverse on failure.
@@ -96,12 +98,43 @@ impl Undo {
 }
 
 pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created, CreateError> {
+    create_with(store, opts, None)
+}
+
+/// Everything `build` works from.
+struct Input<'a> {
+    opts: &'a CreateOptions,
+    spec: &'a Spec,
+    raw: &'a [u8],
+    bundle: &'a Path,
+    rootfs: &'a Path,
+    ns: &'a namespaces::Plan,
+    console: Option<init::Console<'a>>,
+}
+
+/// `create`, with `console` a socket the init sends its terminal master
+/// to when no --console-socket is given (`run` proxies the terminal).
+pub fn create_with(
+    store: &Store,
+    opts: &CreateOptions,
+    console: Option<std::os::fd::BorrowedFd<'_>>,
+) -> Result<Created, CreateError> {
     state::validate_id(&opts.id)?;
     let bundle = std::fs::canonicalize(&opts.bundle).map_err(io_err("bundle", &opts.bundle))?;
     let (spec, raw) = spec::load(&bundle)?;
     spec::validate(&spec)?;
     let rootfs = rootfs_path(&bundle, &spec)?;
-    check_terminal(&spec, opts)?;
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    let console = match (&opts.console_socket, console) {
+        (Some(path), _) => Some(init::Console::Path(path)),
+        (None, Some(fd)) if terminal => Some(init::Console::Fd(fd)),
+        _ => None,
+    };
+    check_terminal(&spec, console.is_some())?;
     let linux = spec.linux().as_ref().expect("validated");
     let ns = namespaces::plan(linux)?;
     let cgroup = Cgroup::resolve(
@@ -111,10 +144,21 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created, CreateErro
     )?;
     let dir = store.create(&opts.id)?;
     let mut undo = Undo::default();
-    match build(
-        &dir, opts, &spec, &raw, &bundle, &rootfs, &ns, cgroup, &mut undo,
-    ) {
-        Ok(state) => Ok(Created { dir, state }),
+    let input = Input {
+        opts,
+        spec: &spec,
+        raw: &raw,
+        bundle: &bundle,
+        rootfs: &rootfs,
+        ns: &ns,
+        console,
+    };
+    match build(&dir, &input, cgroup, &mut undo) {
+        Ok(state) => Ok(Created {
+            dir,
+            state,
+            terminal,
+        }),
         Err(e) => {
             undo.run(dir);
             Err(e)
@@ -122,18 +166,21 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created, CreateErro
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn build(
     dir: &ContainerDir,
-    opts: &CreateOptions,
-    spec: &Spec,
-    raw: &[u8],
-    bundle: &Path,
-    rootfs: &Path,
-    ns: &namespaces::Plan,
+    input: &Input,
     cgroup: Cgroup,
     undo: &mut Undo,
 ) -> Result<State, CreateError> {
+    let Input {
+        opts,
+        spec,
+        raw,
+        bundle,
+        rootfs,
+        ns,
+        ..
+    } = *input;
     let config = dir.file(state::CONFIG_FILE);
     std::fs::write(&config, raw).map_err(io_err("write", &config))?;
     let fifo = dir.file(state::EXEC_FIFO);
@@ -184,6 +231,7 @@ fn build(
         ns_chan: &ns_child,
         init_chan: &child,
         lock_fd: dir.lock_fd(),
+        console: input.console.clone(),
     };
     let intermediate = match fork().map_err(io_err("fork", Path::new("rtctr")))? {
         Forked::Child => {
@@ -289,23 +337,18 @@ fn rootfs_path(bundle: &Path, spec: &Spec) -> Result<PathBuf, CreateError> {
     Ok(path)
 }
 
-fn check_terminal(spec: &Spec, opts: &CreateOptions) -> Result<(), CreateError> {
+fn check_terminal(spec: &Spec, has_console: bool) -> Result<(), CreateError> {
     let terminal = spec
         .process()
         .as_ref()
         .and_then(|p| p.terminal())
         .unwrap_or(false);
-    if terminal && opts.console_socket.is_none() {
+    if terminal && !has_console {
         return Err(CreateError::Unsupported(
             "process.terminal is true: cannot allocate a terminal without --console-socket".into(),
         ));
     }
-    if terminal {
-        return Err(CreateError::Unsupported(
-            "process.terminal: terminals are not supported yet".into(),
-        ));
-    }
-    if opts.console_socket.is_some() && !terminal {
+    if !terminal && has_console {
         return Err(CreateError::Unsupported(
             "--console-socket given but process.terminal is false".into(),
         ));
