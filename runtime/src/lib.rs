@@ -1,1 +1,4 @@
 //! rtctr: an OCI runtime.
+
+pub mod capabilities;
+pub mod seccomp;

@@ -1,0 +1,479 @@
+//! OCI `linux.seccomp` → one classic-BPF program, installed with raw `seccomp(2)`.
+//!
+//! # Plan, then apply
+//!
+//! [`compile`] is pure (no syscalls): it resolves names, checks the profile and
+//! assembles a [`Program`]. The init process calls it before it drops
+//! privileges, and calls [`Program::install`] as late as possible before
+//! `execve`. If the profile uses `SCMP_ACT_NOTIFY`, `install` returns the
+//! listener fd; the unfiltered runtime hands it to the agent with
+//! [`send_listener`].
+//!
+//! # How the per-syscall actions are combined
+//!
+//! seccompiler 0.5 builds filters with a single match action, so an OCI profile
+//! would need a stack of filters (one per distinct action). Instead rtctr
+//! assembles **one program** and borrows only seccompiler's tested argument
+//! comparison code (`SeccompRule` → BPF, which handles 64-bit compares and
+//! long jumps). The layout is:
+//!
+//! ```text
+//! ld arch
+//! jeq AUDIT_ARCH_X86_64 → x86_64 section
+//! jeq AUDIT_ARCH_I386   → i386 section        (only if SCMP_ARCH_X86 is listed)
+//! ret KILL_PROCESS                              (any other audit arch)
+//! x86_64 section:
+//!   ld nr
+//!   nr >= 0x40000000 (x32)? → `and ~X32_BIT` if SCMP_ARCH_X32 is listed, else ret KILL_PROCESS
+//!   per syscall, in number order:
+//!     no argument rules:  jeq nr ; ret ACTION                       (2 insns)
+//!     argument rules:     jeq nr ; ja skip ; {rule ; ret ACTION}* ; ret FALLBACK
+//!   ret DEFAULT
+//! i386 section: the same chain, built from the i386 syscall table, 32-bit compares
+//! ```
+//!
+//! Rules are merged per syscall as libseccomp 2.5.4 does (checked with it):
+//! the first rule without arguments is final: it replaces the syscall's
+//! argument rules and later rules are ignored; two rules with the same
+//! conditions and different actions are an error (libseccomp: `EEXIST`).
+//! The argument rules of a syscall are tried ordered by kernel precedence
+//! (the most restrictive action first: the answer a stack of one filter per
+//! action would give when several rules match); if none matches, the default
+//! action applies. Every path out of a syscall block returns, so the
+//! accumulator being clobbered by argument loads does not matter.
+//!
+//! The program only loads `arch` and `nr` outside argument rules, so the
+//! kernel's constant-action cache (5.11+) can answer always-allowed syscalls
+//! without running BPF at all.
+//!
+//! # Rules copied from runc / libseccomp
+//!
+//! * `SCMP_ACT_ERRNO` without `errnoRet` returns `EPERM`; so does
+//!   `SCMP_ACT_TRACE` (the value is the ptrace message). `defaultErrnoRet`
+//!   applies when `defaultAction` is `SCMP_ACT_ERRNO`.
+//! * A rule whose action equals the default action is skipped.
+//! * Several conditions on one rule are ANDed; if one argument index appears
+//!   more than once, every condition becomes its own rule (ORed), as runc does.
+//! * A syscall name unknown to an architecture's table is skipped for that
+//!   architecture; names unknown to all are listed in
+//!   [`Program::skipped_syscalls`].
+//! * `SCMP_ACT_KILL` is `KILL_THREAD`.
+//!
+//! # Architectures
+//!
+//! x86_64 is always included (libseccomp always adds the native arch).
+//! `SCMP_ARCH_X86` adds an i386 section with the i386 numbers from the
+//! `syscalls` crate. `SCMP_ARCH_X32` lets x32 calls through the x86_64 rules
+//! with the x32 bit cleared; x32-only numbers (512–547) therefore get the
+//! default action. Any other arch in the list cannot occur on an x86_64 kernel
+//! and is ignored. A syscall from an arch that is not listed is killed
+//! (`KILL_PROCESS`), like seccompiler and unlike libseccomp's `KILL_THREAD`.
+//!
+//! # Flags
+//!
+//! `LOG`, `SPEC_ALLOW`, `TSYNC` and `WAIT_KILLABLE_RECV` are passed to
+//! `seccomp(2)`. `NEW_LISTENER` is added when any action is `NOTIFY`
+//! (then `TSYNC` also needs `TSYNC_ESRCH`); `WAIT_KILLABLE_RECV` is dropped
+//! when there is no listener, because the kernel rejects it alone.
+//!
+//! # NOTIFY
+//!
+//! `listenerPath` must be set when `SCMP_ACT_NOTIFY` is used, and NOTIFY is
+//! refused as the default action and for the syscalls in [`NOTIFY_FORBIDDEN`]:
+//! the init process still makes those between `install` and `execve`, before
+//! any agent holds the listener, so they would hang forever.
+
+mod emit;
+mod kernel;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use oci_spec::runtime::{
+    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
+    LinuxSyscall,
+};
+use seccompiler::{sock_filter, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition};
+
+pub use kernel::send_listener;
+
+/// Syscalls that may not use `SCMP_ACT_NOTIFY`: the init process uses them to
+/// hand the listener fd to the runtime, i.e. before any agent can answer.
+/// (runc forbids `write`; keep this in step with what init calls between
+/// `install` and the hand-over.)
+pub const NOTIFY_FORBIDDEN: &[&str] = &["write", "sendmsg"];
+
+/// The kernel's limit on instructions in one filter (`BPF_MAXINSNS`).
+pub const MAX_INSNS: usize = 4096;
+
+/// Errors from compiling, installing or handing over a seccomp filter.
+#[derive(Debug, thiserror::Error)]
+pub enum SeccompError {
+    #[error("seccomp is only implemented for x86_64 hosts")]
+    UnsupportedHost,
+    #[error("seccomp: {action} is not allowed as defaultAction")]
+    DefaultActionNotAllowed { action: String },
+    #[error("seccomp: errnoRet {value} for {what} is out of range (max {max})")]
+    ErrnoOutOfRange { what: String, value: u32, max: u32 },
+    #[error("seccomp: argument index {index} for syscall {syscall} is out of range (0..=5)")]
+    ArgIndex { syscall: String, index: usize },
+    #[error("seccomp: SCMP_CMP_MASKED_EQ on syscall {syscall} needs valueTwo")]
+    MaskedEqWithoutValueTwo { syscall: String },
+    #[error("seccomp: syscall {syscall} has two rules with the same arguments and different actions ({first:#x} and {second:#x})")]
+    ConflictingRules {
+        syscall: String,
+        first: u32,
+        second: u32,
+    },
+    #[error("seccomp: SCMP_ACT_NOTIFY is used but linux.seccomp.listenerPath is not set")]
+    NotifyWithoutListener,
+    #[error("seccomp: SCMP_ACT_NOTIFY cannot be used for syscall {syscall}: the runtime needs it before the agent has the listener")]
+    NotifyForbidden { syscall: String },
+    #[error("seccomp: building the argument rule for syscall {syscall}")]
+    Rule {
+        syscall: String,
+        #[source]
+        source: seccompiler::BackendError,
+    },
+    #[error("seccomp: the filter has {insns} BPF instructions, the kernel allows {MAX_INSNS}")]
+    TooLarge { insns: usize },
+    #[error("seccomp(SECCOMP_SET_MODE_FILTER, flags {flags:#x}) failed")]
+    Install {
+        flags: u64,
+        #[source]
+        source: io::Error,
+    },
+    #[error("seccomp: connecting to listener socket {path}")]
+    ListenerConnect {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("seccomp: sending the listener fd to {path}")]
+    ListenerSend {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("seccomp: serializing the container process state")]
+    StateJson(#[source] serde_json::Error),
+}
+
+/// A compiled seccomp profile, ready for [`Program::install`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Program {
+    filter: Vec<sock_filter>,
+    flags: u64,
+    listener_path: Option<PathBuf>,
+    listener_metadata: Option<String>,
+    skipped: Vec<String>,
+}
+
+impl Program {
+    /// Number of BPF instructions (at most [`MAX_INSNS`]).
+    pub fn instruction_count(&self) -> usize {
+        self.filter.len()
+    }
+
+    /// The BPF instructions, for debugging and tests.
+    pub fn instructions(&self) -> &[sock_filter] {
+        &self.filter
+    }
+
+    /// The `SECCOMP_FILTER_FLAG_*` bits `install` passes to `seccomp(2)`.
+    pub fn flags(&self) -> u64 {
+        self.flags
+    }
+
+    /// Whether the filter uses `SCMP_ACT_NOTIFY`, so `install` returns a listener fd.
+    pub fn wants_listener(&self) -> bool {
+        self.flags & libc::SECCOMP_FILTER_FLAG_NEW_LISTENER != 0
+    }
+
+    /// `linux.seccomp.listenerPath`, set whenever [`Program::wants_listener`] is true.
+    pub fn listener_path(&self) -> Option<&std::path::Path> {
+        self.listener_path.as_deref()
+    }
+
+    /// `linux.seccomp.listenerMetadata`, passed on to the agent.
+    pub fn listener_metadata(&self) -> Option<&str> {
+        self.listener_metadata.as_deref()
+    }
+
+    /// Syscall names that no requested architecture knows; they were skipped.
+    pub fn skipped_syscalls(&self) -> &[String] {
+        &self.skipped
+    }
+}
+
+/// Architectures the program has a section for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SectionArch {
+    X86_64,
+    I386,
+}
+
+/// One rule with argument conditions: the conditions are ANDed.
+#[derive(Clone, Debug)]
+struct ArgRule {
+    ret: u32,
+    conditions: Vec<SeccompCondition>,
+}
+
+/// Everything the profile says about one syscall number on one arch.
+#[derive(Clone, Debug, Default)]
+struct SyscallRules {
+    name: String,
+    unconditional: Option<u32>,
+    with_args: Vec<ArgRule>,
+}
+
+/// Per-arch table: syscall number → rules.
+type Table = BTreeMap<u32, SyscallRules>;
+
+/// Kernel precedence of a return value: lower is more restrictive
+/// (the kernel compares `ret & SECCOMP_RET_ACTION_FULL` as a signed number).
+fn precedence(ret: u32) -> i32 {
+    (ret & libc::SECCOMP_RET_ACTION_FULL) as i32
+}
+
+/// The `SECCOMP_RET_*` value of an OCI action.
+fn action_ret(
+    action: LinuxSeccompAction,
+    errno_ret: Option<u32>,
+    what: &str,
+) -> Result<u32, SeccompError> {
+    let data = |max: u32| -> Result<u32, SeccompError> {
+        let value = errno_ret.unwrap_or(libc::EPERM as u32);
+        if value > max {
+            return Err(SeccompError::ErrnoOutOfRange {
+                what: what.to_string(),
+                value,
+                max,
+            });
+        }
+        Ok(value)
+    };
+    Ok(match action {
+        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => {
+            libc::SECCOMP_RET_KILL_THREAD
+        }
+        LinuxSeccompAction::ScmpActKillProcess => libc::SECCOMP_RET_KILL_PROCESS,
+        LinuxSeccompAction::ScmpActTrap => libc::SECCOMP_RET_TRAP,
+        // The kernel caps errno at MAX_ERRNO (4095).
+        LinuxSeccompAction::ScmpActErrno => libc::SECCOMP_RET_ERRNO | data(4095)?,
+        LinuxSeccompAction::ScmpActTrace => libc::SECCOMP_RET_TRACE | data(0xffff)?,
+        LinuxSeccompAction::ScmpActNotify => libc::SECCOMP_RET_USER_NOTIF,
+        LinuxSeccompAction::ScmpActLog => libc::SECCOMP_RET_LOG,
+        LinuxSeccompAction::ScmpActAllow => libc::SECCOMP_RET_ALLOW,
+    })
+}
+
+/// Compiles an OCI seccomp profile. Pure: makes no syscalls.
+pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program, SeccompError> {
+    if !cfg!(target_arch = "x86_64") {
+        return Err(SeccompError::UnsupportedHost);
+    }
+    let default_action = seccomp.default_action();
+    if default_action == LinuxSeccompAction::ScmpActNotify {
+        return Err(SeccompError::DefaultActionNotAllowed {
+            action: default_action.to_string(),
+        });
+    }
+    let default_ret = action_ret(
+        default_action,
+        seccomp.default_errno_ret(),
+        "defaultErrnoRet",
+    )?;
+
+    let arches = seccomp.architectures().as_deref().unwrap_or_default();
+    let with_i386 = arches.contains(&Arch::ScmpArchX86);
+    let with_x32 = arches.contains(&Arch::ScmpArchX32);
+
+    let mut x86_64 = Table::new();
+    let mut i386 = Table::new();
+    let mut skipped = Vec::new();
+    let mut notify = false;
+    for entry in seccomp.syscalls().as_deref().unwrap_or_default() {
+        let ret = action_ret(entry.action(), entry.errno_ret(), "a syscall rule")?;
+        if ret == default_ret {
+            continue;
+        }
+        if ret == libc::SECCOMP_RET_USER_NOTIF {
+            notify = true;
+            if let Some(name) = entry
+                .names()
+                .iter()
+                .find(|n| NOTIFY_FORBIDDEN.contains(&n.as_str()))
+            {
+                return Err(SeccompError::NotifyForbidden {
+                    syscall: name.clone(),
+                });
+            }
+        }
+        for name in entry.names() {
+            let mut known = false;
+            if let Ok(sysno) = syscalls::x86_64::Sysno::from_str(name) {
+                known = true;
+                let rules = arg_rules(name, entry, SeccompCmpArgLen::Qword)?;
+                add_rule(&mut x86_64, sysno.id() as u32, name, ret, rules)?;
+            }
+            if with_i386 {
+                if let Ok(sysno) = syscalls::x86::Sysno::from_str(name) {
+                    known = true;
+                    let rules = arg_rules(name, entry, SeccompCmpArgLen::Dword)?;
+                    add_rule(&mut i386, sysno.id() as u32, name, ret, rules)?;
+                }
+            }
+            if !known && !skipped.contains(name) {
+                skipped.push(name.clone());
+            }
+        }
+    }
+    if notify && seccomp.listener_path().is_none() {
+        return Err(SeccompError::NotifyWithoutListener);
+    }
+
+    let mut sections = vec![(SectionArch::X86_64, x86_64)];
+    if with_i386 {
+        sections.push((SectionArch::I386, i386));
+    }
+    let filter = emit::program(&sections, default_ret, with_x32)?;
+    if filter.len() > MAX_INSNS {
+        return Err(SeccompError::TooLarge {
+            insns: filter.len(),
+        });
+    }
+    Ok(Program {
+        filter,
+        flags: filter_flags(seccomp.flags().as_deref().unwrap_or_default(), notify),
+        listener_path: seccomp.listener_path().clone(),
+        listener_metadata: seccomp.listener_metadata().clone(),
+        skipped,
+    })
+}
+
+/// The `seccomp(2)` flag bits for the OCI flags.
+fn filter_flags(flags: &[LinuxSeccompFilterFlag], notify: bool) -> u64 {
+    let mut bits = 0;
+    for flag in flags {
+        bits |= match flag {
+            LinuxSeccompFilterFlag::SeccompFilterFlagLog => libc::SECCOMP_FILTER_FLAG_LOG,
+            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => libc::SECCOMP_FILTER_FLAG_TSYNC,
+            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => {
+                libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW
+            }
+            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => {
+                libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+            }
+        };
+    }
+    if notify {
+        bits |= libc::SECCOMP_FILTER_FLAG_NEW_LISTENER;
+        if bits & libc::SECCOMP_FILTER_FLAG_TSYNC != 0 {
+            // TSYNC reports failure as a thread id, which collides with the
+            // listener fd; the kernel insists on TSYNC_ESRCH here.
+            bits |= libc::SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
+        }
+    } else {
+        bits &= !libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
+    }
+    bits
+}
+
+/// The argument rules of one OCI entry (empty: unconditional).
+fn arg_rules(
+    name: &str,
+    entry: &LinuxSyscall,
+    len: SeccompCmpArgLen,
+) -> Result<Vec<Vec<SeccompCondition>>, SeccompError> {
+    let args = entry.args().as_deref().unwrap_or_default();
+    let mut conditions = Vec::with_capacity(args.len());
+    for arg in args {
+        let index = u8::try_from(arg.index())
+            .ok()
+            .filter(|i| *i <= 5)
+            .ok_or_else(|| SeccompError::ArgIndex {
+                syscall: name.to_string(),
+                index: arg.index(),
+            })?;
+        let (op, value) = match arg.op() {
+            LinuxSeccompOperator::ScmpCmpNe => (SeccompCmpOp::Ne, arg.value()),
+            LinuxSeccompOperator::ScmpCmpLt => (SeccompCmpOp::Lt, arg.value()),
+            LinuxSeccompOperator::ScmpCmpLe => (SeccompCmpOp::Le, arg.value()),
+            LinuxSeccompOperator::ScmpCmpEq => (SeccompCmpOp::Eq, arg.value()),
+            LinuxSeccompOperator::ScmpCmpGe => (SeccompCmpOp::Ge, arg.value()),
+            LinuxSeccompOperator::ScmpCmpGt => (SeccompCmpOp::Gt, arg.value()),
+            // OCI: (arg & value) == valueTwo.
+            LinuxSeccompOperator::ScmpCmpMaskedEq => {
+                let Some(two) = arg.value_two() else {
+                    return Err(SeccompError::MaskedEqWithoutValueTwo {
+                        syscall: name.to_string(),
+                    });
+                };
+                (SeccompCmpOp::MaskedEq(arg.value()), two)
+            }
+        };
+        let condition = SeccompCondition::new(index, len.clone(), op, value).map_err(|source| {
+            SeccompError::Rule {
+                syscall: name.to_string(),
+                source,
+            }
+        })?;
+        conditions.push((index, condition));
+    }
+    let mut indexes: Vec<u8> = conditions.iter().map(|(i, _)| *i).collect();
+    indexes.sort_unstable();
+    let repeated = indexes.windows(2).any(|w| w[0] == w[1]);
+    Ok(if conditions.is_empty() {
+        Vec::new()
+    } else if repeated {
+        // runc: a repeated index means OR, so each condition is its own rule.
+        conditions.into_iter().map(|(_, c)| vec![c]).collect()
+    } else {
+        vec![conditions.into_iter().map(|(_, c)| c).collect()]
+    })
+}
+
+/// Adds one OCI entry's rules for one syscall number to a table, with
+/// libseccomp's rules (checked against libseccomp 2.5.4): the first
+/// unconditional rule is final (it replaces earlier argument rules, later
+/// rules are ignored); the same conditions with another action is an error.
+fn add_rule(
+    table: &mut Table,
+    nr: u32,
+    name: &str,
+    ret: u32,
+    rules: Vec<Vec<SeccompCondition>>,
+) -> Result<(), SeccompError> {
+    let slot = table.entry(nr).or_insert_with(|| SyscallRules {
+        name: name.to_string(),
+        ..SyscallRules::default()
+    });
+    if slot.unconditional.is_some() {
+        return Ok(());
+    }
+    if rules.is_empty() {
+        slot.unconditional = Some(ret);
+        slot.with_args.clear();
+        return Ok(());
+    }
+    for conditions in rules {
+        match slot.with_args.iter().find(|r| r.conditions == conditions) {
+            Some(same) if same.ret != ret => {
+                return Err(SeccompError::ConflictingRules {
+                    syscall: name.to_string(),
+                    first: same.ret,
+                    second: ret,
+                })
+            }
+            Some(_) => {}
+            None => slot.with_args.push(ArgRule { ret, conditions }),
+        }
+    }
+    Ok(())
+}
