@@ -88,20 +88,58 @@ fn section(
             ret(libc::SECCOMP_RET_KILL_PROCESS)
         });
     }
-    for (nr, rules) in table {
-        if rules.with_args.is_empty() {
-            let action = rules.unconditional.unwrap_or(default_ret);
-            out.push(jump(JMP_JEQ_K, *nr, 0, 1));
-            out.push(ret(action));
-            continue;
-        }
-        let block = syscall_block(rules, default_ret)?;
-        out.push(jump(JMP_JEQ_K, *nr, 1, 0));
-        out.push(stmt(JMP_JA, to_u32(block.len())));
-        out.extend(block);
-    }
-    out.push(ret(default_ret));
+    let blocks = table
+        .iter()
+        .map(|(nr, rules)| syscall_code(*nr, rules, default_ret))
+        .collect::<Result<Vec<_>, _>>()?;
+    search_tree(&mut out, &blocks, default_ret);
     Ok(out)
+}
+
+/// Syscalls per leaf of the search tree, tested one after another.
+const LEAF: usize = 8;
+
+/// The code for one syscall number: `(nr, code)`, where `code` returns when
+/// the number matches and falls through (accumulator intact) when not.
+type SyscallCode = (u32, Vec<sock_filter>);
+
+/// A binary search over the sorted syscall numbers, with short linear leaves:
+/// `jge mid ; ja upper ; lower… ; upper…`. Every leaf ends with the default,
+/// so each subtree returns on every path.
+fn search_tree(out: &mut Vec<sock_filter>, blocks: &[SyscallCode], default_ret: u32) {
+    if blocks.len() <= LEAF {
+        for (_, code) in blocks {
+            out.extend_from_slice(code);
+        }
+        out.push(ret(default_ret));
+        return;
+    }
+    let (lower, upper) = blocks.split_at(blocks.len() / 2);
+    out.push(jump(JMP_JGE_K, upper[0].0, 0, 1));
+    let ja = out.len();
+    out.push(stmt(JMP_JA, 0));
+    search_tree(out, lower, default_ret);
+    // Patch the jump over the lower half, now that its length is known.
+    out[ja].k = to_u32(out.len() - ja - 1);
+    search_tree(out, upper, default_ret);
+}
+
+/// One syscall's code, see [`SyscallCode`].
+fn syscall_code(
+    nr: u32,
+    rules: &super::SyscallRules,
+    default_ret: u32,
+) -> Result<SyscallCode, SeccompError> {
+    if rules.with_args.is_empty() {
+        let action = rules.unconditional.unwrap_or(default_ret);
+        return Ok((nr, vec![jump(JMP_JEQ_K, nr, 0, 1), ret(action)]));
+    }
+    let block = syscall_block(rules, default_ret)?;
+    let mut out = Vec::with_capacity(block.len() + 2);
+    out.push(jump(JMP_JEQ_K, nr, 1, 0));
+    out.push(stmt(JMP_JA, to_u32(block.len())));
+    out.extend(block);
+    Ok((nr, out))
 }
 
 /// The block for a syscall with argument rules; every path returns.

@@ -42,6 +42,16 @@ impl Program {
             });
         }
         if !self.wants_listener() {
+            if rc > 0 {
+                // TSYNC without TSYNC_ESRCH reports the thread that could not
+                // be synchronized as a positive return value.
+                return Err(SeccompError::Install {
+                    flags: self.flags(),
+                    source: io::Error::other(format!(
+                        "TSYNC: thread {rc} could not be synchronized"
+                    )),
+                });
+            }
             return Ok(None);
         }
         let fd = i32::try_from(rc).map_err(|_| SeccompError::Install {
