@@ -25,12 +25,19 @@
 //! x86_64 section:
 //!   ld nr
 //!   nr >= 0x40000000 (x32)? → `and ~X32_BIT` if SCMP_ARCH_X32 is listed, else ret KILL_PROCESS
-//!   per syscall, in number order:
+//!   binary search over the profile's syscall numbers: jge MID ; ja UPPER ; LOWER… ; UPPER…
+//!   leaves of up to 8 syscalls, each
 //!     no argument rules:  jeq nr ; ret ACTION                       (2 insns)
-//!     argument rules:     jeq nr ; ja skip ; {rule ; ret ACTION}* ; ret FALLBACK
-//!   ret DEFAULT
-//! i386 section: the same chain, built from the i386 syscall table, 32-bit compares
+//!     argument rules:     jeq nr ; ja skip ; {rule ; ret ACTION}* ; ret DEFAULT
+//!   and each leaf ends with ret DEFAULT
+//! i386 section: the same, built from the i386 syscall table, 32-bit compares
 //! ```
+//!
+//! A stack of filters was the alternative (crates.md §2: base filter plus
+//! one per distinct action, 2023 insns, 0.31 ms). One program is smaller, has
+//! no per-filter arch check to repeat, can carry i386 and x32, needs no
+//! placeholder patching for NOTIFY (the `RET` value is ours), and only one
+//! filter may own a listener anyway.
 //!
 //! Rules are merged per syscall as libseccomp 2.5.4 does (checked with it):
 //! the first rule without arguments is final: it replaces the syscall's
@@ -46,6 +53,16 @@
 //! kernel's constant-action cache (5.11+) can answer always-allowed syscalls
 //! without running BPF at all.
 //!
+//! # Cost (podman's /usr/share/containers/seccomp.json, docker default caps)
+//!
+//! 1970 instructions (x86_64 + i386 sections), compiled in 0.08 ms (mean
+//! of 1000, release build). Per syscall, best of 5 × 10⁶ calls in a forked
+//! child, without → with the filter (2-core VM, load ~4, so ±20 ns):
+//! getppid (cached allow) 130 → 160 ns; personality(0xffffffff) (argument
+//! rule, BPF runs) 250 → 305 ns; syscall 1000 (unlisted, default) 85 → 135 ns.
+//! Rerun with
+//! `cargo test --release -p rtctr --lib seccomp::tests::bench -- --ignored --nocapture`.
+//!
 //! # Rules copied from runc / libseccomp
 //!
 //! * `SCMP_ACT_ERRNO` without `errnoRet` returns `EPERM`; so does
@@ -58,6 +75,8 @@
 //!   architecture; names unknown to all are listed in
 //!   [`Program::skipped_syscalls`].
 //! * `SCMP_ACT_KILL` is `KILL_THREAD`.
+//! * `errnoRet` on other actions and `defaultErrnoRet` with a non-ERRNO
+//!   default are ignored.
 //!
 //! # Architectures
 //!
