@@ -2,13 +2,14 @@
 
 use seccompiler::{sock_filter, BpfProgram, SeccompRule};
 
-use super::{precedence, SeccompError, SectionArch, Table};
+use super::{precedence, SeccompError, Section, SectionArch};
 
 // Classic BPF opcodes (linux/bpf_common.h).
 /// BPF_LD | BPF_W | BPF_ABS (the first two are 0).
 const LD_W_ABS: u16 = 0x20;
 const JMP_JA: u16 = 0x05;
 const JMP_JEQ_K: u16 = 0x05 | 0x10;
+const JMP_JGT_K: u16 = 0x05 | 0x20;
 const JMP_JGE_K: u16 = 0x05 | 0x30;
 const ALU_AND_K: u16 = 0x04 | 0x50;
 const RET_K: u16 = 0x06;
@@ -41,13 +42,13 @@ fn ret(k: u32) -> sock_filter {
 
 /// Builds the whole program: arch dispatch, then one section per arch.
 pub(super) fn program(
-    sections: &[(SectionArch, Table)],
+    sections: &[Section],
     default_ret: u32,
     with_x32: bool,
 ) -> Result<Vec<sock_filter>, SeccompError> {
     let bodies = sections
         .iter()
-        .map(|(arch, table)| section(*arch, table, default_ret, with_x32))
+        .map(|s| section(s, default_ret, with_x32))
         .collect::<Result<Vec<_>, _>>()?;
 
     // Dispatch: per arch `jeq ARCH, 0, 1 ; ja <section>`, then the kill.
@@ -55,8 +56,8 @@ pub(super) fn program(
     let mut out = Vec::with_capacity(dispatch_len + bodies.iter().map(Vec::len).sum::<usize>());
     out.push(stmt(LD_W_ABS, DATA_ARCH));
     let mut target = dispatch_len;
-    for ((arch, _), body) in sections.iter().zip(&bodies) {
-        let audit = match arch {
+    for (section, body) in sections.iter().zip(&bodies) {
+        let audit = match section.arch {
             SectionArch::X86_64 => AUDIT_ARCH_X86_64,
             SectionArch::I386 => AUDIT_ARCH_I386,
         };
@@ -72,15 +73,14 @@ pub(super) fn program(
     Ok(out)
 }
 
-/// One arch section: load nr, x32 guard, the syscall chain, the default.
+/// One arch section: load nr, x32 guard, ENOSYS stub, the search tree.
 fn section(
-    arch: SectionArch,
-    table: &Table,
+    section: &Section,
     default_ret: u32,
     with_x32: bool,
 ) -> Result<Vec<sock_filter>, SeccompError> {
     let mut out = vec![stmt(LD_W_ABS, DATA_NR)];
-    if arch == SectionArch::X86_64 {
+    if section.arch == SectionArch::X86_64 {
         out.push(jump(JMP_JGE_K, X32_SYSCALL_BIT, 0, 1));
         out.push(if with_x32 {
             stmt(ALU_AND_K, !X32_SYSCALL_BIT)
@@ -88,7 +88,12 @@ fn section(
             ret(libc::SECCOMP_RET_KILL_PROCESS)
         });
     }
-    let blocks = table
+    if let Some(last) = section.last_nr {
+        out.push(jump(JMP_JGT_K, last, 0, 1));
+        out.push(ret(libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32));
+    }
+    let blocks = section
+        .rules
         .iter()
         .map(|(nr, rules)| syscall_code(*nr, rules, default_ret))
         .collect::<Result<Vec<_>, _>>()?;

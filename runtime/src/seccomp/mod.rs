@@ -25,6 +25,7 @@
 //! x86_64 section:
 //!   ld nr
 //!   nr >= 0x40000000 (x32)? → `and ~X32_BIT` if SCMP_ARCH_X32 is listed, else ret KILL_PROCESS
+//!   nr > LAST? → ret ERRNO(ENOSYS)               (runc's stub, see below)
 //!   binary search over the profile's syscall numbers: jge MID ; ja UPPER ; LOWER… ; UPPER…
 //!   leaves of up to 8 syscalls, each
 //!     no argument rules:  jeq nr ; ret ACTION                       (2 insns)
@@ -75,6 +76,10 @@
 //!   architecture; names unknown to all are listed in
 //!   [`Program::skipped_syscalls`].
 //! * `SCMP_ACT_KILL` is `KILL_THREAD`.
+//! * runc's ENOSYS stub: unless the default action is ALLOW, LOG, TRACE or
+//!   already `ERRNO(ENOSYS)`, a syscall number above the highest one the
+//!   profile names (per arch) returns `ENOSYS`, so a libc falls back from a
+//!   syscall newer than the profile (`clone3` → `clone`) instead of failing.
 //! * `errnoRet` on other actions and `defaultErrnoRet` with a non-ERRNO
 //!   default are ignored.
 //!
@@ -254,6 +259,67 @@ struct SyscallRules {
 /// Per-arch table: syscall number → rules.
 type Table = BTreeMap<u32, SyscallRules>;
 
+/// One arch's part of the program.
+#[derive(Clone, Debug)]
+struct Section {
+    arch: SectionArch,
+    rules: Table,
+    /// The highest syscall number the profile names; numbers above it get
+    /// `ENOSYS` (runc's stub), `None` when the stub is off.
+    last_nr: Option<u32>,
+}
+
+impl Section {
+    fn new(arch: SectionArch) -> Self {
+        Section {
+            arch,
+            rules: Table::new(),
+            last_nr: None,
+        }
+    }
+
+    /// Adds one name of an OCI entry; false if this arch does not know it.
+    fn add(
+        &mut self,
+        name: &str,
+        entry: &LinuxSyscall,
+        ret: u32,
+        skip: bool,
+    ) -> Result<bool, SeccompError> {
+        let (nr, len) = match self.arch {
+            SectionArch::X86_64 => match syscalls::x86_64::Sysno::from_str(name) {
+                Ok(sysno) => (sysno.id(), SeccompCmpArgLen::Qword),
+                Err(()) => return Ok(false),
+            },
+            SectionArch::I386 => match syscalls::x86::Sysno::from_str(name) {
+                Ok(sysno) => (sysno.id(), SeccompCmpArgLen::Dword),
+                Err(()) => return Ok(false),
+            },
+        };
+        let nr = nr as u32;
+        self.last_nr = self.last_nr.max(Some(nr));
+        if !skip {
+            let rules = arg_rules(name, entry, len)?;
+            add_rule(&mut self.rules, nr, name, ret, rules)?;
+        }
+        Ok(true)
+    }
+}
+
+/// runc's rule: unless the default is permissive (or already ENOSYS),
+/// syscalls newer than every syscall the profile names return `ENOSYS`, so
+/// that libcs fall back (e.g. clone3 → clone) instead of failing on EPERM.
+fn wants_enosys_stub(default_ret: u32) -> bool {
+    let action = default_ret & libc::SECCOMP_RET_ACTION_FULL;
+    let permissive = [
+        libc::SECCOMP_RET_ALLOW,
+        libc::SECCOMP_RET_LOG,
+        libc::SECCOMP_RET_TRACE,
+    ]
+    .contains(&action);
+    !permissive && default_ret != libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32
+}
+
 /// Kernel precedence of a return value: lower is more restrictive
 /// (the kernel compares `ret & SECCOMP_RET_ACTION_FULL` as a signed number).
 fn precedence(ret: u32) -> i32 {
@@ -313,15 +379,17 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program, SeccompError> {
     let with_i386 = arches.contains(&Arch::ScmpArchX86);
     let with_x32 = arches.contains(&Arch::ScmpArchX32);
 
-    let mut x86_64 = Table::new();
-    let mut i386 = Table::new();
+    let mut sections = vec![Section::new(SectionArch::X86_64)];
+    if with_i386 {
+        sections.push(Section::new(SectionArch::I386));
+    }
     let mut skipped = Vec::new();
     let mut notify = false;
     for entry in seccomp.syscalls().as_deref().unwrap_or_default() {
         let ret = action_ret(entry.action(), entry.errno_ret(), "a syscall rule")?;
-        if ret == default_ret {
-            continue;
-        }
+        // libseccomp refuses these, runc skips them; they still count for
+        // the ENOSYS stub below.
+        let skip = ret == default_ret;
         if ret == libc::SECCOMP_RET_USER_NOTIF {
             notify = true;
             if let Some(name) = entry
@@ -336,17 +404,8 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program, SeccompError> {
         }
         for name in entry.names() {
             let mut known = false;
-            if let Ok(sysno) = syscalls::x86_64::Sysno::from_str(name) {
-                known = true;
-                let rules = arg_rules(name, entry, SeccompCmpArgLen::Qword)?;
-                add_rule(&mut x86_64, sysno.id() as u32, name, ret, rules)?;
-            }
-            if with_i386 {
-                if let Ok(sysno) = syscalls::x86::Sysno::from_str(name) {
-                    known = true;
-                    let rules = arg_rules(name, entry, SeccompCmpArgLen::Dword)?;
-                    add_rule(&mut i386, sysno.id() as u32, name, ret, rules)?;
-                }
+            for section in &mut sections {
+                known |= section.add(name, entry, ret, skip)?;
             }
             if !known && !skipped.contains(name) {
                 skipped.push(name.clone());
@@ -356,11 +415,12 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program, SeccompError> {
     if notify && seccomp.listener_path().is_none() {
         return Err(SeccompError::NotifyWithoutListener);
     }
-
-    let mut sections = vec![(SectionArch::X86_64, x86_64)];
-    if with_i386 {
-        sections.push((SectionArch::I386, i386));
+    if !wants_enosys_stub(default_ret) {
+        for section in &mut sections {
+            section.last_nr = None;
+        }
     }
+
     let filter = emit::program(&sections, default_ret, with_x32)?;
     if filter.len() > MAX_INSNS {
         return Err(SeccompError::TooLarge {
