@@ -337,6 +337,35 @@ fn kill_process_and_trap_raise_sigsys() {
 }
 
 #[test]
+fn log_and_trace_actions() {
+    let program = compile(&profile(json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["getppid"], "action": "SCMP_ACT_LOG"},
+                     {"names": ["getuid"], "action": "SCMP_ACT_TRACE", "errnoRet": 7}]
+    })))
+    .unwrap();
+    let status = in_child(|| {
+        if install(&program).is_none() {
+            return 10;
+        }
+        // LOG: the syscall runs (and is logged).
+        if raw_getppid() <= 0 {
+            return 11;
+        }
+        // TRACE without a tracer: ENOSYS.
+        // SAFETY: getuid has no arguments.
+        let rc = unsafe { libc::syscall(libc::SYS_getuid) };
+        i32::from(rc != -1 || errno() != libc::ENOSYS)
+    });
+    assert!(exited(status, 0), "{status:?}");
+    let trace = libc::SECCOMP_RET_TRACE | 7;
+    assert!(program
+        .instructions()
+        .iter()
+        .any(|i| i.code == 0x06 && i.k == trace));
+}
+
+#[test]
 fn unknown_names_are_skipped() {
     let program = compile(&profile(json!({
         "defaultAction": "SCMP_ACT_ALLOW",
