@@ -102,10 +102,24 @@
 //!
 //! # NOTIFY
 //!
-//! `listenerPath` must be set when `SCMP_ACT_NOTIFY` is used, and NOTIFY is
-//! refused as the default action and for the syscalls in [`NOTIFY_FORBIDDEN`]:
-//! the init process still makes those between `install` and `execve`, before
-//! any agent holds the listener, so they would hang forever.
+//! `listenerPath` must be set when `SCMP_ACT_NOTIFY` is used. NOTIFY is
+//! refused as the default action (the init's own syscalls after `install`
+//! would block before any agent holds the listener) and for the syscalls in
+//! [`NOTIFY_FORBIDDEN`], which init needs to hand the listener over.
+//!
+//! # Use from the init process
+//!
+//! ```text
+//! let program = seccomp::compile(spec_seccomp)?;      // early, may fail cleanly
+//! ... caps, user switch, no_new_privs ...
+//! let listener = program.install()?;                  // as late as possible
+//! if let Some(fd) = listener {                        // hand fd to the runtime:
+//!     // SCM_RIGHTS over the sync socket (or the runtime takes it with
+//!     // pidfd_getfd), then the unfiltered runtime calls
+//!     // seccomp::send_listener(path, fd, pid, &state, metadata) and closes it.
+//! }
+//! ... wait for start, execve ...
+//! ```
 
 mod emit;
 mod kernel;
