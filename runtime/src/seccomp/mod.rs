@@ -62,7 +62,7 @@
 //! getppid (cached allow) 130 → 160 ns; personality(0xffffffff) (argument
 //! rule, BPF runs) 250 → 305 ns; syscall 1000 (unlisted, default) 85 → 135 ns.
 //! Rerun with
-//! `cargo test --release -p rtctr --lib seccomp::tests::bench -- --ignored --nocapture`.
+//! `cargo test --release -p rtctr --lib bench_podman_profile -- --ignored --nocapture`.
 //!
 //! # Rules copied from runc / libseccomp
 //!
