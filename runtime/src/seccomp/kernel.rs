@@ -36,9 +36,13 @@ impl Program {
             )
         };
         if rc < 0 {
+            let source = io::Error::last_os_error();
+            if source.raw_os_error() == Some(libc::EACCES) {
+                return Err(SeccompError::InstallNotPermitted);
+            }
             return Err(SeccompError::Install {
                 flags: self.flags(),
-                source: io::Error::last_os_error(),
+                source,
             });
         }
         if !self.wants_listener() {

@@ -109,6 +109,12 @@
 //!
 //! # Use from the init process
 //!
+//! `seccomp(2)` needs `no_new_privs` or `CAP_SYS_ADMIN`. With
+//! `process.noNewPrivileges: false` and a capability set without
+//! `CAP_SYS_ADMIN`, install before the capability drop and user switch, as
+//! runc does (then the profile must allow the syscalls init makes
+//! afterwards); otherwise install as late as possible:
+//!
 //! ```text
 //! let program = seccomp::compile(spec_seccomp)?;      // early, may fail cleanly
 //! ... caps, user switch, no_new_privs ...
@@ -179,6 +185,8 @@ pub enum SeccompError {
     },
     #[error("seccomp: the filter has {insns} BPF instructions, the kernel allows {MAX_INSNS}")]
     TooLarge { insns: usize },
+    #[error("seccomp(SECCOMP_SET_MODE_FILTER) needs no_new_privs or CAP_SYS_ADMIN")]
+    InstallNotPermitted,
     #[error("seccomp(SECCOMP_SET_MODE_FILTER, flags {flags:#x}) failed")]
     Install {
         flags: u64,

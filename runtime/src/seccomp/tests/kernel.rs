@@ -221,6 +221,33 @@ fn log_and_trace_actions() {
 }
 
 #[test]
+fn install_without_no_new_privs_or_cap_sys_admin_is_a_clear_error() {
+    let program = compile(&profile(json!({"defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["getppid"], "action": "SCMP_ACT_ERRNO"}]})))
+    .unwrap();
+    let status = in_child(|| {
+        // Drop CAP_SYS_ADMIN from the effective set; no_new_privs stays off.
+        if caps::drop(
+            None,
+            caps::CapSet::Effective,
+            caps::Capability::CAP_SYS_ADMIN,
+        )
+        .is_err()
+        {
+            return 10;
+        }
+        match program.install() {
+            Err(SeccompError::InstallNotPermitted) => 0,
+            other => {
+                eprintln!("{other:?}");
+                11
+            }
+        }
+    });
+    assert!(exited(status, 0), "{status:?}");
+}
+
+#[test]
 fn unknown_names_are_skipped() {
     let program = compile(&profile(json!({
         "defaultAction": "SCMP_ACT_ALLOW",
