@@ -2,7 +2,7 @@
 
 use seccompiler::{sock_filter, BpfProgram, SeccompRule};
 
-use super::{precedence, SeccompError, Section, SectionArch};
+use super::{precedence, SeccompError, Section, SectionArch, X32_SYSCALL_BIT};
 
 // Classic BPF opcodes (linux/bpf_common.h).
 /// BPF_LD | BPF_W | BPF_ABS (the first two are 0).
@@ -11,7 +11,6 @@ const JMP_JA: u16 = 0x05;
 const JMP_JEQ_K: u16 = 0x05 | 0x10;
 const JMP_JGT_K: u16 = 0x05 | 0x20;
 const JMP_JGE_K: u16 = 0x05 | 0x30;
-const ALU_AND_K: u16 = 0x04 | 0x50;
 const RET_K: u16 = 0x06;
 
 // Offsets in `struct seccomp_data`.
@@ -20,8 +19,6 @@ const DATA_ARCH: u32 = 4;
 
 const AUDIT_ARCH_X86_64: u32 = 62 | 0x8000_0000 | 0x4000_0000;
 const AUDIT_ARCH_I386: u32 = 3 | 0x4000_0000;
-/// `__X32_SYSCALL_BIT`.
-const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
 fn stmt(code: u16, k: u32) -> sock_filter {
     sock_filter {
@@ -44,50 +41,65 @@ fn ret(k: u32) -> sock_filter {
 pub(super) fn program(
     sections: &[Section],
     default_ret: u32,
-    with_x32: bool,
 ) -> Result<Vec<sock_filter>, SeccompError> {
-    let bodies = sections
-        .iter()
-        .map(|s| section(s, default_ret, with_x32))
-        .collect::<Result<Vec<_>, _>>()?;
+    let body = |arch| {
+        sections
+            .iter()
+            .find(|s| s.arch == arch)
+            .map(|s| section_body(s, default_ret))
+            .transpose()
+    };
+    let x86_64 = body(SectionArch::X86_64)?.unwrap_or_default();
+    let i386 = body(SectionArch::I386)?;
+    let x32 = body(SectionArch::X32)?;
 
-    // Dispatch: per arch `jeq ARCH, 0, 1 ; ja <section>`, then the kill.
-    let dispatch_len = 1 + 2 * sections.len() + 1;
-    let mut out = Vec::with_capacity(dispatch_len + bodies.iter().map(Vec::len).sum::<usize>());
-    out.push(stmt(LD_W_ABS, DATA_ARCH));
-    let mut target = dispatch_len;
-    for (section, body) in sections.iter().zip(&bodies) {
-        let audit = match section.arch {
-            SectionArch::X86_64 => AUDIT_ARCH_X86_64,
-            SectionArch::I386 => AUDIT_ARCH_I386,
-        };
-        out.push(jump(JMP_JEQ_K, audit, 0, 1));
-        let here = out.len() + 1;
-        out.push(stmt(JMP_JA, to_u32(target - here)));
-        target += body.len();
-    }
+    let mut out = vec![stmt(LD_W_ABS, DATA_ARCH)];
+    out.push(jump(JMP_JEQ_K, AUDIT_ARCH_X86_64, 0, 1));
+    let to_x86_64 = placeholder_ja(&mut out);
+    let to_i386 = i386.as_ref().map(|_| {
+        out.push(jump(JMP_JEQ_K, AUDIT_ARCH_I386, 0, 1));
+        placeholder_ja(&mut out)
+    });
     out.push(ret(libc::SECCOMP_RET_KILL_PROCESS));
-    for mut body in bodies {
-        out.append(&mut body);
+
+    patch_ja(&mut out, to_x86_64);
+    out.push(stmt(LD_W_ABS, DATA_NR));
+    out.push(jump(JMP_JGE_K, X32_SYSCALL_BIT, 0, 1));
+    let to_x32 = match x32 {
+        Some(_) => Some(placeholder_ja(&mut out)),
+        None => {
+            out.push(ret(libc::SECCOMP_RET_KILL_PROCESS));
+            None
+        }
+    };
+    out.extend(x86_64);
+    if let (Some(ja), Some(body)) = (to_i386, i386) {
+        patch_ja(&mut out, ja);
+        out.push(stmt(LD_W_ABS, DATA_NR));
+        out.extend(body);
+    }
+    // The accumulator still holds nr here.
+    if let (Some(ja), Some(body)) = (to_x32, x32) {
+        patch_ja(&mut out, ja);
+        out.extend(body);
     }
     Ok(out)
 }
 
-/// One arch section: load nr, x32 guard, ENOSYS stub, the search tree.
-fn section(
-    section: &Section,
-    default_ret: u32,
-    with_x32: bool,
-) -> Result<Vec<sock_filter>, SeccompError> {
-    let mut out = vec![stmt(LD_W_ABS, DATA_NR)];
-    if section.arch == SectionArch::X86_64 {
-        out.push(jump(JMP_JGE_K, X32_SYSCALL_BIT, 0, 1));
-        out.push(if with_x32 {
-            stmt(ALU_AND_K, !X32_SYSCALL_BIT)
-        } else {
-            ret(libc::SECCOMP_RET_KILL_PROCESS)
-        });
-    }
+/// Pushes a `ja` to be patched by [`patch_ja`]; returns its index.
+fn placeholder_ja(out: &mut Vec<sock_filter>) -> usize {
+    out.push(stmt(JMP_JA, 0));
+    out.len() - 1
+}
+
+/// Points the `ja` at `index` to the next instruction to be pushed.
+fn patch_ja(out: &mut [sock_filter], index: usize) {
+    out[index].k = to_u32(out.len() - index - 1);
+}
+
+/// One arch's code after `nr` is loaded: the ENOSYS stub, the search tree.
+fn section_body(section: &Section, default_ret: u32) -> Result<Vec<sock_filter>, SeccompError> {
+    let mut out = Vec::new();
     if let Some(last) = section.last_nr {
         out.push(jump(JMP_JGT_K, last, 0, 1));
         out.push(ret(libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32));
@@ -104,29 +116,80 @@ fn section(
 /// Syscalls per leaf of the search tree, tested one after another.
 const LEAF: usize = 8;
 
-/// The code for one syscall number: `(nr, code)`, where `code` returns when
-/// the number matches and falls through (accumulator intact) when not.
-type SyscallCode = (u32, Vec<sock_filter>);
+/// The code for one syscall number.
+enum SyscallCode {
+    /// No argument rules: one action for the number.
+    Simple { nr: u32, action: u32 },
+    /// `jeq nr ; ja skip ; block`: returns when the number matches, falls
+    /// through (accumulator intact) when not.
+    Block { nr: u32, code: Vec<sock_filter> },
+}
+
+impl SyscallCode {
+    fn nr(&self) -> u32 {
+        match self {
+            SyscallCode::Simple { nr, .. } | SyscallCode::Block { nr, .. } => *nr,
+        }
+    }
+}
 
 /// A binary search over the sorted syscall numbers, with short linear leaves:
 /// `jge mid ; ja upper ; lower… ; upper…`. Every leaf ends with the default,
 /// so each subtree returns on every path.
 fn search_tree(out: &mut Vec<sock_filter>, blocks: &[SyscallCode], default_ret: u32) {
     if blocks.len() <= LEAF {
-        for (_, code) in blocks {
-            out.extend_from_slice(code);
-        }
-        out.push(ret(default_ret));
+        leaf(out, blocks, default_ret);
         return;
     }
     let (lower, upper) = blocks.split_at(blocks.len() / 2);
-    out.push(jump(JMP_JGE_K, upper[0].0, 0, 1));
-    let ja = out.len();
-    out.push(stmt(JMP_JA, 0));
+    out.push(jump(JMP_JGE_K, upper[0].nr(), 0, 1));
+    let ja = placeholder_ja(out);
     search_tree(out, lower, default_ret);
-    // Patch the jump over the lower half, now that its length is known.
-    out[ja].k = to_u32(out.len() - ja - 1);
+    patch_ja(out, ja);
     search_tree(out, upper, default_ret);
+}
+
+/// A leaf. If every syscall in it is simple, each is one `jeq nr` that
+/// jumps to a `ret` shared by all syscalls with that action:
+/// `jeq a ; jeq b ; … ; ret DEFAULT ; ret ACTION1 ; ret ACTION2 …`.
+/// Otherwise simple syscalls are `jeq nr ; ret ACTION`.
+fn leaf(out: &mut Vec<sock_filter>, blocks: &[SyscallCode], default_ret: u32) {
+    let simple: Option<Vec<(u32, u32)>> = blocks
+        .iter()
+        .map(|b| match b {
+            SyscallCode::Simple { nr, action } => Some((*nr, *action)),
+            SyscallCode::Block { .. } => None,
+        })
+        .collect();
+    let Some(simple) = simple else {
+        for block in blocks {
+            match block {
+                SyscallCode::Simple { nr, action } => {
+                    out.push(jump(JMP_JEQ_K, *nr, 0, 1));
+                    out.push(ret(*action));
+                }
+                SyscallCode::Block { code, .. } => out.extend_from_slice(code),
+            }
+        }
+        out.push(ret(default_ret));
+        return;
+    };
+    let mut actions: Vec<u32> = Vec::with_capacity(simple.len());
+    for (_, action) in &simple {
+        if !actions.contains(action) {
+            actions.push(*action);
+        }
+    }
+    // Index of the first shared `ret`, after the compares and the default.
+    let first_ret = out.len() + simple.len() + 1;
+    for (nr, action) in &simple {
+        let slot = actions.iter().position(|a| a == action).unwrap_or(0);
+        // At most LEAF compares + 1 + LEAF rets away: fits in a u8.
+        let jt = first_ret + slot - out.len() - 1;
+        out.push(jump(JMP_JEQ_K, *nr, u8::try_from(jt).unwrap_or(u8::MAX), 0));
+    }
+    out.push(ret(default_ret));
+    out.extend(actions.into_iter().map(ret));
 }
 
 /// One syscall's code, see [`SyscallCode`].
@@ -137,14 +200,14 @@ fn syscall_code(
 ) -> Result<SyscallCode, SeccompError> {
     if rules.with_args.is_empty() {
         let action = rules.unconditional.unwrap_or(default_ret);
-        return Ok((nr, vec![jump(JMP_JEQ_K, nr, 0, 1), ret(action)]));
+        return Ok(SyscallCode::Simple { nr, action });
     }
     let block = syscall_block(rules, default_ret)?;
-    let mut out = Vec::with_capacity(block.len() + 2);
-    out.push(jump(JMP_JEQ_K, nr, 1, 0));
-    out.push(stmt(JMP_JA, to_u32(block.len())));
-    out.extend(block);
-    Ok((nr, out))
+    let mut code = Vec::with_capacity(block.len() + 2);
+    code.push(jump(JMP_JEQ_K, nr, 1, 0));
+    code.push(stmt(JMP_JA, to_u32(block.len())));
+    code.extend(block);
+    Ok(SyscallCode::Block { nr, code })
 }
 
 /// The block for a syscall with argument rules; every path returns.

@@ -24,14 +24,16 @@
 //! ret KILL_PROCESS                              (any other audit arch)
 //! x86_64 section:
 //!   ld nr
-//!   nr >= 0x40000000 (x32)? → `and ~X32_BIT` if SCMP_ARCH_X32 is listed, else ret KILL_PROCESS
+//!   nr >= 0x40000000? → x32 section if SCMP_ARCH_X32 is listed, else ret KILL_PROCESS
 //!   nr > LAST? → ret ERRNO(ENOSYS)               (runc's stub, see below)
 //!   binary search over the profile's syscall numbers: jge MID ; ja UPPER ; LOWER… ; UPPER…
-//!   leaves of up to 8 syscalls, each
-//!     no argument rules:  jeq nr ; ret ACTION                       (2 insns)
-//!     argument rules:     jeq nr ; ja skip ; {rule ; ret ACTION}* ; ret DEFAULT
-//!   and each leaf ends with ret DEFAULT
+//!   leaves of up to 8 syscalls:
+//!     all without argument rules: jeq nr →RET_x (1 insn each) ; ret DEFAULT ; RET_x: ret ACTION…
+//!     else, per syscall:  jeq nr ; ret ACTION                         (no argument rules)
+//!                         jeq nr ; ja skip ; {rule ; ret ACTION}* ; ret DEFAULT
+//!          and ret DEFAULT at the end
 //! i386 section: the same, built from the i386 syscall table, 32-bit compares
+//! x32 section: the same, x32 numbers (x32 bit set), 32-bit compares
 //! ```
 //!
 //! A stack of filters was the alternative (crates.md §2: base filter plus
@@ -56,11 +58,14 @@
 //!
 //! # Cost (podman's /usr/share/containers/seccomp.json, docker default caps)
 //!
-//! 1970 instructions (x86_64 + i386 sections), compiled in 0.08 ms (mean
-//! of 1000, release build). Per syscall, best of 5 × 10⁶ calls in a forked
-//! child, without → with the filter (2-core VM, load ~4, so ±20 ns):
-//! getppid (cached allow) 130 → 160 ns; personality(0xffffffff) (argument
-//! rule, BPF runs) 250 → 305 ns; syscall 1000 (unlisted, default) 85 → 135 ns.
+//! 2035 instructions for x86_64 + i386 + x32 (C libseccomp 2.5.4: 1125;
+//! seccompiler stacked filters, x86_64 only: 2023), compiled in ~0.1 ms
+//! (release; best of 1000 runs 0.08–0.1 ms, mean 0.08–0.35 ms on the loaded
+//! 2-core test VM). Per syscall, best of 5 × 10⁶ calls in a forked child,
+//! without → with the filter, over several runs (±30 ns of noise):
+//! getppid (cached allow) 130–200 → 160–265 ns; personality(0xffffffff)
+//! (argument rule, BPF runs) 250–390 → 305–490 ns; syscall 1000 (unlisted,
+//! default) 85–130 → 135–210 ns.
 //! Rerun with
 //! `cargo test --release -p rtctr --lib bench_podman_profile -- --ignored --nocapture`.
 //!
@@ -87,11 +92,14 @@
 //!
 //! x86_64 is always included (libseccomp always adds the native arch).
 //! `SCMP_ARCH_X86` adds an i386 section with the i386 numbers from the
-//! `syscalls` crate. `SCMP_ARCH_X32` lets x32 calls through the x86_64 rules
-//! with the x32 bit cleared; x32-only numbers (512–547) therefore get the
-//! default action. Any other arch in the list cannot occur on an x86_64 kernel
-//! and is ignored. A syscall from an arch that is not listed is killed
-//! (`KILL_PROCESS`), like seccompiler and unlike libseccomp's `KILL_THREAD`.
+//! `syscalls` crate; `SCMP_ARCH_X32` adds an x32 section (x86_64 numbers with
+//! the x32 bit, except 36 syscalls x32 has at 512–547 and 11 it lacks). As in
+//! libseccomp, arguments are compared as 64 bits on x86_64 and as 32 bits on
+//! i386 and x32. A test compares the result for podman's profile with C
+//! libseccomp 2.5.4 for every number on all three. Any other arch in the list
+//! cannot occur on an x86_64 kernel and is ignored. A syscall from an arch
+//! that is not listed is killed (`KILL_PROCESS`, like seccompiler; libseccomp
+//! uses `KILL_THREAD`).
 //!
 //! # Flags
 //!
@@ -261,6 +269,80 @@ impl Program {
 enum SectionArch {
     X86_64,
     I386,
+    X32,
+}
+
+/// `__X32_SYSCALL_BIT`: x32 calls arrive with AUDIT_ARCH_X86_64 and this bit set.
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// x32 syscalls numbered 512 + index (kernel `syscall_64.tbl`, ABI "x32");
+/// x32 does not have them at their x86_64 numbers.
+const X32_COMPAT: [&str; 36] = [
+    "rt_sigaction",
+    "rt_sigreturn",
+    "ioctl",
+    "readv",
+    "writev",
+    "recvfrom",
+    "sendmsg",
+    "recvmsg",
+    "execve",
+    "ptrace",
+    "rt_sigpending",
+    "rt_sigtimedwait",
+    "rt_sigqueueinfo",
+    "sigaltstack",
+    "timer_create",
+    "mq_notify",
+    "kexec_load",
+    "waitid",
+    "set_robust_list",
+    "get_robust_list",
+    "vmsplice",
+    "move_pages",
+    "preadv",
+    "pwritev",
+    "rt_tgsigqueueinfo",
+    "recvmmsg",
+    "sendmmsg",
+    "process_vm_readv",
+    "process_vm_writev",
+    "setsockopt",
+    "getsockopt",
+    "io_setup",
+    "io_submit",
+    "execveat",
+    "preadv2",
+    "pwritev2",
+];
+
+/// x86_64-only syscalls (ABI "64") that x32 lacks altogether.
+const X32_MISSING: [&str; 11] = [
+    "uselib",
+    "_sysctl",
+    "create_module",
+    "get_kernel_syms",
+    "query_module",
+    "nfsservctl",
+    "set_thread_area",
+    "get_thread_area",
+    "epoll_ctl_old",
+    "epoll_wait_old",
+    "vserver",
+];
+
+/// The x32 number of a syscall name, with the x32 bit set. Every other x32
+/// syscall has its x86_64 number (checked against linux-libc-dev 6.1's
+/// `asm/unistd_x32.h`; later syscalls are all common).
+fn x32_nr(name: &str) -> Option<u32> {
+    if let Some(i) = X32_COMPAT.iter().position(|n| *n == name) {
+        return Some(X32_SYSCALL_BIT | (512 + i as u32));
+    }
+    if X32_MISSING.contains(&name) {
+        return None;
+    }
+    let nr = syscalls::x86_64::Sysno::from_str(name).ok()?.id() as u32;
+    Some(X32_SYSCALL_BIT | nr)
 }
 
 /// One rule with argument conditions: the conditions are ANDed.
@@ -308,17 +390,19 @@ impl Section {
         ret: u32,
         skip: bool,
     ) -> Result<bool, SeccompError> {
-        let (nr, len) = match self.arch {
-            SectionArch::X86_64 => match syscalls::x86_64::Sysno::from_str(name) {
-                Ok(sysno) => (sysno.id(), SeccompCmpArgLen::Qword),
-                Err(()) => return Ok(false),
-            },
-            SectionArch::I386 => match syscalls::x86::Sysno::from_str(name) {
-                Ok(sysno) => (sysno.id(), SeccompCmpArgLen::Dword),
-                Err(()) => return Ok(false),
-            },
+        // libseccomp compares 64 bits on x86_64 and 32 bits on i386 and x32.
+        let resolved = match self.arch {
+            SectionArch::X86_64 => syscalls::x86_64::Sysno::from_str(name)
+                .ok()
+                .map(|s| (s.id() as u32, SeccompCmpArgLen::Qword)),
+            SectionArch::I386 => syscalls::x86::Sysno::from_str(name)
+                .ok()
+                .map(|s| (s.id() as u32, SeccompCmpArgLen::Dword)),
+            SectionArch::X32 => x32_nr(name).map(|nr| (nr, SeccompCmpArgLen::Dword)),
         };
-        let nr = nr as u32;
+        let Some((nr, len)) = resolved else {
+            return Ok(false);
+        };
         self.last_nr = self.last_nr.max(Some(nr));
         if !skip {
             let rules = arg_rules(name, entry, len)?;
@@ -399,11 +483,13 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program, SeccompError> {
 
     let arches = seccomp.architectures().as_deref().unwrap_or_default();
     let with_i386 = arches.contains(&Arch::ScmpArchX86);
-    let with_x32 = arches.contains(&Arch::ScmpArchX32);
 
     let mut sections = vec![Section::new(SectionArch::X86_64)];
     if with_i386 {
         sections.push(Section::new(SectionArch::I386));
+    }
+    if arches.contains(&Arch::ScmpArchX32) {
+        sections.push(Section::new(SectionArch::X32));
     }
     let mut skipped = Vec::new();
     let mut notify = false;
@@ -443,7 +529,7 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program, SeccompError> {
         }
     }
 
-    let filter = emit::program(&sections, default_ret, with_x32)?;
+    let filter = emit::program(&sections, default_ret)?;
     if filter.len() > MAX_INSNS {
         return Err(SeccompError::TooLarge {
             insns: filter.len(),

@@ -3,6 +3,7 @@
 
 mod bpf;
 mod kernel;
+mod libseccomp;
 
 use std::os::fd::OwnedFd;
 use std::panic::AssertUnwindSafe;
