@@ -49,7 +49,10 @@
 //! The argument rules of a syscall are tried ordered by kernel precedence
 //! (the most restrictive action first: the answer a stack of one filter per
 //! action would give when several rules match); if none matches, the default
-//! action applies. Every path out of a syscall block returns, so the
+//! action applies. This differs from libseccomp only when rules with
+//! different actions overlap on different arguments (e.g. `a0 == 1 → ALLOW`,
+//! `a1 < 2 → TRAP`, `a2 >= 3 → LOG` and a call matching all three: rtctr
+//! TRAP, libseccomp LOG, an artefact of its per-argument decision tree). Every path out of a syscall block returns, so the
 //! accumulator being clobbered by argument loads does not matter.
 //!
 //! The program only loads `arch` and `nr` outside argument rules, so the
