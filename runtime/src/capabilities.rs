@@ -33,12 +33,10 @@ use std::io;
 use std::str::FromStr;
 
 use oci_spec::runtime::{Capabilities, LinuxCapabilities};
+use rustix::thread::{self, CapabilitySet, CapabilitySets};
 
 /// Where the kernel publishes its highest capability number.
 const CAP_LAST_CAP: &str = "/proc/sys/kernel/cap_last_cap";
-
-/// `_LINUX_CAPABILITY_VERSION_3`: 64-bit masks, two 32-bit words.
-const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
 /// Errors from planning or applying capabilities.
 #[derive(Debug, thiserror::Error)]
@@ -102,14 +100,6 @@ impl CapSet {
 
     fn insert(&mut self, cap: u8) {
         self.0 |= 1 << cap;
-    }
-
-    fn lo(self) -> u32 {
-        self.0 as u32
-    }
-
-    fn hi(self) -> u32 {
-        (self.0 >> 32) as u32
     }
 }
 
@@ -243,29 +233,10 @@ pub fn plan_for_kernel(
     Ok((plan, warnings))
 }
 
-/// `prctl(option, arg2, 0, 0, 0)`.
-fn prctl(option: libc::c_int, arg2: libc::c_ulong) -> io::Result<libc::c_int> {
-    // SAFETY: the capability prctls used here take integers only.
-    let rc = unsafe { libc::prctl(option, arg2, 0 as libc::c_ulong, 0 as libc::c_ulong, 0) };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
-}
-
-#[repr(C)]
-struct CapUserHeader {
-    version: u32,
-    pid: libc::c_int,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct CapUserData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
+/// A one-capability set, the form rustix's capability calls take; works for
+/// numbers rustix has no name for.
+fn one(cap: u8) -> CapabilitySet {
+    CapabilitySet::from_bits_retain(1 << cap)
 }
 
 impl CapabilityPlan {
@@ -276,15 +247,15 @@ impl CapabilityPlan {
             if self.bounding.contains(cap) {
                 continue;
             }
-            let drop_err = |source| CapError::DropBounding {
+            let drop_err = |errno: rustix::io::Errno| CapError::DropBounding {
                 cap: name(cap),
-                source,
+                source: errno.into(),
             };
             // Already gone: nothing to do (and no CAP_SETPCAP needed).
-            if prctl(libc::PR_CAPBSET_READ, cap.into()).map_err(drop_err)? == 0 {
+            if !thread::capability_is_in_bounding_set(one(cap)).map_err(drop_err)? {
                 continue;
             }
-            prctl(libc::PR_CAPBSET_DROP, cap.into()).map_err(drop_err)?;
+            thread::remove_capability_from_bounding_set(one(cap)).map_err(drop_err)?;
         }
         Ok(())
     }
@@ -292,67 +263,33 @@ impl CapabilityPlan {
     /// Sets effective, permitted and inheritable in one `capset(2)`, then
     /// replaces the ambient set. Call it after the uid switch (with keepcaps).
     pub fn apply_after_user_switch(&self) -> Result<(), CapError> {
-        let header = CapUserHeader {
-            version: LINUX_CAPABILITY_VERSION_3,
-            pid: 0,
+        let sets = CapabilitySets {
+            effective: CapabilitySet::from_bits_retain(self.effective.0),
+            permitted: CapabilitySet::from_bits_retain(self.permitted.0),
+            inheritable: CapabilitySet::from_bits_retain(self.inheritable.0),
         };
-        let data = [
-            CapUserData {
-                effective: self.effective.lo(),
-                permitted: self.permitted.lo(),
-                inheritable: self.inheritable.lo(),
-            },
-            CapUserData {
-                effective: self.effective.hi(),
-                permitted: self.permitted.hi(),
-                inheritable: self.inheritable.hi(),
-            },
-        ];
-        // SAFETY: header and data match the kernel's version-3 layout (two
-        // data elements); the kernel only reads them.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_capset,
-                &header as *const CapUserHeader,
-                data.as_ptr(),
-            )
-        };
-        if rc < 0 {
-            return Err(CapError::Capset {
-                effective: self.effective.0,
-                permitted: self.permitted.0,
-                inheritable: self.inheritable.0,
-                source: io::Error::last_os_error(),
-            });
-        }
-        prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
-        )
-        .map_err(CapError::ClearAmbient)?;
+        thread::set_capabilities(None, sets).map_err(|errno| CapError::Capset {
+            effective: self.effective.0,
+            permitted: self.permitted.0,
+            inheritable: self.inheritable.0,
+            source: errno.into(),
+        })?;
+        thread::clear_ambient_capability_set().map_err(|e| CapError::ClearAmbient(e.into()))?;
         for cap in self.ambient.iter() {
-            // SAFETY: PR_CAP_AMBIENT_RAISE takes the capability number as an integer.
-            let rc = unsafe {
-                libc::prctl(
-                    libc::PR_CAP_AMBIENT,
-                    libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
-                    libc::c_ulong::from(cap),
-                    0 as libc::c_ulong,
-                    0 as libc::c_ulong,
-                )
-            };
-            if rc < 0 {
-                return Err(CapError::RaiseAmbient {
+            thread::configure_capability_in_ambient_set(one(cap), true).map_err(|errno| {
+                CapError::RaiseAmbient {
                     cap: name(cap),
-                    source: io::Error::last_os_error(),
-                });
-            }
+                    source: errno.into(),
+                }
+            })?;
         }
         Ok(())
     }
 }
 
+// Forking a child needs unsafe; the module itself has none.
 #[cfg(test)]
+#[allow(unsafe_code)]
 mod tests {
     use std::panic::AssertUnwindSafe;
 

@@ -139,8 +139,13 @@
 //! ```
 
 mod emit;
+// The only unsafe code of this module: seccomp(2) (no safe wrapper exists in
+// nix or rustix) and taking ownership of the listener fd it returns.
+#[allow(unsafe_code)]
 mod kernel;
+// Tests fork and make raw syscalls.
 #[cfg(test)]
+#[allow(unsafe_code)]
 mod tests;
 
 use std::collections::BTreeMap;
