@@ -114,3 +114,23 @@ pub fn send_listener(
     }
     Ok(())
 }
+
+/// Takes a copy of the listener fd `fd` from process `pid` (the container
+/// init) with `pidfd_open` + `pidfd_getfd` (Linux 5.6), so the init only has
+/// to report the fd *number* over the sync channel. Needs ptrace access to
+/// `pid` (the runtime, as its parent with the same or more privileges, has it).
+pub fn take_listener(pid: i32, fd: i32) -> Result<OwnedFd, SeccompError> {
+    let err = |source: rustix::io::Errno| SeccompError::TakeListener {
+        pid,
+        fd,
+        source: source.into(),
+    };
+    let target = rustix::process::Pid::from_raw(pid).ok_or(SeccompError::TakeListener {
+        pid,
+        fd,
+        source: io::Error::from(io::ErrorKind::InvalidInput),
+    })?;
+    let pidfd =
+        rustix::process::pidfd_open(target, rustix::process::PidfdFlags::empty()).map_err(err)?;
+    rustix::process::pidfd_getfd(&pidfd, fd, rustix::process::PidfdGetfdFlags::empty()).map_err(err)
+}

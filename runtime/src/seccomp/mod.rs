@@ -131,9 +131,10 @@
 //! ... caps, user switch, no_new_privs ...
 //! let listener = program.install()?;                  // as late as possible
 //! if let Some(fd) = listener {                        // hand fd to the runtime:
-//!     // SCM_RIGHTS over the sync socket (or the runtime takes it with
-//!     // pidfd_getfd), then the unfiltered runtime calls
-//!     // seccomp::send_listener(path, fd, pid, &state, metadata) and closes it.
+//!     // report fd.as_raw_fd() over the sync channel and wait; the runtime
+//!     // calls seccomp::take_listener(init_pid, n) (or receive the fd with
+//!     // SCM_RIGHTS), then seccomp::send_listener(path, fd, pid, &state, metadata)
+//!     // and answers; init then closes its copy.
 //! }
 //! ... wait for start, execve ...
 //! ```
@@ -159,7 +160,7 @@ use oci_spec::runtime::{
 };
 use seccompiler::{sock_filter, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition};
 
-pub use kernel::send_listener;
+pub use kernel::{send_listener, take_listener};
 
 /// Syscalls that may not use `SCMP_ACT_NOTIFY`: the init process uses them to
 /// hand the listener fd to the runtime, i.e. before any agent can answer.
@@ -218,6 +219,13 @@ pub enum SeccompError {
     #[error("seccomp: sending the listener fd to {path}")]
     ListenerSend {
         path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("seccomp: taking listener fd {fd} from process {pid} (pidfd_getfd)")]
+    TakeListener {
+        pid: i32,
+        fd: i32,
         #[source]
         source: io::Error,
     },

@@ -7,8 +7,11 @@ use std::time::Instant;
 
 use nix::sys::signal::Signal;
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+use nix::sys::wait::waitpid;
+use nix::unistd::{fork, ForkResult};
 use oci_spec::runtime::State;
 use serde_json::{json, Value};
+use std::panic::AssertUnwindSafe;
 
 use super::*;
 
@@ -374,6 +377,82 @@ fn recv_with_fd(sock: RawFd) -> (Vec<u8>, OwnedFd) {
     (buf, fd.expect("an fd in SCM_RIGHTS"))
 }
 
+/// Receives one notification on `notify_fd` from `pid` and answers it with
+/// `error` (a negative errno); returns the syscall number.
+fn answer_one(notify_fd: &OwnedFd, pid: i32, error: i32) -> i64 {
+    // SAFETY: seccomp_notif is plain old data; all-zero is the required input.
+    let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+    // SAFETY: RECV fills `req`, which has the size the ioctl number encodes.
+    let rc = unsafe {
+        libc::ioctl(
+            notify_fd.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_RECV,
+            &mut req as *mut libc::seccomp_notif,
+        )
+    };
+    assert_eq!(rc, 0, "NOTIF_RECV: {}", std::io::Error::last_os_error());
+    assert_eq!(req.pid as i32, pid);
+    let mut resp = libc::seccomp_notif_resp {
+        id: req.id,
+        val: 0,
+        error,
+        flags: 0,
+    };
+    // SAFETY: SEND reads `resp`, which has the size the ioctl number encodes.
+    let rc = unsafe {
+        libc::ioctl(
+            notify_fd.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SEND,
+            &mut resp as *mut libc::seccomp_notif_resp,
+        )
+    };
+    assert_eq!(rc, 0, "NOTIF_SEND: {}", std::io::Error::last_os_error());
+    i64::from(req.data.nr)
+}
+
+#[test]
+fn listener_taken_with_pidfd_getfd() {
+    let program = compile(&profile(json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": "/unused",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+    })))
+    .unwrap();
+    let (read_end, write_end) = nix::unistd::pipe().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let target =
+        std::ffi::CString::new(dir.path().join("d").into_os_string().into_encoded_bytes()).unwrap();
+    // SAFETY: the child only runs the closure below and leaves with _exit.
+    let child = match unsafe { fork() }.expect("fork") {
+        ForkResult::Child => {
+            let code = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                let Some(Some(fd)) = install(&program) else {
+                    return 10;
+                };
+                // Report only the number, as init would over its sync channel.
+                if nix::unistd::write(&write_end, &fd.as_raw_fd().to_ne_bytes()).is_err() {
+                    return 11;
+                }
+                // SAFETY: `target` is a valid NUL-terminated path.
+                let rc = unsafe { libc::mkdir(target.as_ptr(), 0o755) };
+                i32::from(rc != -1 || errno() != libc::EPERM)
+            }))
+            .unwrap_or(101);
+            // SAFETY: ends the child without running the harness.
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop(write_end);
+    let mut number = [0u8; 4];
+    nix::unistd::read(&read_end, &mut number).unwrap();
+    let notify_fd = take_listener(child.as_raw(), i32::from_ne_bytes(number)).unwrap();
+    let nr = answer_one(&notify_fd, child.as_raw(), -libc::EPERM);
+    assert!([libc::SYS_mkdir, libc::SYS_mkdirat].contains(&nr));
+    let status = waitpid(child, None).unwrap();
+    assert!(exited(status, 0), "{status:?}");
+}
+
 #[test]
 fn notify_listener_is_sent_and_answered() {
     let dir = tempfile::tempdir().unwrap();
@@ -432,34 +511,8 @@ fn notify_listener_is_sent_and_answered() {
     assert_eq!(v["state"]["id"], "notify-test");
     assert_eq!(v["ociVersion"], "1.3.0");
 
-    // SAFETY: seccomp_notif is plain old data; all-zero is the required input.
-    let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
-    // SAFETY: RECV fills `req`, which has the size the ioctl number encodes.
-    let rc = unsafe {
-        libc::ioctl(
-            notify_fd.as_raw_fd(),
-            libc::SECCOMP_IOCTL_NOTIF_RECV,
-            &mut req as *mut libc::seccomp_notif,
-        )
-    };
-    assert_eq!(rc, 0, "NOTIF_RECV: {}", std::io::Error::last_os_error());
-    assert_eq!(req.pid as i32, child.as_raw());
-    assert!([libc::SYS_mkdir, libc::SYS_mkdirat].contains(&i64::from(req.data.nr)));
-    let mut resp = libc::seccomp_notif_resp {
-        id: req.id,
-        val: 0,
-        error: -libc::EROFS,
-        flags: 0,
-    };
-    // SAFETY: SEND reads `resp`, which has the size the ioctl number encodes.
-    let rc = unsafe {
-        libc::ioctl(
-            notify_fd.as_raw_fd(),
-            libc::SECCOMP_IOCTL_NOTIF_SEND,
-            &mut resp as *mut libc::seccomp_notif_resp,
-        )
-    };
-    assert_eq!(rc, 0, "NOTIF_SEND: {}", std::io::Error::last_os_error());
+    let nr = answer_one(&notify_fd, child.as_raw(), -libc::EROFS);
+    assert!([libc::SYS_mkdir, libc::SYS_mkdirat].contains(&nr));
     let status = waitpid(child, None).unwrap();
     assert!(exited(status, 0), "{status:?}");
 }
