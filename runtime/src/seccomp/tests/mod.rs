@@ -203,6 +203,24 @@ fn rules_merge_like_libseccomp() {
 }
 
 #[test]
+fn too_many_instructions_is_an_error() {
+    let rules: Vec<Value> = (0..800u64)
+        .map(|v| {
+            json!({"names": ["personality"], "action": "SCMP_ACT_ERRNO",
+                   "args": [{"index": 0, "value": v, "op": "SCMP_CMP_EQ"}]})
+        })
+        .collect();
+    let err = compile(&profile(
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": rules}),
+    ))
+    .unwrap_err();
+    assert!(
+        matches!(err, SeccompError::TooLarge { insns } if insns > MAX_INSNS),
+        "{err}"
+    );
+}
+
+#[test]
 fn profile_errors() {
     let err = |v: Value| compile(&profile(v)).unwrap_err().to_string();
     assert!(err(json!({"defaultAction": "SCMP_ACT_NOTIFY"})).contains("defaultAction"));
