@@ -167,13 +167,16 @@ pub fn check_spec_names(config: &serde_json::Value) -> Result<(), CapError> {
     Ok(())
 }
 
-/// Reads `/proc/sys/kernel/cap_last_cap`.
+/// Reads `/proc/sys/kernel/cap_last_cap` (call it before `/proc` changes,
+/// e.g. in the runtime or early in init).
 pub fn kernel_last_cap() -> Result<u8, CapError> {
     let content = std::fs::read_to_string(CAP_LAST_CAP).map_err(CapError::ReadLastCap)?;
-    content
+    let last: u8 = content
         .trim()
         .parse()
-        .map_err(|_| CapError::ParseLastCap { content })
+        .map_err(|_| CapError::ParseLastCap { content })?;
+    // Capability sets are 64 bits wide.
+    Ok(last.min(63))
 }
 
 /// Plans the capability sets for the running kernel. Returns the plan and
