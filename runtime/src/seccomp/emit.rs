@@ -49,7 +49,7 @@ pub(super) fn program(
             .map(|s| section_body(s, default_ret))
             .transpose()
     };
-    let x86_64 = body(SectionArch::X86_64)?.unwrap_or_default();
+    let x86_64 = body(SectionArch::X86_64)?.unwrap_or_else(|| vec![ret(default_ret)]);
     let i386 = body(SectionArch::I386)?;
     let x32 = body(SectionArch::X32)?;
 
