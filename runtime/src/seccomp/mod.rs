@@ -62,13 +62,11 @@
 //! # Cost (podman's /usr/share/containers/seccomp.json, docker default caps)
 //!
 //! 2035 instructions for x86_64 + i386 + x32 (C libseccomp 2.5.4: 1125;
-//! seccompiler stacked filters, x86_64 only: 2023), compiled in ~0.1 ms
-//! (release; best of 1000 runs 0.08–0.1 ms, mean 0.08–0.35 ms on the loaded
-//! 2-core test VM). Per syscall, best of 5 × 10⁶ calls in a forked child,
-//! without → with the filter, over several runs (±30 ns of noise):
-//! getppid (cached allow) 130–200 → 160–265 ns; personality(0xffffffff)
-//! (argument rule, BPF runs) 250–390 → 305–490 ns; syscall 1000 (unlisted,
-//! default) 85–130 → 135–210 ns.
+//! seccompiler stacked filters, x86_64 only: 2023), compiled in 0.10 ms
+//! (release, mean of 1000). Per syscall, best of 5 × 10⁶ calls in a forked
+//! child, without → with the filter (2-core VM under load, ±30 ns):
+//! getppid (cached allow) 130 → 165 ns; personality(0xffffffff) (argument
+//! rule, BPF runs) 250 → 315 ns; syscall 1000 (unlisted → default) 85 → 130 ns.
 //! Rerun with
 //! `cargo test --release -p rtctr --lib bench_podman_profile -- --ignored --nocapture`.
 //!
