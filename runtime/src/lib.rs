@@ -11,10 +11,12 @@
 //!   waits on the exec fifo. Parent and children talk over [`create::sync`].
 //! - [`start`], [`kill`], [`delete`], [`run`], [`list`]: the other verbs.
 //! - [`hooks`]: OCI hooks. [`logging`]: runc-shaped log lines.
-//! - `sys`: the only `unsafe` code, thin syscall wrappers.
+//! - [`capabilities`] and [`seccomp`] (OCI profile → one BPF program).
+//! - `sys` (and `seccomp::kernel`): the only `unsafe` code, thin syscall wrappers.
 
 #![deny(unsafe_code)]
 
+pub mod capabilities;
 pub mod cli;
 pub mod create;
 pub mod delete;
@@ -29,6 +31,7 @@ pub mod process;
 pub mod resolve;
 pub mod rootfs;
 pub mod run;
+pub mod seccomp;
 pub mod spec;
 pub mod start;
 pub mod state;
