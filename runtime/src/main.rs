@@ -30,7 +30,7 @@ fn main() -> ExitCode {
     match dispatch(&cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            let msg = e.to_string();
+            let msg = error_text(&e);
             if let Some(path) = &cli.log {
                 let line = rtctr::logging::format_line(json, log::Level::Error, &msg);
                 if let Ok(mut f) = std::fs::OpenOptions::new()
@@ -45,6 +45,20 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes, each cause only if the message above does
+/// not already say it.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    text
 }
 
 fn default_root() -> PathBuf {

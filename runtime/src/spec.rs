@@ -73,8 +73,18 @@ pub fn parse(raw: &[u8]) -> Result<Spec, (String, String)> {
             .map_err(|e| (display_path(&e.path().to_string()), e.inner().to_string()));
     }
     let mut de = serde_json::Deserializer::from_slice(raw);
-    let spec: Spec = serde_path_to_error::deserialize(&mut de)
-        .map_err(|e| (display_path(&e.path().to_string()), e.inner().to_string()))?;
+    let spec: Spec = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = display_path(&e.path().to_string());
+        if path.starts_with("process.capabilities") {
+            // oci-spec's message for an unknown name is cryptic: name it.
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(raw) {
+                if let Err(c) = crate::capabilities::check_spec_names(&v) {
+                    return (path, c.to_string());
+                }
+            }
+        }
+        (path, e.inner().to_string())
+    })?;
     de.end().map_err(|e| (".".to_string(), e.to_string()))?;
     Ok(spec)
 }

@@ -6,7 +6,7 @@
 use std::convert::Infallible;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
@@ -32,6 +32,10 @@ pub enum InitError {
     Sync(#[from] SyncError),
     #[error(transparent)]
     Terminal(#[from] terminal::TerminalError),
+    #[error(transparent)]
+    Caps(#[from] crate::capabilities::CapError),
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
     #[error("cgroup: {0}")]
     Cgroup(#[from] rtctr_cgroups::Error),
     #[error("{op}: {source}")]
@@ -76,6 +80,10 @@ pub struct Ctx<'a> {
     pub lock_fd: std::os::fd::RawFd,
     /// Where the terminal master goes when process.terminal is set.
     pub console: Option<Console<'a>>,
+    /// Capabilities, planned by the parent.
+    pub caps: &'a crate::capabilities::CapabilityPlan,
+    /// The compiled seccomp filter, if the config has one.
+    pub seccomp: Option<&'a crate::seccomp::Program>,
 }
 
 /// The receiver of a container's terminal master.
@@ -226,13 +234,31 @@ fn run_init(ctx: &Ctx) -> Result<Infallible, InitError> {
         rootfs::readonly_root()?;
     }
     process::set_rlimits(proc_.rlimits().as_deref().unwrap_or_default())?;
-    finalize_process(proc_)?;
+    let nnp = proc_.no_new_privileges().unwrap_or(false);
+    let mut listener = None;
+    if let (Some(filter), false) = (ctx.seccomp, nnp) {
+        // Without no_new_privs the kernel wants CAP_SYS_ADMIN for the
+        // filter: install it before the capabilities are dropped.
+        listener = filter.install()?;
+    }
+    finalize_process(proc_, ctx.caps)?;
     let env = process::environment(proc_);
     let args = proc_.args().as_deref().expect("validated");
     let program = process::lookup(&args[0], &env)?;
     let argv = process::cstrings("process.args", args)?;
     let envp = process::cstrings("process.env", &env)?;
     let path = process::cpath(&program)?;
+    if let (Some(filter), true) = (ctx.seccomp, nnp) {
+        // As late as possible: rtctr's own set-up is not filtered.
+        listener = filter.install()?;
+    }
+    if let Some(fd) = &listener {
+        ctx.init_chan.send(&Msg::SeccompListener(fd.as_raw_fd()))?;
+        // The parent copies it with pidfd_getfd before we go on.
+        ctx.init_chan
+            .expect(Msg::Continue(String::new()), "Continue")?;
+    }
+    drop(listener);
     // Only stdio and --preserve-fds reach the container.
     crate::sys::process::cloexec_from(3 + ctx.preserve_fds).map_err(sys_io("close_range"))?;
     ctx.init_chan.send(&Msg::Created)?;
@@ -282,10 +308,18 @@ fn set_names(spec: &Spec) -> Result<(), InitError> {
     Ok(())
 }
 
-/// user, groups, umask, cwd, no_new_privs — in that order: the uid switch
-/// must come before chdir, so a cwd the user may not enter fails.
-fn finalize_process(proc_: &Process) -> Result<(), InitError> {
+/// Bounding set, user and groups, the other capability sets, umask, cwd,
+/// no_new_privs — in that order: capabilities must survive the uid switch
+/// (keepcaps), and a cwd the user may not enter must fail.
+pub(crate) fn finalize_process(
+    proc_: &Process,
+    caps: &crate::capabilities::CapabilityPlan,
+) -> Result<(), InitError> {
+    caps.drop_bounding()?;
+    nix::sys::prctl::set_keepcaps(true).map_err(sys("prctl(PR_SET_KEEPCAPS)"))?;
     process::switch_user(proc_)?;
+    nix::sys::prctl::set_keepcaps(false).map_err(sys("prctl(PR_SET_KEEPCAPS)"))?;
+    caps.apply_after_user_switch()?;
     if let Some(mask) = proc_.user().umask() {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
     }

@@ -43,6 +43,10 @@ pub enum CreateError {
     },
     #[error("{0}")]
     Unsupported(String),
+    #[error(transparent)]
+    Caps(#[from] crate::capabilities::CapError),
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> CreateError + 'a {
@@ -110,6 +114,8 @@ struct Input<'a> {
     rootfs: &'a Path,
     ns: &'a namespaces::Plan,
     console: Option<init::Console<'a>>,
+    caps: &'a crate::capabilities::CapabilityPlan,
+    seccomp: Option<&'a crate::seccomp::Program>,
 }
 
 /// `create`, with `console` a socket the init sends its terminal master
@@ -142,6 +148,17 @@ pub fn create_with(
         &opts.id,
         opts.systemd_cgroup,
     )?;
+    // Pure planning, before anything exists: errors leave nothing behind.
+    let proc_ = spec.process().as_ref().expect("validated");
+    let (caps, warnings) = crate::capabilities::plan(proc_.capabilities().as_ref())?;
+    for w in warnings {
+        log::warn!("{w}");
+    }
+    let seccomp = linux
+        .seccomp()
+        .as_ref()
+        .map(crate::seccomp::compile)
+        .transpose()?;
     let dir = store.create(&opts.id)?;
     let mut undo = Undo::default();
     let input = Input {
@@ -152,6 +169,8 @@ pub fn create_with(
         rootfs: &rootfs,
         ns: &ns,
         console,
+        caps: &caps,
+        seccomp: seccomp.as_ref(),
     };
     match build(&dir, &input, cgroup, &mut undo) {
         Ok(state) => Ok(Created {
@@ -232,6 +251,8 @@ fn build(
         init_chan: &child,
         lock_fd: dir.lock_fd(),
         console: input.console.clone(),
+        caps: input.caps,
+        seccomp: input.seccomp,
     };
     let intermediate = match fork().map_err(io_err("fork", Path::new("rtctr")))? {
         Forked::Child => {
@@ -269,13 +290,54 @@ fn build(
     parent.expect(Msg::RuntimeHooks, "RuntimeHooks")?;
     let state_json = serde_json::to_string(&state.oci(Status::Creating)).expect("state serializes");
     run_runtime_hooks(spec, &mut state, &state_json)?;
-    parent.send(&Msg::Continue(state_json))?;
-    parent.expect(Msg::Created, "Created")?;
+    parent.send(&Msg::Continue(state_json.clone()))?;
+    loop {
+        match parent.recv()? {
+            Msg::Created => break,
+            Msg::SeccompListener(fd) => {
+                forward_listener(input.seccomp, pid, fd, &state)?;
+                parent.send(&Msg::Continue(String::new()))?;
+            }
+            got => {
+                return Err(SyncError::Unexpected {
+                    got: format!("{got:?}"),
+                    want: "Created",
+                }
+                .into())
+            }
+        }
+    }
     dir.save(&state)?;
     if let Some(p) = &opts.pid_file {
         write_pid_file(p, pid)?;
     }
     Ok(state)
+}
+
+/// Copies the init's seccomp listener (pidfd_getfd) and sends it to
+/// `listenerPath` with the container process state, as the spec says.
+fn forward_listener(
+    program: Option<&crate::seccomp::Program>,
+    pid: i32,
+    fd: i32,
+    state: &State,
+) -> Result<(), CreateError> {
+    let Some(path) = program.and_then(|p| p.listener_path()) else {
+        return Ok(());
+    };
+    let listener = crate::seccomp::take_listener(pid, fd)?;
+    let oci: oci_spec::runtime::State = serde_json::from_value(
+        serde_json::to_value(state.oci(Status::Created)).expect("state serializes"),
+    )
+    .map_err(|e| CreateError::Unsupported(format!("state for the seccomp listener: {e}")))?;
+    crate::seccomp::send_listener(
+        path,
+        std::os::fd::AsFd::as_fd(&listener),
+        pid,
+        &oci,
+        program.and_then(|p| p.listener_metadata()),
+    )?;
+    Ok(())
 }
 
 /// Until the init reports its pid, the intermediate may ask for its user

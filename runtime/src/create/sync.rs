@@ -23,6 +23,8 @@ pub enum Msg {
     /// parent → init: hooks done, go on; carries the OCI state JSON for
     /// the hooks the init runs itself.
     Continue(String),
+    /// init → parent: the seccomp notify listener is this fd of mine.
+    SeccompListener(i32),
     /// init → parent: set-up is complete; waiting on the exec fifo.
     Created,
     /// any child → parent: a step failed.
