@@ -234,6 +234,9 @@ fn run_init(ctx: &Ctx) -> Result<Infallible, InitError> {
         rootfs::readonly_root()?;
     }
     process::set_rlimits(proc_.rlimits().as_deref().unwrap_or_default())?;
+    // Only stdio and --preserve-fds reach the container (before any
+    // seccomp filter, which may well forbid close_range).
+    crate::sys::process::cloexec_from(3 + ctx.preserve_fds).map_err(sys_io("close_range"))?;
     let nnp = proc_.no_new_privileges().unwrap_or(false);
     let mut listener = None;
     if let (Some(filter), false) = (ctx.seccomp, nnp) {
@@ -259,8 +262,6 @@ fn run_init(ctx: &Ctx) -> Result<Infallible, InitError> {
             .expect(Msg::Continue(String::new()), "Continue")?;
     }
     drop(listener);
-    // Only stdio and --preserve-fds reach the container.
-    crate::sys::process::cloexec_from(3 + ctx.preserve_fds).map_err(sys_io("close_range"))?;
     ctx.init_chan.send(&Msg::Created)?;
     wait_for_start(fifo)?;
     if let Some(h) = spec

@@ -180,8 +180,6 @@ pub enum SeccompError {
     ErrnoOutOfRange { what: String, value: u32, max: u32 },
     #[error("seccomp: argument index {index} for syscall {syscall} is out of range (0..=5)")]
     ArgIndex { syscall: String, index: usize },
-    #[error("seccomp: SCMP_CMP_MASKED_EQ on syscall {syscall} needs valueTwo")]
-    MaskedEqWithoutValueTwo { syscall: String },
     #[error("seccomp: syscall {syscall} has two rules with the same arguments and different actions ({first:#x} and {second:#x})")]
     ConflictingRules {
         syscall: String,
@@ -609,15 +607,13 @@ fn arg_rules(
             LinuxSeccompOperator::ScmpCmpEq => (SeccompCmpOp::Eq, arg.value()),
             LinuxSeccompOperator::ScmpCmpGe => (SeccompCmpOp::Ge, arg.value()),
             LinuxSeccompOperator::ScmpCmpGt => (SeccompCmpOp::Gt, arg.value()),
-            // OCI: (arg & value) == valueTwo.
-            LinuxSeccompOperator::ScmpCmpMaskedEq => {
-                let Some(two) = arg.value_two() else {
-                    return Err(SeccompError::MaskedEqWithoutValueTwo {
-                        syscall: name.to_string(),
-                    });
-                };
-                (SeccompCmpOp::MaskedEq(arg.value()), two)
-            }
+            // OCI: (arg & value) == valueTwo; an absent valueTwo is 0, as
+            // runc and libseccomp read it (runtime-tools' default profile
+            // relies on that for clone).
+            LinuxSeccompOperator::ScmpCmpMaskedEq => (
+                SeccompCmpOp::MaskedEq(arg.value()),
+                arg.value_two().unwrap_or(0),
+            ),
         };
         let condition = SeccompCondition::new(index, len.clone(), op, value).map_err(|source| {
             SeccompError::Rule {
