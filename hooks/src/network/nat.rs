@@ -1,0 +1,318 @@
+//! NAT and forwarding rules in our own table `inet rtctr`.
+//!
+//! The table is derived from the stored networks and leases: [`plan`] (pure) turns them into
+//! rules, [`apply`] replaces the whole table in one atomic nftables transaction. A teardown
+//! therefore removes exactly the rules of the leaving container, and no rule handles have to
+//! be tracked. Other tables (netavark's `ip nat`/`ip filter`, docker's) are never touched.
+//! Note: a `drop` in another table's forward base chain still drops our forwarded packets;
+//! an `accept` here cannot override it.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::net::Ipv4Addr;
+use std::ptr::NonNull;
+
+use nftnl::expr::{Expression, Immediate, InterfaceName, Nat, NatType, Register};
+use nftnl::nftnl_sys as sys;
+use nftnl::{
+    nft_expr, Batch, Chain, ChainType, FinalizedBatch, Hook, MsgType, ProtoFamily, Rule, Table,
+};
+
+use super::addr::Subnet;
+use super::store::{Network, Proto};
+use crate::error::{NetError, Result};
+
+/// Name of our table (family inet).
+pub const TABLE: &str = "rtctr";
+
+/// Our base chains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChainName {
+    /// nat, hook postrouting, priority srcnat (100).
+    Postrouting,
+    /// nat, hook prerouting, priority dstnat (-100).
+    Prerouting,
+    /// nat, hook output, priority dstnat (-100): published ports from the host itself.
+    Output,
+    /// filter, hook forward, priority filter (0).
+    Forward,
+}
+
+impl ChainName {
+    fn name(self) -> &'static CStr {
+        match self {
+            ChainName::Postrouting => c"postrouting",
+            ChainName::Prerouting => c"prerouting",
+            ChainName::Output => c"output",
+            ChainName::Forward => c"forward",
+        }
+    }
+    const ALL: [ChainName; 4] = [
+        ChainName::Postrouting,
+        ChainName::Prerouting,
+        ChainName::Output,
+        ChainName::Forward,
+    ];
+}
+
+/// What a rule does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RuleKind {
+    /// `ip saddr S ip daddr != S masquerade`
+    Masquerade(Subnet),
+    /// `fib daddr type local <proto> dport P dnat ip to IP:PORT`
+    Dnat {
+        proto: Proto,
+        host_port: u16,
+        ip: Ipv4Addr,
+        port: u16,
+    },
+    /// `iifname BR accept`
+    AcceptIn(String),
+    /// `oifname BR accept`
+    AcceptOut(String),
+}
+
+/// One planned rule; the comment names its network and, for DNAT, its container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedRule {
+    /// Chain it goes in.
+    pub chain: ChainName,
+    /// The rule.
+    pub kind: RuleKind,
+    /// `rtctr net=<name>` or `rtctr net=<name> ctr=<id>`.
+    pub comment: String,
+}
+
+/// The rules for a set of networks (empty means: no table).
+pub fn plan(nets: &[Network]) -> Vec<PlannedRule> {
+    let mut rules = Vec::new();
+    for n in nets {
+        let c = format!("rtctr net={}", n.name);
+        if n.masquerade {
+            rules.push(PlannedRule {
+                chain: ChainName::Postrouting,
+                kind: RuleKind::Masquerade(n.subnet),
+                comment: c.clone(),
+            });
+        }
+        for kind in [
+            RuleKind::AcceptIn(n.bridge.clone()),
+            RuleKind::AcceptOut(n.bridge.clone()),
+        ] {
+            rules.push(PlannedRule {
+                chain: ChainName::Forward,
+                kind,
+                comment: c.clone(),
+            });
+        }
+        for l in &n.leases {
+            for p in &l.ports {
+                for chain in [ChainName::Prerouting, ChainName::Output] {
+                    rules.push(PlannedRule {
+                        chain,
+                        kind: RuleKind::Dnat {
+                            proto: p.proto,
+                            host_port: p.host_port,
+                            ip: l.ip,
+                            port: p.container_port,
+                        },
+                        comment: format!("{c} ctr={}", l.container),
+                    });
+                }
+            }
+        }
+    }
+    rules
+}
+
+/// `fib daddr type` into register 1 (nftnl has no wrapper for the fib expression).
+struct FibDaddrType;
+
+const NFT_FIB_RESULT_ADDRTYPE: u32 = 3;
+const NFTA_FIB_F_DADDR: u32 = 1 << 1;
+const RTN_LOCAL: u32 = 2;
+
+impl Expression for FibDaddrType {
+    fn to_expr(&self, _rule: &Rule) -> NonNull<sys::nftnl_expr> {
+        // SAFETY: "fib" is a valid NUL-terminated expression name; the call has no other
+        // preconditions and returns null only on allocation failure, handled below.
+        let raw = unsafe { sys::nftnl_expr_alloc(c"fib".as_ptr()) };
+        let Some(expr) = NonNull::new(raw) else {
+            std::process::abort();
+        };
+        for (attr, val) in [
+            (sys::NFTNL_EXPR_FIB_DREG, libc::NFT_REG_1 as u32),
+            (sys::NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE),
+            (sys::NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR),
+        ] {
+            // SAFETY: `expr` is a live fib expression we just allocated and own; these are
+            // u32 attributes of the fib expression.
+            unsafe { sys::nftnl_expr_set_u32(expr.as_ptr(), attr as u16, val) };
+        }
+        expr
+    }
+}
+
+fn ifname(name: &str) -> InterfaceName {
+    InterfaceName::Exact(CString::new(name).unwrap_or_default())
+}
+
+fn add_exprs(rule: &mut Rule, kind: &RuleKind) {
+    if !matches!(kind, RuleKind::AcceptIn(_) | RuleKind::AcceptOut(_)) {
+        rule.add_expr(&nft_expr!(meta nfproto));
+        rule.add_expr(&nft_expr!(cmp == libc::NFPROTO_IPV4 as u8));
+    }
+    match kind {
+        RuleKind::Masquerade(s) => {
+            rule.add_expr(&nft_expr!(payload ipv4 saddr));
+            rule.add_expr(&nft_expr!(bitwise mask s.mask(), xor 0u32));
+            rule.add_expr(&nft_expr!(cmp == s.addr));
+            rule.add_expr(&nft_expr!(payload ipv4 daddr));
+            rule.add_expr(&nft_expr!(bitwise mask s.mask(), xor 0u32));
+            rule.add_expr(&nft_expr!(cmp != s.addr));
+            rule.add_expr(&nft_expr!(masquerade));
+        }
+        RuleKind::Dnat {
+            proto,
+            host_port,
+            ip,
+            port,
+        } => {
+            rule.add_expr(&FibDaddrType);
+            rule.add_expr(&nft_expr!(cmp == RTN_LOCAL));
+            rule.add_expr(&nft_expr!(meta l4proto));
+            match proto {
+                Proto::Tcp => {
+                    rule.add_expr(&nft_expr!(cmp == libc::IPPROTO_TCP as u8));
+                    rule.add_expr(&nft_expr!(payload tcp dport));
+                }
+                Proto::Udp => {
+                    rule.add_expr(&nft_expr!(cmp == libc::IPPROTO_UDP as u8));
+                    rule.add_expr(&nft_expr!(payload udp dport));
+                }
+            }
+            rule.add_expr(&nft_expr!(cmp == host_port.to_be()));
+            rule.add_expr(&Immediate::new(*ip, Register::Reg1));
+            rule.add_expr(&Immediate::new(port.to_be(), Register::Reg2));
+            rule.add_expr(&Nat {
+                nat_type: NatType::DNat,
+                family: ProtoFamily::Ipv4,
+                ip_register: Register::Reg1,
+                port_register: Some(Register::Reg2),
+            });
+        }
+        RuleKind::AcceptIn(br) => {
+            rule.add_expr(&nft_expr!(meta iifname));
+            rule.add_expr(&nft_expr!(cmp == ifname(br)));
+            rule.add_expr(&nft_expr!(verdict accept));
+        }
+        RuleKind::AcceptOut(br) => {
+            rule.add_expr(&nft_expr!(meta oifname));
+            rule.add_expr(&nft_expr!(cmp == ifname(br)));
+            rule.add_expr(&nft_expr!(verdict accept));
+        }
+    }
+}
+
+/// Replace table `inet rtctr` with `rules` in one transaction (no rules: delete the table).
+pub fn apply(rules: &[PlannedRule]) -> Result<()> {
+    let mut batch = Batch::new();
+    let table = Table::new(c"rtctr", ProtoFamily::Inet);
+    // add + delete: removes the table whether or not it existed.
+    batch.add(&table, MsgType::Add);
+    batch.add(&table, MsgType::Del);
+    if !rules.is_empty() {
+        batch.add(&table, MsgType::Add);
+        let chains: Vec<Chain> = ChainName::ALL
+            .iter()
+            .map(|c| {
+                let mut ch = Chain::new(c.name(), &table);
+                let (hook, prio, ty) = match c {
+                    ChainName::Postrouting => (Hook::PostRouting, 100, ChainType::Nat),
+                    ChainName::Prerouting => (Hook::PreRouting, -100, ChainType::Nat),
+                    ChainName::Output => (Hook::Out, -100, ChainType::Nat),
+                    ChainName::Forward => (Hook::Forward, 0, ChainType::Filter),
+                };
+                ch.set_hook(hook, prio);
+                ch.set_type(ty);
+                ch
+            })
+            .collect();
+        for ch in &chains {
+            batch.add(ch, MsgType::Add);
+        }
+        for r in rules {
+            let ch = &chains[ChainName::ALL
+                .iter()
+                .position(|c| *c == r.chain)
+                .unwrap_or(0)];
+            let mut rule = Rule::new(ch);
+            let comment = CString::new(r.comment.clone()).unwrap_or_default();
+            rule.set_comment(&comment).map_err(|e| NetError::Nft {
+                op: "building rule comment for",
+                source: io::Error::other(e),
+            })?;
+            add_exprs(&mut rule, &r.kind);
+            batch.add(&rule, MsgType::Add);
+        }
+    }
+    send(&batch.finalize()).map_err(|source| NetError::Nft {
+        op: "replacing",
+        source,
+    })
+}
+
+fn send(batch: &FinalizedBatch) -> io::Result<()> {
+    let socket = mnl::Socket::new(mnl::Bus::Netfilter)?;
+    let portid = socket.portid();
+    socket.send_all(batch)?;
+    let mut buffer = vec![0; nftnl::nft_nlmsg_maxsize() as usize];
+    let mut expected = batch.sequence_numbers();
+    while !expected.is_empty() {
+        for message in socket.recv(&mut buffer[..])? {
+            let message = message?;
+            let Some(seq) = expected.next() else {
+                return Err(io::Error::other("unexpected nftables ACK"));
+            };
+            mnl::cb_run(message, seq, portid)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::store::{Lease, PortMapping};
+
+    #[test]
+    fn plan_names_containers() {
+        let n = Network {
+            name: "t".into(),
+            subnet: "10.201.0.0/24".parse().unwrap(),
+            bridge: "rtt0".into(),
+            gateway: "10.201.0.1".parse().unwrap(),
+            masquerade: true,
+            leases: vec![Lease {
+                container: "c1".into(),
+                ip: "10.201.0.2".parse().unwrap(),
+                veth: "rv1".into(),
+                ports: vec![PortMapping {
+                    host_port: 8080,
+                    container_port: 80,
+                    proto: Proto::Tcp,
+                }],
+            }],
+        };
+        let p = plan(&[n]);
+        assert_eq!(p.len(), 5);
+        assert_eq!(
+            p.iter()
+                .filter(|r| r.comment == "rtctr net=t ctr=c1")
+                .count(),
+            2
+        );
+        assert!(plan(&[]).is_empty());
+    }
+}
