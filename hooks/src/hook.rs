@@ -65,7 +65,12 @@ pub fn hook_setup(state: &State) -> Result<Attachment, HookError> {
     let pid = state
         .pid
         .ok_or_else(|| HookError::NoPid(state.id.clone()))?;
-    let req = Request::from_annotations(&state.id, pid, &state.annotations)?
+    // The hook is configured explicitly, so no `rtctr.network` means the default network
+    // (the ports and ip annotations still apply).
+    let mut ann = state.annotations.clone();
+    ann.entry(network::request::ANN_NETWORK.to_string())
+        .or_insert_with(|| network::DEFAULT_NETWORK.to_string());
+    let req = Request::from_annotations(&state.id, pid, &ann)?
         .unwrap_or_else(|| Request::new(&state.id, Netns::Pid(pid)));
     Ok(network::setup(&req)?)
 }
