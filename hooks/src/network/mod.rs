@@ -30,6 +30,8 @@ pub const DEFAULT_SUBNET: &str = "10.89.0.0/16";
 /// Interface name of the container end of the veth pair.
 pub const CONTAINER_IFNAME: &str = "eth0";
 
+const LOOPBACK_IFINDEX: u32 = 1;
+
 /// The result of attaching a container (the runtime keeps it in its state).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attachment {
@@ -239,13 +241,9 @@ fn configure_container(ns: &File, nspath: &Path, ip: Ipv4Addr, net: &Network) ->
         .map_err(|e| NetError::netlink("adding address to", obj(CONTAINER_IFNAME), e))?;
     nl.set_up(eth, None)
         .map_err(|e| NetError::netlink("setting up", obj(CONTAINER_IFNAME), e))?;
-    if let Some(lo) = nl
-        .link_index("lo")
-        .map_err(|e| NetError::netlink("looking up", obj("lo"), e))?
-    {
-        nl.set_up(lo, None)
-            .map_err(|e| NetError::netlink("setting up", obj("lo"), e))?;
-    }
+    // The loopback device is always ifindex 1 in a network namespace.
+    nl.set_up(LOOPBACK_IFINDEX, None)
+        .map_err(|e| NetError::netlink("setting up", obj("lo"), e))?;
     nl.add_default_route(eth, net.gateway).map_err(|e| {
         NetError::netlink(
             "adding default route via",
@@ -362,6 +360,7 @@ impl Networks {
         let store = self.lock()?;
         let mut net = self.load_or_default(&store, &req.network)?;
         let mut all = store.load_all()?;
+        let rules_before = nat::plan(&all);
         check_free(&all, req)?;
         let ip = net.allocate(req.ip)?;
         let (ns, nspath) = open_netns(&req.netns)?;
@@ -414,7 +413,7 @@ impl Networks {
         if let Some(slot) = all.iter_mut().find(|n| n.name == net.name) {
             *slot = net.clone();
         }
-        if let Err(e) = nat::apply(&nat::plan(&all)) {
+        if let Err(e) = nat::sync(&rules_before, &nat::plan(&all)) {
             return Err(rolled_back(e, || {
                 net.leases.retain(|l| l.container != req.container);
                 let r1 = store.save(&net).map_err(|e| e.to_string());
@@ -440,6 +439,7 @@ impl Networks {
     pub fn teardown(&self, container: &str, network: Option<&str>) -> Result<()> {
         let store = self.lock()?;
         let mut all = store.load_all()?;
+        let rules_before = nat::plan(&all);
         let mut nl =
             Netlink::open().map_err(|e| NetError::netlink("opening socket", "route", e))?;
         let mut changed = false;
@@ -463,7 +463,7 @@ impl Networks {
                 .map_err(|e| NetError::netlink("deleting veth", &veth, e))?;
             return Ok(());
         }
-        nat::apply(&nat::plan(&all))
+        nat::sync(&rules_before, &nat::plan(&all))
     }
 }
 

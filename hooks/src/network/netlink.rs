@@ -39,17 +39,17 @@ impl Netlink {
         Ok(Netlink { sock, seq: 0 })
     }
 
-    /// A socket in the network namespace `ns` (a socket stays in the netns it was created in,
-    /// so it is created on a short-lived thread that entered `ns`).
+    /// A socket in the network namespace `ns` (a socket stays in the netns it was created
+    /// in): the calling thread enters `ns`, creates the socket and returns to its own netns.
     pub fn open_in(ns: &File) -> io::Result<Netlink> {
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                setns(ns, CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
-                Netlink::open()
-            })
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("netlink thread panicked")))
-        })
+        let own = File::open("/proc/thread-self/ns/net")?;
+        setns(ns, CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+        let sock = Netlink::open();
+        if let Err(e) = setns(&own, CloneFlags::CLONE_NEWNET) {
+            // Staying in the container's netns would misdirect every later host operation.
+            panic!("cannot return to the host network namespace: {e}");
+        }
+        sock
     }
 
     /// Send one request and collect the replies until its ACK (or DONE).

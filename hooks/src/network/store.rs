@@ -188,14 +188,15 @@ impl Store {
         Ok(out)
     }
 
-    /// Write a network atomically (temp file, fsync, rename).
+    /// Write a network atomically (temp file, rename).
     pub fn save(&self, net: &Network) -> Result<()> {
         let path = self.path(&net.name);
         let tmp = self.dir.join(format!(".{}.json.tmp", net.name));
         let data = serde_json::to_vec_pretty(net).expect("network serializes");
         let mut f = File::create(&tmp).map_err(|e| NetError::io("creating", &tmp, e))?;
+        // No fsync: it costs milliseconds per setup, and after a crash or reboot the leases
+        // are stale anyway (the veths are gone). rename keeps readers from seeing a partial file.
         f.write_all(&data)
-            .and_then(|()| f.sync_all())
             .map_err(|e| NetError::io("writing", &tmp, e))?;
         fs::rename(&tmp, &path).map_err(|e| NetError::io("renaming into", &path, e))
     }
