@@ -75,6 +75,29 @@ fn setup_latency() {
     report("library setup (in-process)", setup);
     report("library teardown (in-process)", down);
 
+    // with one published port: the nftables transaction is part of the cost
+    let pctrs: Vec<Ns> = (0..RUNS + 1).map(|i| Ns::new(&format!("bp{i}"))).collect();
+    let mut with_port = Vec::new();
+    host.run(|| {
+        for (i, c) in pctrs.iter().enumerate() {
+            let mut r = Request::new(format!("benchp-{i}"), Netns::Path(c.path()));
+            r.network = "b".into();
+            r.ports = vec![rtctr_hooks::PortMapping {
+                host_port: 18080,
+                container_port: 80,
+                proto: rtctr_hooks::Proto::Tcp,
+            }];
+            let t = Instant::now();
+            nets.setup(&r).unwrap();
+            let s = t.elapsed();
+            nets.teardown(&r.container, Some("b")).unwrap();
+            if i > 0 {
+                with_port.push(s);
+            }
+        }
+    });
+    report("library setup, 1 published port", with_port);
+
     // the hook binary as a process (fork+exec included), default network
     let bin = env!("CARGO_BIN_EXE_rtctr-net-hook");
     let sleepers: Vec<PidNs> = (0..RUNS + 1).map(|_| PidNs::new()).collect();
@@ -147,4 +170,46 @@ fn setup_latency() {
         }
     });
     report("CNI bridge ADD (process)", add);
+}
+
+#[test]
+#[ignore = "benchmark; run with --ignored --nocapture"]
+fn nft_cost() {
+    use rtctr_hooks::network::nat::{self, ChainName, PlannedRule, RuleKind};
+    if !require_root() {
+        return;
+    }
+    let host = Ns::new("nft");
+    let rule = |i: u16| PlannedRule {
+        chain: ChainName::Prerouting,
+        kind: RuleKind::Dnat {
+            proto: rtctr_hooks::Proto::Tcp,
+            host_port: 10000 + i,
+            ip: "10.201.9.2".parse().unwrap(),
+            port: 80,
+        },
+        comment: format!("c{i}"),
+    };
+    host.run(|| {
+        let base = vec![PlannedRule {
+            chain: ChainName::Forward,
+            kind: RuleKind::AcceptIn("x".into()),
+            comment: "n".into(),
+        }];
+        nat::apply(&base).unwrap();
+        let (mut full, mut app) = (Vec::new(), Vec::new());
+        for i in 0..30 {
+            let mut r = base.clone();
+            r.push(rule(i));
+            let t = Instant::now();
+            nat::apply(&r).unwrap();
+            full.push(t.elapsed());
+            let t = Instant::now();
+            nat::append(&[rule(1000 + i)]).unwrap();
+            app.push(t.elapsed());
+        }
+        report("nft flush+re-add", full);
+        report("nft append 1 rule", app);
+        nat::apply(&[]).unwrap();
+    });
 }

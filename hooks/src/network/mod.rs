@@ -493,3 +493,49 @@ fn check_free(all: &[Network], req: &Request) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_network_validates() {
+        let a = plan_network("web", "10.201.0.0/24", None, None, true, &[]).unwrap();
+        assert_eq!(a.bridge, "rtctr-web");
+        assert_eq!(a.gateway, Ipv4Addr::new(10, 201, 0, 1));
+        let d = plan_network(DEFAULT_NETWORK, DEFAULT_SUBNET, None, None, true, &[]).unwrap();
+        assert_eq!(d.bridge, DEFAULT_BRIDGE);
+        let long = plan_network(
+            "a-very-long-network-name",
+            "10.202.0.0/24",
+            None,
+            None,
+            true,
+            &[],
+        )
+        .unwrap();
+        assert!(long.bridge.len() <= 15 && long.bridge.starts_with("rb"));
+        let existing = [a];
+        for (name, subnet, bridge, gw) in [
+            ("web", "10.203.0.0/24", None, None),
+            ("x", "10.201.0.128/25", None, None),
+            ("x", "10.204.0.0/24", Some("rtctr-web"), None),
+            ("x", "10.204.0.0/24", Some("much-too-long-bridge"), None),
+            ("x", "10.204.0.0/24", None, Some(Ipv4Addr::new(10, 9, 9, 9))),
+            (
+                "x",
+                "10.204.0.0/24",
+                None,
+                Some(Ipv4Addr::new(10, 204, 0, 255)),
+            ),
+            ("x", "nonsense", None, None),
+            ("bad/name", "10.204.0.0/24", None, None),
+            ("", "10.204.0.0/24", None, None),
+        ] {
+            assert!(
+                plan_network(name, subnet, bridge, gw, true, &existing).is_err(),
+                "{name} {subnet} {bridge:?} {gw:?}"
+            );
+        }
+    }
+}

@@ -231,10 +231,36 @@ pub fn apply(rules: &[PlannedRule]) -> Result<()> {
             source,
         });
     }
-    let chains: Vec<Chain> = ChainName::ALL
+    let chains = base_chains(&table);
+    for ch in &chains {
+        batch.add(ch, MsgType::Add);
+        // DELRULE naming only the chain flushes it.
+        batch.add(&Rule::new(ch), MsgType::Del);
+    }
+    add_rules(&mut batch, &chains, rules)?;
+    send(&batch.finalize()).map_err(|source| NetError::Nft {
+        op: "updating",
+        source,
+    })
+}
+
+/// Append `rules` to the chains of the existing table (no flush).
+pub fn append(rules: &[PlannedRule]) -> Result<()> {
+    let mut batch = Batch::new();
+    let table = Table::new(c"rtctr", ProtoFamily::Inet);
+    let chains = base_chains(&table);
+    add_rules(&mut batch, &chains, rules)?;
+    send(&batch.finalize()).map_err(|source| NetError::Nft {
+        op: "appending rules to",
+        source,
+    })
+}
+
+fn base_chains(table: &Table) -> Vec<Chain<'_>> {
+    ChainName::ALL
         .iter()
         .map(|c| {
-            let mut ch = Chain::new(c.name(), &table);
+            let mut ch = Chain::new(c.name(), table);
             let (hook, prio, ty) = match c {
                 ChainName::Postrouting => (Hook::PostRouting, 100, ChainType::Nat),
                 ChainName::Prerouting => (Hook::PreRouting, -100, ChainType::Nat),
@@ -245,18 +271,16 @@ pub fn apply(rules: &[PlannedRule]) -> Result<()> {
             ch.set_type(ty);
             ch
         })
-        .collect();
-    for ch in &chains {
-        batch.add(ch, MsgType::Add);
-        // DELRULE naming only the chain flushes it.
-        batch.add(&Rule::new(ch), MsgType::Del);
-    }
+        .collect()
+}
+
+fn add_rules(batch: &mut Batch, chains: &[Chain], rules: &[PlannedRule]) -> Result<()> {
     for r in rules {
-        let ch = &chains[ChainName::ALL
+        let i = ChainName::ALL
             .iter()
             .position(|c| *c == r.chain)
-            .unwrap_or(0)];
-        let mut rule = Rule::new(ch);
+            .unwrap_or(0);
+        let mut rule = Rule::new(&chains[i]);
         let comment = CString::new(r.comment.clone()).unwrap_or_default();
         rule.set_comment(&comment).map_err(|e| NetError::Nft {
             op: "building rule comment for",
@@ -265,26 +289,33 @@ pub fn apply(rules: &[PlannedRule]) -> Result<()> {
         add_exprs(&mut rule, &r.kind);
         batch.add(&rule, MsgType::Add);
     }
-    send(&batch.finalize()).map_err(|source| NetError::Nft {
-        op: "updating",
-        source,
-    })
+    Ok(())
 }
 
-/// Bring the table from `before` to `after`. When they are equal (a container without
-/// published ports joined or left) and the table exists, nothing is sent: an nftables
-/// transaction costs several milliseconds, a table dump a fraction of one.
+/// Bring the table from `before` to `after` cheaply. Deleting rules costs an RCU grace
+/// period (8-16 ms on the test VM), appending costs ~0.2 ms: so when no rule goes away and
+/// the table exists, only the new rules are appended (nothing at all for a container without
+/// published ports); otherwise the table is rebuilt with [`apply`].
 pub fn sync(before: &[PlannedRule], after: &[PlannedRule]) -> Result<()> {
-    if before == after {
-        if after.is_empty() {
-            return Ok(());
-        }
+    if after.is_empty() && before.is_empty() {
+        return Ok(());
+    }
+    let removes = before.iter().any(|r| !after.contains(r));
+    if !removes && !after.is_empty() {
         let exists = table_exists().map_err(|source| NetError::Nft {
             op: "looking up",
             source,
         })?;
         if exists {
-            return Ok(());
+            let added: Vec<PlannedRule> = after
+                .iter()
+                .filter(|r| !before.contains(r))
+                .cloned()
+                .collect();
+            // A failed append (chains missing) falls back to a full rebuild.
+            if added.is_empty() || append(&added).is_ok() {
+                return Ok(());
+            }
         }
     }
     apply(after)
