@@ -140,6 +140,29 @@ fn two_containers_masquerade_dnat_teardown_remove() {
     let mut buf = [0u8; 2];
     cl.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"hi");
+    drop((s, cl));
+
+    // hairpin: the other container reaches the published port through the host address
+    let mut cl = c2
+        .run_in(|| TcpStream::connect_timeout(&(w.host_ext, 8080).into(), Duration::from_secs(2)))
+        .expect("container reaches a published port via the host address");
+    let (mut s, peer) = srv.accept().unwrap();
+    assert_eq!(
+        peer.ip(),
+        a1.gateway,
+        "hairpin traffic is masqueraded to the gateway"
+    );
+    s.write_all(b"hp").unwrap();
+    cl.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"hp");
+    drop((s, cl));
+
+    // the host itself reaches the published port (output chain)
+    let cl = w
+        .host
+        .run(|| TcpStream::connect_timeout(&(w.host_ext, 8080).into(), Duration::from_secs(2)))
+        .expect("host reaches its own published port");
+    let (s, _) = srv.accept().unwrap();
     drop((s, cl, srv));
 
     // inspect shows both leases; the rules name the container

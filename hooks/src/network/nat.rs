@@ -71,6 +71,11 @@ pub enum RuleKind {
     AcceptIn(String),
     /// `oifname BR accept`
     AcceptOut(String),
+    /// `ip saddr S ip daddr S oifname BR masquerade`: a container reaching a published port
+    /// of a container on the same bridge through a host address (hairpin). Traffic between
+    /// containers on one bridge is switched, not routed, so only DNATed packets match.
+    /// (`iifname` cannot be used: it is unset in postrouting.)
+    Hairpin(Subnet, String),
 }
 
 /// One planned rule; the comment names its network and, for DNAT, its container.
@@ -96,6 +101,11 @@ pub fn plan(nets: &[Network]) -> Vec<PlannedRule> {
                 comment: c.clone(),
             });
         }
+        rules.push(PlannedRule {
+            chain: ChainName::Postrouting,
+            kind: RuleKind::Hairpin(n.subnet, n.bridge.clone()),
+            comment: c.clone(),
+        });
         for kind in [
             RuleKind::AcceptIn(n.bridge.clone()),
             RuleKind::AcceptOut(n.bridge.clone()),
@@ -201,6 +211,17 @@ fn add_exprs(rule: &mut Rule, kind: &RuleKind) {
                 ip_register: Register::Reg1,
                 port_register: Some(Register::Reg2),
             });
+        }
+        RuleKind::Hairpin(s, br) => {
+            rule.add_expr(&nft_expr!(payload ipv4 saddr));
+            rule.add_expr(&nft_expr!(bitwise mask s.mask(), xor 0u32));
+            rule.add_expr(&nft_expr!(cmp == s.addr));
+            rule.add_expr(&nft_expr!(payload ipv4 daddr));
+            rule.add_expr(&nft_expr!(bitwise mask s.mask(), xor 0u32));
+            rule.add_expr(&nft_expr!(cmp == s.addr));
+            rule.add_expr(&nft_expr!(meta oifname));
+            rule.add_expr(&nft_expr!(cmp == ifname(br)));
+            rule.add_expr(&nft_expr!(masquerade));
         }
         RuleKind::AcceptIn(br) => {
             rule.add_expr(&nft_expr!(meta iifname));
@@ -397,7 +418,7 @@ mod tests {
             }],
         };
         let p = plan(&[n]);
-        assert_eq!(p.len(), 5);
+        assert_eq!(p.len(), 6);
         assert_eq!(
             p.iter()
                 .filter(|r| r.comment == "rtctr net=t ctr=c1")

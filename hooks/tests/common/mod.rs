@@ -111,6 +111,10 @@ impl PidNs {
         }
         PidNs { child }
     }
+    /// Run `f` on a thread inside this process's netns.
+    pub fn run_in<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        in_ns(Path::new(&format!("/proc/{}/ns/net", self.pid())), f)
+    }
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
