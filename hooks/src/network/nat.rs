@@ -93,7 +93,7 @@ pub struct PlannedRule {
 pub fn plan(nets: &[Network]) -> Vec<PlannedRule> {
     let mut rules = Vec::new();
     for n in nets {
-        let c = format!("rtctr net={}", n.name);
+        let c = comment(format!("rtctr net={}", n.name));
         if n.masquerade {
             rules.push(PlannedRule {
                 chain: ChainName::Postrouting,
@@ -127,13 +127,26 @@ pub fn plan(nets: &[Network]) -> Vec<PlannedRule> {
                             ip: l.ip,
                             port: p.container_port,
                         },
-                        comment: format!("{c} ctr={}", l.container),
+                        comment: comment(format!("{c} ctr={}", l.container)),
                     });
                 }
             }
         }
     }
     rules
+}
+
+/// nftables comments hold at most 128 bytes with the NUL: cut longer ones on a char boundary
+/// (they only inform; the rules themselves are derived from the stored leases).
+fn comment(mut s: String) -> String {
+    if s.len() > 127 {
+        let mut end = 127;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
 }
 
 /// `fib daddr type` into register 1 (nftnl has no wrapper for the fib expression).
@@ -426,5 +439,6 @@ mod tests {
             2
         );
         assert!(plan(&[]).is_empty());
+        assert_eq!(comment("é".repeat(100)).len(), 126);
     }
 }
