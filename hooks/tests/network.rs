@@ -461,3 +461,56 @@ fn hook_binary_setup_teardown() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no pid"));
     w.host.run(|| w.nets.remove("rtctr", false)).unwrap();
 }
+
+#[test]
+fn stale_lease_of_a_dead_container_is_reclaimed() {
+    if !require_root() {
+        return;
+    }
+    let w = World::new(6);
+    let nets = &w.nets;
+    w.host
+        .run(|| nets.create("st", "10.201.6.0/24", Some("rtb6"), None, true))
+        .unwrap();
+    let mut r = Request::new("phoenix", Netns::Pid(0));
+    r.network = "st".into();
+    r.ip = Some(Ipv4Addr::new(10, 201, 6, 50));
+    r.ports = vec![PortMapping {
+        host_port: 8086,
+        container_port: 80,
+        proto: Proto::Tcp,
+    }];
+    let first = PidNs::new();
+    r.netns = Netns::Pid(first.pid());
+    let a = w.host.run(|| nets.setup(&r)).unwrap();
+    // the container dies without teardown: its netns and the veth pair go away
+    drop(first);
+    for _ in 0..200 {
+        if w.host
+            .exec(&["ip", "link", "show", &a.host_veth])
+            .status
+            .code()
+            != Some(0)
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // same id, same fixed ip, same port: the stale lease is released instead of refusing
+    let second = PidNs::new();
+    r.netns = Netns::Pid(second.pid());
+    let b = w.host.run(|| nets.setup(&r)).unwrap();
+    assert_eq!(b.ip, a.ip);
+    assert!(ping(second.exec(&[
+        "busybox",
+        "ping",
+        "-c1",
+        "-W1",
+        "10.201.6.1"
+    ])));
+    // a live attachment is still refused
+    let e = w.host.run(|| nets.setup(&r)).unwrap_err();
+    assert!(matches!(e, NetError::AlreadyAttached { .. }), "{e}");
+    w.host.run(|| nets.remove("st", true)).unwrap();
+    assert!(nft_table(&w.host).is_none());
+}

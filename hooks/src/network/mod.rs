@@ -358,16 +358,38 @@ impl Networks {
     /// everything done so far (veth, lease, rules) is undone.
     pub fn setup(&self, req: &Request) -> Result<Attachment> {
         let store = self.lock()?;
-        let mut net = self.load_or_default(&store, &req.network)?;
+        self.load_or_default(&store, &req.network)?;
         let mut all = store.load_all()?;
         let rules_before = nat::plan(&all);
+        let mut nl =
+            Netlink::open().map_err(|e| NetError::netlink("opening socket", "route", e))?;
+        // Leases in the way of this request may be stale (see reclaim_stale).
+        let conflicts = |l: &Lease, n: &Network| {
+            l.container == req.container
+                || (n.name == req.network && Some(l.ip) == req.ip)
+                || l.ports.iter().any(|q| {
+                    req.ports
+                        .iter()
+                        .any(|p| p.host_port == q.host_port && p.proto == q.proto)
+                })
+        };
+        reclaim_stale(&store, &mut nl, &mut all, conflicts)?;
         check_free(&all, req)?;
-        let ip = net.allocate(req.ip)?;
+        let ni = all
+            .iter()
+            .position(|n| n.name == req.network)
+            .ok_or_else(|| NetError::NotFound(req.network.clone()))?;
+        let ip = match all[ni].allocate(req.ip) {
+            Err(NetError::Exhausted { .. }) => {
+                reclaim_stale(&store, &mut nl, &mut all, |_, n| n.name == req.network)?;
+                all[ni].allocate(req.ip)?
+            }
+            r => r?,
+        };
+        let mut net = all[ni].clone();
         let (ns, nspath) = open_netns(&req.netns)?;
         let veth = host_veth_name(&req.container);
         let mac = mac_for(ip);
-        let mut nl =
-            Netlink::open().map_err(|e| NetError::netlink("opening socket", "route", e))?;
         let br = ensure_bridge(&mut nl, &net)?;
         nl.add_veth_into(&veth, CONTAINER_IFNAME, &ns, mac)
             .map_err(|e| {
@@ -465,6 +487,36 @@ impl Networks {
         }
         nat::sync(&rules_before, &nat::plan(&all))
     }
+}
+
+/// Release the leases picked by `pick` whose host veth no longer exists: their container
+/// died without a teardown and the kernel removed the veth pair with its netns. Only leases
+/// in the way of a setup are checked (one netlink round trip each), and all of a network's
+/// leases when its pool runs out.
+fn reclaim_stale(
+    store: &Store,
+    nl: &mut Netlink,
+    all: &mut [Network],
+    pick: impl Fn(&Lease, &Network) -> bool,
+) -> Result<()> {
+    for n in all.iter_mut() {
+        let mut stale = Vec::new();
+        for l in n.leases.iter().filter(|l| pick(l, n)) {
+            let gone = nl
+                .link_index(&l.veth)
+                .map_err(|e| NetError::netlink("looking up", &l.veth, e))?
+                .is_none();
+            if gone {
+                stale.push(l.container.clone());
+            }
+        }
+        if !stale.is_empty() {
+            log::info!("network {}: releasing stale leases of {stale:?}", n.name);
+            n.leases.retain(|l| !stale.contains(&l.container));
+            store.save(n)?;
+        }
+    }
+    Ok(())
 }
 
 /// The container is not attached anywhere and its host ports are free.
