@@ -514,3 +514,52 @@ fn stale_lease_of_a_dead_container_is_reclaimed() {
     w.host.run(|| nets.remove("st", true)).unwrap();
     assert!(nft_table(&w.host).is_none());
 }
+
+#[test]
+fn foreign_forward_drop_is_reported() {
+    if !require_root() {
+        return;
+    }
+    let w = World::new(7);
+    let nets = &w.nets;
+    // what docker does: table ip filter, chain FORWARD, policy drop
+    let out = w.host.exec(&[
+        "nft",
+        "add table ip filter; add chain ip filter FORWARD { type filter hook forward priority 0; policy drop; }",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let drops = w
+        .host
+        .run(rtctr_hooks::network::nat::foreign_forward_drops)
+        .unwrap();
+    assert_eq!(drops, ["ip filter FORWARD"]);
+    w.host
+        .run(|| nets.create("fd", "10.201.7.0/24", Some("rtb7"), None, true))
+        .unwrap();
+    let c = Ns::new("c");
+    let mut r = Request::new("fwd", Netns::Path(c.path()));
+    r.network = "fd".into();
+    let a = w.host.run(|| nets.setup(&r)).unwrap();
+    assert_eq!(a.warnings.len(), 1, "{:?}", a.warnings);
+    assert!(a.warnings[0].contains("ip filter FORWARD"));
+    // and it really drops: the container cannot reach the outside; the gateway works
+    assert!(ping(c.exec(&[
+        "busybox",
+        "ping",
+        "-c1",
+        "-W1",
+        "10.201.7.1"
+    ])));
+    assert!(!ping(c.exec(&[
+        "busybox",
+        "ping",
+        "-c1",
+        "-W1",
+        &w.outside_ip.to_string()
+    ])));
+    w.host.run(|| nets.remove("fd", true)).unwrap();
+}

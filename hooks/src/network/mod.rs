@@ -51,6 +51,10 @@ pub struct Attachment {
     pub host_veth: String,
     /// Bridge name.
     pub bridge: String,
+    /// Problems found that may break connectivity (e.g. another table's forward chain with
+    /// policy drop); checked when the bridge is created.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Networks kept in one state directory.
@@ -202,10 +206,12 @@ fn enable_ip_forward() -> Result<()> {
     }
 }
 
-/// Bridge exists, has the gateway address and is up; returns its index.
-fn ensure_bridge(nl: &mut Netlink, net: &Network) -> Result<u32> {
+/// Bridge exists, has the gateway address and is up; returns its index and whether it was
+/// created now.
+fn ensure_bridge(nl: &mut Netlink, net: &Network) -> Result<(u32, bool)> {
     let br = &net.bridge;
-    nl.add_bridge(br)
+    let created = nl
+        .add_bridge(br)
         .map_err(|e| NetError::netlink("creating bridge", br, e))?;
     let idx = nl
         .link_index(br)
@@ -217,7 +223,7 @@ fn ensure_bridge(nl: &mut Netlink, net: &Network) -> Result<u32> {
         .map_err(|e| NetError::netlink("adding gateway address to", br, e))?;
     nl.set_up(idx, None)
         .map_err(|e| NetError::netlink("setting up", br, e))?;
-    Ok(idx)
+    Ok((idx, created))
 }
 
 /// Container side: `eth0` address and up, `lo` up, default route.
@@ -390,7 +396,20 @@ impl Networks {
         let (ns, nspath) = open_netns(&req.netns)?;
         let veth = host_veth_name(&req.container);
         let mac = mac_for(ip);
-        let br = ensure_bridge(&mut nl, &net)?;
+        let (br, created) = ensure_bridge(&mut nl, &net)?;
+        let mut warnings = Vec::new();
+        if created {
+            // Best effort: a failed check must not fail the setup.
+            for c in nat::foreign_forward_drops().unwrap_or_default() {
+                let w = format!(
+                    "chain {c} drops forwarded packets by policy; traffic of bridge {} to other \
+                     networks will be dropped unless that chain accepts it",
+                    net.bridge
+                );
+                log::warn!("{w}");
+                warnings.push(w);
+            }
+        }
         nl.add_veth_into(&veth, CONTAINER_IFNAME, &ns, mac)
             .map_err(|e| {
                 NetError::netlink(
@@ -452,6 +471,7 @@ impl Networks {
             mac: mac_string(mac),
             host_veth: veth,
             bridge: net.bridge.clone(),
+            warnings,
         })
     }
 

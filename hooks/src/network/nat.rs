@@ -355,6 +355,102 @@ pub fn sync(before: &[PlannedRule], after: &[PlannedRule]) -> Result<()> {
     apply(after)
 }
 
+/// Base chains of *other* tables hooked at `forward` whose policy is `drop`, as
+/// "family table chain" (e.g. docker's `ip filter FORWARD`). They drop our forwarded packets
+/// whatever our table accepts; we do not touch them, we report them. (A `drop` rule in an
+/// accepting chain has the same effect but is not detected.)
+pub fn foreign_forward_drops() -> Result<Vec<String>> {
+    dump_forward_drops().map_err(|source| NetError::Nft {
+        op: "listing chains beside",
+        source,
+    })
+}
+
+fn dump_forward_drops() -> io::Result<Vec<String>> {
+    let socket = mnl::Socket::new(mnl::Bus::Netfilter)?;
+    let portid = socket.portid();
+    let seq = 1;
+    let mut msg = vec![0u8; nftnl::nft_nlmsg_maxsize() as usize];
+    // SAFETY: `msg` is a writable buffer of nft_nlmsg_maxsize() bytes, more than a netlink
+    // header needs; the returned header pointer is not used.
+    unsafe {
+        sys::nftnl_nlmsg_build_hdr(
+            msg.as_mut_ptr().cast(),
+            libc::NFT_MSG_GETCHAIN as u16,
+            libc::NFPROTO_UNSPEC as u16,
+            (libc::NLM_F_DUMP | libc::NLM_F_ACK) as u16,
+            seq,
+        )
+    };
+    let len = u32::from_ne_bytes([msg[0], msg[1], msg[2], msg[3]]) as usize;
+    socket.send(&msg[..len.min(msg.len())])?;
+    let mut found = Vec::new();
+    let mut buffer = vec![0; nftnl::nft_nlmsg_maxsize() as usize];
+    loop {
+        let n = socket.recv_raw(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        match mnl::cb_run2(&buffer[..n], seq, portid, forward_drop_cb, &mut found)? {
+            mnl::CbResult::Stop => break,
+            mnl::CbResult::Ok => {}
+        }
+    }
+    Ok(found)
+}
+
+fn family_name(f: u32) -> &'static str {
+    match f as i32 {
+        libc::NFPROTO_IPV4 => "ip",
+        libc::NFPROTO_IPV6 => "ip6",
+        libc::NFPROTO_INET => "inet",
+        libc::NFPROTO_BRIDGE => "bridge",
+        libc::NFPROTO_ARP => "arp",
+        libc::NFPROTO_NETDEV => "netdev",
+        _ => "?",
+    }
+}
+
+fn forward_drop_cb(header: &libc::nlmsghdr, found: &mut Vec<String>) -> libc::c_int {
+    // SAFETY: allocation has no preconditions; null is checked below.
+    let chain = unsafe { sys::nftnl_chain_alloc() };
+    if chain.is_null() {
+        return -1;
+    }
+    // SAFETY: `header` is a complete netlink message handed to us by mnl_cb_run, `chain` is
+    // a live chain object we own; parse only reads the message.
+    let parsed = unsafe { sys::nftnl_chain_nlmsg_parse(header, chain) };
+    let attr = |a: u32| a as u16;
+    // SAFETY: `chain` is live; the getters return 0 / null for unset attributes, and the
+    // string pointers stay valid until `nftnl_chain_free` below, after we copied them.
+    unsafe {
+        let is = |a| sys::nftnl_chain_is_set(chain, attr(a));
+        let u = |a| sys::nftnl_chain_get_u32(chain, attr(a));
+        let st = |a| {
+            let p = sys::nftnl_chain_get_str(chain, attr(a));
+            if p.is_null() {
+                String::new()
+            } else {
+                CStr::from_ptr(p).to_string_lossy().into_owned()
+            }
+        };
+        if parsed >= 0
+            && is(sys::NFTNL_CHAIN_HOOKNUM)
+            && u(sys::NFTNL_CHAIN_HOOKNUM) == libc::NF_INET_FORWARD as u32
+            && is(sys::NFTNL_CHAIN_POLICY)
+            && u(sys::NFTNL_CHAIN_POLICY) == libc::NF_DROP as u32
+        {
+            let family = family_name(u(sys::NFTNL_CHAIN_FAMILY));
+            let table = st(sys::NFTNL_CHAIN_TABLE);
+            if !(family == "inet" && table == TABLE) {
+                found.push(format!("{family} {table} {}", st(sys::NFTNL_CHAIN_NAME)));
+            }
+        }
+        sys::nftnl_chain_free(chain);
+    }
+    1 // MNL_CB_OK
+}
+
 /// Whether a table named `rtctr` exists.
 fn table_exists() -> io::Result<bool> {
     let socket = mnl::Socket::new(mnl::Bus::Netfilter)?;
