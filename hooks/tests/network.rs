@@ -379,6 +379,32 @@ fn failed_setups_leave_nothing_behind() {
         "eth0 left in container"
     );
 
+    // an orphan host veth (a crashed setup of the same id) is replaced
+    let orphan = rtctr_hooks::network::addr::host_veth_name("orphan");
+    w.host.ip(&[
+        "link",
+        "add",
+        &orphan,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "orph-peer",
+    ]);
+    let c4 = Ns::new("orph");
+    let mut r = Request::new("orphan", Netns::Path(c4.path()));
+    r.network = "f".into();
+    w.host.run(|| nets.setup(&r)).unwrap();
+    assert!(ping(c4.exec(&[
+        "busybox",
+        "ping",
+        "-c1",
+        "-W1",
+        "10.201.4.1"
+    ])));
+    w.host.run(|| nets.teardown("orphan", None)).unwrap();
+    assert_clean("orphan");
+
     // the container that was set up is untouched
     assert!(ping(ok.exec(&[
         "busybox",

@@ -369,55 +369,23 @@ impl Networks {
         let rules_before = nat::plan(&all);
         let mut nl =
             Netlink::open().map_err(|e| NetError::netlink("opening socket", "route", e))?;
-        // Leases in the way of this request may be stale (see reclaim_stale).
-        let conflicts = |l: &Lease, n: &Network| {
-            l.container == req.container
-                || (n.name == req.network && Some(l.ip) == req.ip)
-                || l.ports.iter().any(|q| {
-                    req.ports
-                        .iter()
-                        .any(|p| p.host_port == q.host_port && p.proto == q.proto)
-                })
-        };
-        reclaim_stale(&store, &mut nl, &mut all, conflicts)?;
-        check_free(&all, req)?;
-        let ni = all
-            .iter()
-            .position(|n| n.name == req.network)
-            .ok_or_else(|| NetError::NotFound(req.network.clone()))?;
-        let ip = match all[ni].allocate(req.ip) {
-            Err(NetError::Exhausted { .. }) => {
-                reclaim_stale(&store, &mut nl, &mut all, |_, n| n.name == req.network)?;
-                all[ni].allocate(req.ip)?
-            }
-            r => r?,
-        };
+        let (ni, ip) = allocate(&store, &mut nl, &mut all, req)?;
         let mut net = all[ni].clone();
         let (ns, nspath) = open_netns(&req.netns)?;
         let veth = host_veth_name(&req.container);
         let mac = mac_for(ip);
         let (br, created) = ensure_bridge(&mut nl, &net)?;
-        let mut warnings = Vec::new();
-        if created {
-            // Best effort: a failed check must not fail the setup.
-            for c in nat::foreign_forward_drops().unwrap_or_default() {
-                let w = format!(
-                    "chain {c} drops forwarded packets by policy; traffic of bridge {} to other \
-                     networks will be dropped unless that chain accepts it",
-                    net.bridge
-                );
-                log::warn!("{w}");
-                warnings.push(w);
-            }
-        }
-        nl.add_veth_into(&veth, CONTAINER_IFNAME, &ns, mac)
-            .map_err(|e| {
-                NetError::netlink(
-                    "creating veth pair",
-                    format!("{veth} <-> {CONTAINER_IFNAME} in {}", nspath.display()),
-                    e,
-                )
-            })?;
+        let warnings = if created {
+            forward_warnings(&net)
+        } else {
+            vec![]
+        };
+        create_veth(&mut nl, &all, &veth, &ns, &nspath, mac)?;
+        let undo_veth = |nl: &mut Netlink| {
+            nl.del_link(&veth)
+                .map(drop)
+                .map_err(|e| format!("deleting veth {veth}: {e}"))
+        };
         let attached = (|| {
             let vi = nl
                 .link_index(&veth)
@@ -434,11 +402,6 @@ impl Networks {
             configure_container(&ns, &nspath, ip, &net)?;
             enable_ip_forward()
         })();
-        let undo_veth = |nl: &mut Netlink| {
-            nl.del_link(&veth)
-                .map(drop)
-                .map_err(|e| format!("deleting veth {veth}: {e}"))
-        };
         if let Err(e) = attached {
             return Err(rolled_back(e, || undo_veth(&mut nl)));
         }
@@ -451,15 +414,12 @@ impl Networks {
         if let Err(e) = store.save(&net) {
             return Err(rolled_back(e, || undo_veth(&mut nl)));
         }
-        if let Some(slot) = all.iter_mut().find(|n| n.name == net.name) {
-            *slot = net.clone();
-        }
+        all[ni] = net.clone();
         if let Err(e) = nat::sync(&rules_before, &nat::plan(&all)) {
             return Err(rolled_back(e, || {
                 net.leases.retain(|l| l.container != req.container);
                 let r1 = store.save(&net).map_err(|e| e.to_string());
-                let r2 = undo_veth(&mut nl);
-                r1.and(r2)
+                r1.and(undo_veth(&mut nl))
             }));
         }
         Ok(Attachment {
@@ -506,6 +466,89 @@ impl Networks {
             return Ok(());
         }
         nat::sync(&rules_before, &nat::plan(&all))
+    }
+}
+
+/// Check the request against all leases (releasing stale ones in its way) and pick its
+/// address; returns the index of its network in `all` and the address.
+fn allocate(
+    store: &Store,
+    nl: &mut Netlink,
+    all: &mut [Network],
+    req: &Request,
+) -> Result<(usize, Ipv4Addr)> {
+    let conflicts = |l: &Lease, n: &Network| {
+        l.container == req.container
+            || (n.name == req.network && Some(l.ip) == req.ip)
+            || l.ports.iter().any(|q| {
+                req.ports
+                    .iter()
+                    .any(|p| p.host_port == q.host_port && p.proto == q.proto)
+            })
+    };
+    reclaim_stale(store, nl, all, conflicts)?;
+    check_free(all, req)?;
+    let ni = all
+        .iter()
+        .position(|n| n.name == req.network)
+        .ok_or_else(|| NetError::NotFound(req.network.clone()))?;
+    let ip = match all[ni].allocate(req.ip) {
+        Err(NetError::Exhausted { .. }) => {
+            reclaim_stale(store, nl, all, |_, n| n.name == req.network)?;
+            all[ni].allocate(req.ip)?
+        }
+        r => r?,
+    };
+    Ok((ni, ip))
+}
+
+/// Warnings about other tables that will drop the bridge's forwarded traffic (best effort:
+/// a failed check does not fail the setup).
+fn forward_warnings(net: &Network) -> Vec<String> {
+    let drops = nat::foreign_forward_drops().unwrap_or_default();
+    drops
+        .into_iter()
+        .map(|c| {
+            let w = format!(
+                "chain {c} drops forwarded packets by policy; traffic of bridge {} to other \
+                 networks will be dropped unless that chain accepts it",
+                net.bridge
+            );
+            log::warn!("{w}");
+            w
+        })
+        .collect()
+}
+
+/// Create the veth pair, its peer as `eth0` inside the container netns. A host veth of this
+/// name that no lease owns is left over from a crashed setup of the same container id: it is
+/// deleted and the creation retried once.
+fn create_veth(
+    nl: &mut Netlink,
+    all: &[Network],
+    veth: &str,
+    ns: &File,
+    nspath: &Path,
+    mac: [u8; 6],
+) -> Result<()> {
+    let err = |e| {
+        NetError::netlink(
+            "creating veth pair",
+            format!("{veth} <-> {CONTAINER_IFNAME} in {}", nspath.display()),
+            e,
+        )
+    };
+    match nl.add_veth_into(veth, CONTAINER_IFNAME, ns, mac) {
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+            let owned = all.iter().any(|n| n.leases.iter().any(|l| l.veth == veth));
+            if owned || !nl.del_link(veth).unwrap_or(false) {
+                return Err(err(e));
+            }
+            log::info!("deleted orphan veth {veth}");
+            nl.add_veth_into(veth, CONTAINER_IFNAME, ns, mac)
+                .map_err(err)
+        }
+        r => r.map_err(err),
     }
 }
 
