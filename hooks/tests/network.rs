@@ -589,3 +589,61 @@ fn foreign_forward_drop_is_reported() {
     ])));
     w.host.run(|| nets.remove("fd", true)).unwrap();
 }
+
+#[test]
+fn parallel_hook_processes_get_distinct_addresses() {
+    if !require_root() {
+        return;
+    }
+    let w = World::new(8);
+    let bin = env!("CARGO_BIN_EXE_rtctr-net-hook");
+    let dir = w.nets.dir().to_path_buf();
+    let ctrs: Vec<PidNs> = (0..6).map(|_| PidNs::new()).collect();
+    // all hook processes start at once, in the host-sim netns
+    let children: Vec<_> = ctrs
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let st = format!(
+                r#"{{"ociVersion":"1.2.0","id":"pp-{i}","status":"creating","pid":{},"bundle":"/b","annotations":{{"rtctr.network.ports":"{}:80"}}}}"#,
+                c.pid(),
+                9100 + i
+            );
+            let mut ch = std::process::Command::new("ip")
+                .args(["netns", "exec", &w.host.name, bin, "setup"])
+                .env("RTCTR_NETWORK_DIR", &dir)
+                .stdin(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            ch.stdin.take().unwrap().write_all(st.as_bytes()).unwrap();
+            ch
+        })
+        .collect();
+    for ch in children {
+        let out = ch.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let net = w.host.run(|| w.nets.inspect("rtctr")).unwrap();
+    let mut ips: Vec<Ipv4Addr> = net.leases.iter().map(|l| l.ip).collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 6, "{:?}", net.leases);
+    for i in 0..6 {
+        assert!(
+            nft_mentions(&w.host, &format!("ctr=pp-{i}")),
+            "rules of pp-{i}"
+        );
+    }
+    for i in 0..6 {
+        w.host
+            .run(|| w.nets.teardown(&format!("pp-{i}"), None))
+            .unwrap();
+    }
+    assert!(!nft_mentions(&w.host, "ctr=pp-"));
+    w.host.run(|| w.nets.remove("rtctr", false)).unwrap();
+}
