@@ -171,6 +171,18 @@ fn two_containers_masquerade_dnat_teardown_remove() {
     assert!(nft_mentions(&w.host, "ctr=ctr-one"));
     assert!(nft_mentions(&w.host, &a1.ip.to_string()));
 
+    // teardown naming another network leaves the attachment alone
+    w.host
+        .run(|| nets.teardown("ctr-one", Some("other")))
+        .unwrap();
+    assert!(ping(c1.exec(&[
+        "busybox",
+        "ping",
+        "-c1",
+        "-W1",
+        "10.201.1.1"
+    ])));
+
     // teardown: no lease, no veth on the bridge, no rule naming the address; idempotent
     w.host.run(|| nets.teardown("ctr-one", Some("t1"))).unwrap();
     w.host.run(|| nets.teardown("ctr-one", Some("t1"))).unwrap();

@@ -459,10 +459,13 @@ impl Networks {
             changed = true;
         }
         if !changed {
-            // A crash between creating the veth and saving the lease leaves a veth only.
+            // A crash between creating the veth and saving the lease leaves a veth only;
+            // delete it unless a lease (on a network not named here) owns it.
             let veth = host_veth_name(container);
-            nl.del_link(&veth)
-                .map_err(|e| NetError::netlink("deleting veth", &veth, e))?;
+            if !all.iter().any(|n| n.leases.iter().any(|l| l.veth == veth)) {
+                nl.del_link(&veth)
+                    .map_err(|e| NetError::netlink("deleting veth", &veth, e))?;
+            }
             return Ok(());
         }
         nat::sync(&rules_before, &nat::plan(&all))
