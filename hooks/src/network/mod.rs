@@ -542,7 +542,7 @@ fn create_veth(
         )
     };
     match nl.add_veth_into(veth, CONTAINER_IFNAME, ns, mac) {
-        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+        Err(e) if netlink::errno(&e) == Some(libc::EEXIST) => {
             let owned = all.iter().any(|n| n.leases.iter().any(|l| l.veth == veth));
             if owned || !nl.del_link(veth).unwrap_or(false) {
                 return Err(err(e));

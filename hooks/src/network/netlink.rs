@@ -19,14 +19,69 @@ use rtnetlink::{
     RouteMessageBuilder,
 };
 
+/// An errno with the kernel's extended-ack message.
+#[derive(Debug)]
+struct KernelError {
+    errno: i32,
+    os: io::Error,
+    msg: String,
+}
+
+impl std::fmt::Display for KernelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.os, self.msg)
+    }
+}
+
+impl std::error::Error for KernelError {}
+
+/// The errno of a netlink error (plain or with an ext-ack message).
+pub fn errno(e: &io::Error) -> Option<i32> {
+    e.raw_os_error()
+        .or_else(|| e.get_ref()?.downcast_ref::<KernelError>().map(|k| k.errno))
+}
+
+/// The kernel's error, with its extended-ack message when it sent one
+/// ("Nexthop has invalid gateway" and the like).
+fn nl_error(errno: i32, payload: &[u8]) -> io::Error {
+    const NLMSG_HDRLEN: usize = 16;
+    const NLMSGERR_ATTR_MSG: u16 = 1;
+    let os = io::Error::from_raw_os_error(errno);
+    let mut tlvs = payload.get(NLMSG_HDRLEN..).unwrap_or_default();
+    while tlvs.len() >= 4 {
+        let len = usize::from(u16::from_ne_bytes([tlvs[0], tlvs[1]]));
+        let kind = u16::from_ne_bytes([tlvs[2], tlvs[3]]);
+        if len < 4 || len > tlvs.len() {
+            break;
+        }
+        if kind == NLMSGERR_ATTR_MSG {
+            let msg = String::from_utf8_lossy(&tlvs[4..len]);
+            let msg = msg.trim_end_matches('\0');
+            if !msg.is_empty() {
+                let kind = os.kind();
+                return io::Error::new(
+                    kind,
+                    KernelError {
+                        errno,
+                        os,
+                        msg: msg.to_string(),
+                    },
+                );
+            }
+        }
+        tlvs = tlvs.get((len + 3) & !3..).unwrap_or_default();
+    }
+    os
+}
+
 /// A netlink route socket bound in one network namespace.
 pub struct Netlink {
     sock: Socket,
     seq: u32,
 }
 
-fn is_errno(e: &io::Error, errno: i32) -> bool {
-    e.raw_os_error() == Some(errno)
+fn is_errno(e: &io::Error, want: i32) -> bool {
+    errno(e) == Some(want)
 }
 
 impl Netlink {
@@ -36,6 +91,8 @@ impl Netlink {
         sock.bind_auto()?;
         sock.connect(&SocketAddr::new(0, 0))?;
         sock.set_ext_ack(true)?;
+        // Echo only the request's header in errors, so the ext-ack TLVs follow at offset 16.
+        sock.set_cap_ack(true)?;
         Ok(Netlink { sock, seq: 0 })
     }
 
@@ -89,7 +146,7 @@ impl Netlink {
                     NetlinkPayload::Error(e) => {
                         return match e.code {
                             None => Ok(out),
-                            Some(code) => Err(io::Error::from_raw_os_error(-code.get())),
+                            Some(code) => Err(nl_error(-code.get(), &e.header)),
                         };
                     }
                     NetlinkPayload::Done(_) => return Ok(out),
@@ -192,5 +249,29 @@ impl Netlink {
             NLM_F_CREATE | NLM_F_EXCL,
         )
         .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ext_ack_message() {
+        let mut p = vec![0u8; 16];
+        let msg = b"Nexthop has invalid gateway\0";
+        p.extend_from_slice(&((4 + msg.len()) as u16).to_ne_bytes());
+        p.extend_from_slice(&1u16.to_ne_bytes());
+        p.extend_from_slice(msg);
+        let e = nl_error(libc::EINVAL, &p);
+        assert!(
+            e.to_string().ends_with(": Nexthop has invalid gateway"),
+            "{e}"
+        );
+        assert_eq!(errno(&e), Some(libc::EINVAL));
+        assert_eq!(
+            nl_error(libc::EEXIST, &[0; 16]).raw_os_error(),
+            Some(libc::EEXIST)
+        );
     }
 }
