@@ -6,6 +6,8 @@
 //! as `eth0` → container side: address, up, `lo` up, default route → `ip_forward=1` → save the
 //! lease → rebuild the nftables table from all leases. A failure undoes the earlier steps.
 
+#![deny(unsafe_code)]
+
 pub mod error;
 pub mod hook;
 pub mod network;

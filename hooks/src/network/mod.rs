@@ -3,6 +3,8 @@
 pub mod addr;
 pub mod cli;
 pub mod files;
+// The only unsafe code: nftnl FFI for the `fib` expression and the chain dump.
+#[allow(unsafe_code)]
 pub mod nat;
 mod netlink;
 pub mod request;
