@@ -356,11 +356,12 @@ fn failed_setups_leave_nothing_behind() {
     assert!(matches!(e, NetError::PortTaken { port: 8081, .. }), "{e}");
     assert_clean("bad-port");
 
-    // not a netns: a regular file, and a missing path
+    // not a netns: a regular file, a missing path, and the caller's own netns
     let f = tempfile::NamedTempFile::new().unwrap();
     for p in [
         f.path().to_path_buf(),
         "/run/netns/rtt-does-not-exist".into(),
+        w.host.path(),
     ] {
         let mut r = Request::new("bad-ns", Netns::Path(p.clone()));
         r.network = "f".into();

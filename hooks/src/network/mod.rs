@@ -13,6 +13,7 @@ pub mod store;
 use std::fs::File;
 use std::io;
 use std::net::Ipv4Addr;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -193,10 +194,21 @@ fn open_netns(ns: &Netns) -> Result<(File, PathBuf)> {
         Netns::Path(p) => p.clone(),
         Netns::Pid(pid) => PathBuf::from(format!("/proc/{pid}/ns/net")),
     };
-    let f = File::open(&path).map_err(|source| NetError::Netns {
+    let err = |source| NetError::Netns {
         path: path.clone(),
         source,
-    })?;
+    };
+    let f = File::open(&path).map_err(err)?;
+    // A container without its own netns (pid in the host's netns) must not get an `eth0`
+    // and a default route in the host's namespace.
+    let own = std::fs::metadata("/proc/thread-self/ns/net").map_err(err)?;
+    let target = f.metadata().map_err(err)?;
+    if (own.dev(), own.ino()) == (target.dev(), target.ino()) {
+        return Err(err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "it is the caller's own network namespace (does the container have a network namespace?)",
+        )));
+    }
     Ok((f, path))
 }
 
