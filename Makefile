@@ -44,6 +44,7 @@ unit:
 integration: build
 	$(CARGO) test --release -p rtctr-integration -- --test-threads=2
 	$(CARGO) test --release -p rtctr-cgroups --tests -- --test-threads=1
+	$(CARGO) test --release -p rtctr-hooks --tests
 
 # The cgroup and container tests again, in a pure cgroup v2 VM (qemu, TCG).
 test-cgroupv2: build

@@ -135,6 +135,8 @@ impl Bundle {
 /// Runs rtctr with a private state root; cleans up on drop.
 pub struct Rtctr {
     pub root: tempfile::TempDir,
+    /// The built-in network hook's state (RTCTR_NETWORK_DIR).
+    pub net_dir: tempfile::TempDir,
 }
 
 /// What a command printed and how it ended.
@@ -174,12 +176,18 @@ impl Rtctr {
                 .prefix("rtctr-root-")
                 .tempdir()
                 .unwrap(),
+            net_dir: tempfile::Builder::new()
+                .prefix("rtctr-net-")
+                .tempdir()
+                .unwrap(),
         }
     }
 
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(rtctr_bin());
         c.arg("--root").arg(self.root.path());
+        // Network leases and configs are private to the test too.
+        c.env("RTCTR_NETWORK_DIR", self.net_dir.path());
         c
     }
 

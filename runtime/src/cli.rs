@@ -87,6 +87,9 @@ pub enum Command {
         #[arg(short, long, value_name = "DIR")]
         bundle: Option<PathBuf>,
     },
+    /// Bridge networks of the built-in network hook.
+    #[command(subcommand)]
+    Network(NetworkCommand),
     /// Restore from a checkpoint (not supported yet).
     #[command(disable_help_flag = true)]
     Restore {
@@ -98,6 +101,35 @@ pub enum Command {
     Checkpoint {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         rest: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NetworkCommand {
+    /// Create a network: a bridge with NAT for a subnet.
+    Create {
+        name: String,
+        #[arg(long, value_name = "CIDR")]
+        subnet: String,
+        #[arg(long, value_name = "NAME")]
+        bridge: Option<String>,
+        #[arg(long, value_name = "IP")]
+        gateway: Option<std::net::Ipv4Addr>,
+        /// Do not masquerade traffic leaving the subnet.
+        #[arg(long = "no-masquerade")]
+        no_masquerade: bool,
+    },
+    /// List networks.
+    #[command(alias = "list")]
+    Ls,
+    /// Show a network and its leases as JSON.
+    Inspect { name: String },
+    /// Remove a network (refused while containers use it, unless --force).
+    #[command(alias = "remove")]
+    Rm {
+        name: String,
+        #[arg(short, long)]
+        force: bool,
     },
 }
 

@@ -68,6 +68,11 @@ pub fn destroy(dir: ContainerDir, state: &State) -> Result<(), DeleteError> {
         // Processes the init left behind (no pid namespace) die with it.
         cg.destroy_killing()?;
     }
+    if let Some(net) = state.network.as_ref().and_then(|n| n["network"].as_str()) {
+        if let Err(e) = rtctr_hooks::teardown(&state.id, Some(net)) {
+            log::warn!("network teardown of {}: {e}", state.id);
+        }
+    }
     if state.host_mounts {
         crate::rootfs::unmount_under(&state.rootfs);
     }

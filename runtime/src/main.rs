@@ -84,6 +84,25 @@ fn create_options(cli: &Cli, a: &cli::CreateArgs) -> CreateOptions {
     }
 }
 
+fn network(cmd: &cli::NetworkCommand) -> Result<()> {
+    use cli::NetworkCommand::*;
+    match cmd {
+        Create {
+            name,
+            subnet,
+            bridge,
+            gateway,
+            no_masquerade,
+        } => {
+            rtctr_hooks::network_create(name, subnet, bridge.as_deref(), *gateway, !no_masquerade)?;
+        }
+        Ls => rtctr_hooks::cli::print_list()?,
+        Inspect { name } => rtctr_hooks::cli::print_inspect(name)?,
+        Rm { name, force } => rtctr_hooks::network_remove(name, *force)?,
+    }
+    Ok(())
+}
+
 fn dispatch(cli: &Cli) -> Result<u8> {
     if cli.version {
         println!(
@@ -141,6 +160,7 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             std::fs::write(&path, rtctr::spec::DEFAULT_CONFIG)
                 .with_context(|| format!("write {}", path.display()))?;
         }
+        Command::Network(n) => network(n)?,
         Command::Restore { .. } => bail!("restore is not supported by rtctr yet"),
         Command::Checkpoint { .. } => bail!("checkpoint is not supported by rtctr yet"),
     }

@@ -193,6 +193,7 @@ fn run_init(ctx: &Ctx) -> Result<Infallible, InitError> {
     // createRuntime hooks run in the parent once the namespaces exist.
     ctx.init_chan.send(&Msg::RuntimeHooks)?;
     let state_json = ctx.init_chan.expect_continue()?;
+    bind_network_files(ctx, root.fd.as_fd())?;
     if let Some(h) = spec
         .hooks()
         .as_ref()
@@ -276,6 +277,40 @@ fn run_init(ctx: &Ctx) -> Result<Infallible, InitError> {
         op: format!("exec {}", program.display()),
         source: err.into(),
     })
+}
+
+/// resolv.conf and hosts written by the network hook into the state dir
+/// are bound over the image's /etc files when it has none (a read-only
+/// image without /etc/resolv.conf is left alone).
+fn bind_network_files(ctx: &Ctx, root: std::os::fd::BorrowedFd<'_>) -> Result<(), InitError> {
+    let Some(state_dir) = ctx.fifo.parent() else {
+        return Ok(());
+    };
+    for name in ["resolv.conf", "hosts"] {
+        let source = state_dir.join(name);
+        if !source.exists() {
+            continue;
+        }
+        let dest = Path::new("/etc").join(name);
+        if resolve::open_path(root, &dest, false)
+            .is_ok_and(|fd| nix::sys::stat::fstat(fd.as_fd()).is_ok_and(|st| st.st_size > 0))
+        {
+            continue;
+        }
+        let Ok(target) = resolve::create_file(root, &dest) else {
+            log::warn!("no /etc/{name} in the image and it is read-only: not providing one");
+            continue;
+        };
+        nix::mount::mount(
+            Some(&source),
+            &resolve::fd_path(&target),
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(sys(format!("bind {} on /etc/{name}", source.display())))?;
+    }
+    Ok(())
 }
 
 /// A pty from the container's devpts: the master to the console

@@ -46,6 +46,8 @@ pub enum CreateError {
     #[error(transparent)]
     Caps(#[from] crate::capabilities::CapError),
     #[error(transparent)]
+    Network(#[from] rtctr_hooks::NetError),
+    #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
 }
 
@@ -84,12 +86,17 @@ struct Undo {
     cgroup: Option<Cgroup>,
     /// Mounts made in rtctr's own namespace (no mount namespace).
     host_mounts: Option<PathBuf>,
+    /// (container id, network) attached by the built-in network hook.
+    network: Option<(String, String)>,
 }
 
 impl Undo {
     fn run(self, dir: ContainerDir) {
         if let Some((pid, pidfd)) = self.init {
             crate::kill::kill_and_wait(pid, pidfd.as_ref());
+        }
+        if let Some((id, net)) = self.network {
+            let _ = rtctr_hooks::teardown(&id, Some(&net));
         }
         if let Some(rootfs) = self.host_mounts {
             crate::rootfs::unmount_under(&rootfs);
@@ -159,6 +166,9 @@ pub fn create_with(
         .as_ref()
         .map(crate::seccomp::compile)
         .transpose()?;
+    // Bad network annotations fail here, before anything exists.
+    let annotations = spec.annotations().clone().unwrap_or_default();
+    rtctr_hooks::Request::from_annotations(&opts.id, 0, &annotations)?;
     let dir = store.create(&opts.id)?;
     let mut undo = Undo::default();
     let input = Input {
@@ -289,6 +299,7 @@ fn build(
     };
     parent.expect(Msg::RuntimeHooks, "RuntimeHooks")?;
     let state_json = serde_json::to_string(&state.oci(Status::Creating)).expect("state serializes");
+    attach_network(dir, &mut state, undo)?;
     run_runtime_hooks(spec, &mut state, &state_json)?;
     parent.send(&Msg::Continue(state_json.clone()))?;
     loop {
@@ -363,6 +374,36 @@ fn receive_init_pid(
             }
         }
     }
+}
+
+/// The built-in network hook (annotation `rtctr.network`), at the
+/// createRuntime point: the container's netns exists. Writes resolv.conf
+/// and hosts into the state directory for the init to bind.
+fn attach_network(
+    dir: &ContainerDir,
+    state: &mut State,
+    undo: &mut Undo,
+) -> Result<(), CreateError> {
+    let Some(req) =
+        rtctr_hooks::Request::from_annotations(&state.id, state.pid as u32, &state.annotations)?
+    else {
+        return Ok(());
+    };
+    let att = rtctr_hooks::setup(&req)?;
+    undo.network = Some((state.id.clone(), att.network.clone()));
+    let hostname = crate::start::load_snapshot(dir)
+        .ok()
+        .and_then(|s| s.hostname().clone())
+        .unwrap_or_else(|| state.id.clone());
+    for (name, text) in [
+        ("resolv.conf", rtctr_hooks::files::resolv_conf()),
+        ("hosts", rtctr_hooks::files::hosts(&hostname, Some(att.ip))),
+    ] {
+        let path = dir.file(name);
+        std::fs::write(&path, text).map_err(io_err("write", &path))?;
+    }
+    state.network = Some(serde_json::to_value(&att).expect("attachment serializes"));
+    Ok(())
 }
 
 /// prestart (deprecated) and createRuntime hooks, in the runtime's
