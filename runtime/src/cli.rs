@@ -87,6 +87,10 @@ pub enum Command {
         #[arg(short, long, value_name = "DIR")]
         bundle: Option<PathBuf>,
     },
+    /// Run a process in a running container.
+    Exec(ExecArgs),
+    /// Print the features this runtime supports (OCI features JSON).
+    Features,
     /// Bridge networks of the built-in network hook.
     #[command(subcommand)]
     Network(NetworkCommand),
@@ -102,6 +106,59 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         rest: Vec<String>,
     },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ExecArgs {
+    /// A process.json with the process to run.
+    #[arg(short, long, value_name = "FILE")]
+    pub process: Option<PathBuf>,
+    /// Allocate a terminal.
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Return once the process runs.
+    #[arg(short, long)]
+    pub detach: bool,
+    #[arg(long = "pid-file", value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    #[arg(long = "console-socket", value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// Accepted (not sent yet).
+    #[arg(long = "pidfd-socket", value_name = "PATH")]
+    pub pidfd_socket: Option<PathBuf>,
+    /// Add an environment variable (NAME=value).
+    #[arg(short, long, value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// uid[:gid]
+    #[arg(short, long, value_name = "UID[:GID]")]
+    pub user: Option<String>,
+    #[arg(short = 'g', long = "additional-gids", value_name = "GID")]
+    pub additional_gids: Vec<u32>,
+    /// Add a capability.
+    #[arg(short, long = "cap", value_name = "CAP")]
+    pub cap: Vec<String>,
+    #[arg(long = "no-new-privs")]
+    pub no_new_privs: bool,
+    #[arg(long = "preserve-fds", value_name = "N", default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// Exec even into a paused container.
+    #[arg(long = "ignore-paused")]
+    pub ignore_paused: bool,
+    /// Accepted for compatibility.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<String>,
+    /// Accepted for compatibility (no AppArmor here).
+    #[arg(long, value_name = "PROFILE")]
+    pub apparmor: Option<String>,
+    /// Accepted for compatibility (no SELinux here).
+    #[arg(long = "process-label", value_name = "LABEL")]
+    pub process_label: Option<String>,
+    pub id: String,
+    /// The command and its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -21,6 +21,8 @@ pub mod cli;
 pub mod create;
 pub mod delete;
 pub mod devices;
+pub mod exec;
+pub mod features;
 pub mod hooks;
 pub mod kill;
 pub mod list;

@@ -161,6 +161,31 @@ fn dispatch(cli: &Cli) -> Result<u8> {
                 .with_context(|| format!("write {}", path.display()))?;
         }
         Command::Network(n) => network(n)?,
+        Command::Exec(a) => {
+            let opts = rtctr::exec::ExecOptions {
+                id: a.id.clone(),
+                process: a.process.clone(),
+                args: a.command.clone(),
+                tty: a.tty,
+                detach: a.detach,
+                pid_file: a.pid_file.clone(),
+                console_socket: a.console_socket.clone(),
+                env: a.env.clone(),
+                cwd: a.cwd.clone(),
+                user: a.user.clone(),
+                additional_gids: a.additional_gids.clone(),
+                caps: a.cap.clone(),
+                no_new_privs: a.no_new_privs,
+                preserve_fds: a.preserve_fds,
+                ignore_paused: a.ignore_paused,
+            };
+            let code = rtctr::exec::exec(&store, &opts)?;
+            return Ok(code.clamp(0, 255) as u8);
+        }
+        Command::Features => println!(
+            "{}",
+            serde_json::to_string_pretty(&rtctr::features::features())?
+        ),
         Command::Restore { .. } => bail!("restore is not supported by rtctr yet"),
         Command::Checkpoint { .. } => bail!("checkpoint is not supported by rtctr yet"),
     }

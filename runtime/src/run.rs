@@ -59,7 +59,7 @@ fn terminal_requested(bundle: &std::path::Path) -> bool {
 }
 
 /// Signals `run` forwards; synchronous faults stay unblocked.
-fn forwarded() -> SigSet {
+pub(crate) fn forwarded() -> SigSet {
     let mut set = SigSet::all();
     for s in [
         Signal::SIGSEGV,
@@ -156,7 +156,11 @@ pub fn run(store: &Store, opts: &RunOptions) -> Result<i32, RunError> {
 
 /// Reaps children until the init exits; forwards every other signal;
 /// with a pty, copies stdin to it and its output to stdout.
-fn wait_child(sfd: &SignalFd, init: i32, pty: Option<&OwnedFd>) -> Result<i32, RunError> {
+pub(crate) fn wait_child(
+    sfd: &SignalFd,
+    init: i32,
+    pty: Option<&OwnedFd>,
+) -> Result<i32, RunError> {
     use rustix::event::{poll, PollFd, PollFlags};
     let pidfd = crate::create::pidfd_of(init);
     let stdin = std::io::stdin();

@@ -2,7 +2,7 @@
 //! something behind is recorded in [`Undo`], which removes it again if a
 //! later step fails.
 
-mod init;
+pub(crate) mod init;
 pub mod sync;
 
 use std::io;
