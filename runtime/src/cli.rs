@@ -88,7 +88,7 @@ pub enum Command {
         bundle: Option<PathBuf>,
     },
     /// Run a process in a running container.
-    Exec(ExecArgs),
+    Exec(Box<ExecArgs>),
     /// Print the features this runtime supports (OCI features JSON).
     Features,
     /// Bridge networks of the built-in network hook.
