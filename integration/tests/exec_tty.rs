@@ -78,16 +78,23 @@ fn exec_joins_the_container_and_returns_its_status() {
     );
     // Detached, with a pid file naming a process in the container's cgroup.
     let pid_file = rt.root.path().join("exec.pid");
-    rt.run(&[
-        "exec",
-        "-d",
-        "--pid-file",
-        pid_file.to_str().unwrap(),
-        "ex",
-        "sleep",
-        "30",
-    ])
-    .ok();
+    // (stdio to /dev/null: the detached process keeps what it inherits.)
+    let st = rt
+        .cmd()
+        .args([
+            "exec",
+            "-d",
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            "ex",
+            "sleep",
+            "30",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
     let pid: i64 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
     assert!(pid_alive(pid));
     let init = rt.state("ex").unwrap()["pid"].as_i64().unwrap();
