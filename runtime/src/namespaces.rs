@@ -47,7 +47,7 @@ pub enum NsError {
 }
 
 pub fn clone_flag(t: LinuxNamespaceType) -> CloneFlags {
-    CloneFlags::from_bits_truncate(t as i32)
+    CloneFlags::from_bits_retain(t as i32)
 }
 
 fn type_name(flag: i32) -> String {

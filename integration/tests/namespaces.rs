@@ -1,0 +1,202 @@
+//! Namespaces created and joined by path, user namespaces with maps, time
+//! namespace offsets, and process settings (rlimits, umask).
+
+use std::process::Command;
+
+use rtctr_integration::*;
+use serde_json::json;
+
+fn ns_inode(path: &str) -> String {
+    std::fs::read_link(path)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn new_namespaces_differ_from_the_hosts() {
+    if !require_root() {
+        return;
+    }
+    let rt = Rtctr::new();
+    let b = Bundle::new(&[
+        "sh",
+        "-c",
+        "for n in cgroup ipc mnt net pid uts; do readlink /proc/self/ns/$n; done",
+    ]);
+    let out = rt.run_bundle(&b, "ns").ok();
+    for (line, n) in out
+        .stdout
+        .lines()
+        .zip(["cgroup", "ipc", "mnt", "net", "pid", "uts"])
+    {
+        assert_ne!(
+            line,
+            ns_inode(&format!("/proc/self/ns/{n}")),
+            "{n} is the host's"
+        );
+    }
+    // With a cgroup namespace the container's cgroup is its root.
+    let b = Bundle::new(&["sh", "-c", "grep -c ':/$' /proc/self/cgroup"]);
+    let out = rt.run_bundle(&b, "cgns").ok();
+    assert_ne!(out.stdout.trim(), "0");
+}
+
+#[test]
+fn joins_a_network_namespace_by_path() {
+    if !require_root() {
+        return;
+    }
+    let name = format!("rtctr-it-{}", std::process::id());
+    let st = Command::new("ip")
+        .args(["netns", "add", &name])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    struct Del(String);
+    impl Drop for Del {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let _del = Del(name.clone());
+    let path = format!("/var/run/netns/{name}");
+    let rt = Rtctr::new();
+    let mut b = Bundle::new(&["readlink", "/proc/self/ns/net"]);
+    b.edit(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "network");
+        ns.push(json!({"type": "network", "path": path}));
+    });
+    let out = rt.run_bundle(&b, "joined").ok();
+    let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap());
+    assert_eq!(out.stdout.trim(), format!("net:[{ino}]"));
+    // A path of the wrong type is refused before anything is made.
+    b.edit(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "network");
+        ns.push(json!({"type": "network", "path": "/proc/self/ns/uts"}));
+    });
+    let out = rt.run_bundle(&b, "wrong");
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("is a uts namespace"), "{out:?}");
+    assert!(rt.ids().is_empty());
+}
+
+#[test]
+fn user_namespace_with_maps() {
+    if !require_root() {
+        return;
+    }
+    let rt = Rtctr::new();
+    let mut b = Bundle::with_own_rootfs(&[
+        "sh",
+        "-c",
+        "cat /proc/self/uid_map /proc/self/gid_map; id -u; stat -c %u /bin/busybox",
+    ]);
+    let root = b.path().join("rootfs");
+    // The image's files belong to the mapped root, as an engine would chown them.
+    let st = Command::new("chown")
+        .args(["-R", "100000:100000"])
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    b.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        // sysfs cannot be mounted fresh in a user namespace without its netns owner: drop it.
+        let m = c["mounts"].as_array_mut().unwrap();
+        m.retain(|m| m["type"] != "sysfs" && m["type"] != "cgroup");
+    });
+    let out = rt.run_bundle(&b, "userns").ok();
+    let words: Vec<&str> = out.stdout.split_whitespace().collect();
+    assert_eq!(
+        words,
+        ["0", "100000", "65536", "0", "100000", "65536", "0", "0"],
+        "{out:?}"
+    );
+}
+
+#[test]
+fn time_namespace_offsets() {
+    if !require_root() {
+        return;
+    }
+    let rt = Rtctr::new();
+    let mut b = Bundle::new(&["cat", "/proc/uptime"]);
+    b.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "time"}));
+        c["linux"]["timeOffsets"] = json!({"boottime": {"secs": 864000, "nanosecs": 0},
+                                           "monotonic": {"secs": 86400, "nanosecs": 0}});
+    });
+    let out = rt.run_bundle(&b, "timens").ok();
+    let uptime: f64 = out
+        .stdout
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let host: f64 = std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (uptime - host - 864000.0).abs() < 60.0,
+        "container {uptime}, host {host}"
+    );
+}
+
+#[test]
+fn rlimits_umask_and_the_missing_cap_sys_resource() {
+    if !require_root() {
+        return;
+    }
+    let rt = Rtctr::new();
+    let mut b = Bundle::new(&["sh", "-c", "ulimit -n; ulimit -Hn; umask"]);
+    b.edit(|c| {
+        c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 300, "hard": 400}]);
+        c["process"]["user"]["umask"] = json!(0o27);
+    });
+    let out = rt.run_bundle(&b, "rlim").ok();
+    assert_eq!(out.stdout, "300\n400\n0027\n");
+    // Raising a hard limit above rtctr's own needs CAP_SYS_RESOURCE.
+    let hard: u64 = std::fs::read_to_string("/proc/self/limits")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4).map(|v| v.parse().unwrap()))
+        .unwrap();
+    let has_sys_resource = {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let bnd = status.lines().find(|l| l.starts_with("CapBnd:")).unwrap();
+        let v = u64::from_str_radix(bnd.split_whitespace().nth(1).unwrap(), 16).unwrap();
+        v & (1 << 24) != 0
+    };
+    if has_sys_resource {
+        eprintln!("SKIPPED part: this host has CAP_SYS_RESOURCE, the error path cannot be shown");
+        return;
+    }
+    b.edit(|c| {
+        c["process"]["rlimits"] =
+            json!([{"type": "RLIMIT_NOFILE", "soft": 100, "hard": hard + 1000}]);
+    });
+    let out = rt.run_bundle(&b, "rlimhigh");
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("RLIMIT_NOFILE") && out.stderr.contains("CAP_SYS_RESOURCE"),
+        "{out:?}"
+    );
+    assert!(rt.ids().is_empty());
+}
