@@ -29,7 +29,7 @@ C=rtctr-pm-$$ # container name prefix
 # A private podman: its own storage, run and tmp dirs, so nothing here
 # touches the host's containers and images, and cleanup is `rm -rf`.
 pm() {
-    timeout "${PM_TIMEOUT:-60}" podman --root "$WORK/storage" --runroot "$WORK/run" --tmpdir "$WORK/tmp" \
+    timeout -k 5 "${PM_TIMEOUT:-60}" podman --root "$WORK/storage" --runroot "$WORK/run" --tmpdir "$WORK/tmp" \
         --cgroup-manager=cgroupfs --events-backend=file --runtime rtctr "$@"
 }
 
