@@ -171,7 +171,7 @@ step_rtctr_state() {
     cap "$RTCTR" state "$id"
     want_out 0 '"status": "running"' || want_out 0 '"status":"running"'
 }
-step_exec() { cap pm exec "$C-a" sh -c 'echo exec-out; cat /proc/1/cmdline'; want_out 0 exec-out; }
+step_exec() { cap pm exec "$C-a" sh -c 'echo exec-out; tr "\\0" " " </proc/1/cmdline'; want_out 0 exec-out; }
 step_exec_exit_code() { cap pm exec "$C-a" sh -c 'exit 5'; want_out 5 ""; }
 step_exec_tty() { cap pm exec -t "$C-a" tty; want_out 0 /dev/pts/; }
 step_logs() {
