@@ -146,6 +146,26 @@ step_run_stdin() {
     OUT=$(printf '%s' "$OUT" | tr '\n' ' ')
     want_out 0 "LINE-ONE LINE-TWO eof"
 }
+step_run_resources() {
+    # limits set at create time reach the container's cgroup (v1 or v2)
+    cap pm run --rm --memory 48m --pids-limit 77 "$IMG" sh -c \
+        'cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null; true'
+    want_out 0 50331648 && [[ $OUT == *77* ]]
+}
+step_run_user_env_hostname() {
+    cap pm run --rm --user 1000:1000 --env FOO=bar-env --hostname rtctr-host "$IMG" sh -c 'echo "$(id -u):$(id -g) $FOO $(hostname)"'
+    want_out 0 "1000:1000 bar-env rtctr-host"
+}
+step_run_read_only() {
+    cap pm run --rm --read-only "$IMG" sh -c 'touch /x && echo wrote || echo refused; touch /tmp/y && echo tmp-ok'
+    want_out 0 "refused tmp-ok"
+}
+step_run_tmpfs() {
+    # podman adds tmpcopyup to --tmpfs mounts (runc copies the image's
+    # files into the new tmpfs); /etc has passwd in the image
+    cap pm run --rm --tmpfs /etc "$IMG" sh -c 'grep -c root /etc/passwd; grep " /etc " /proc/mounts'
+    want_out 0 "tmpfs" && [[ $OUT == "1 "* ]]
+}
 step_run_detached() {
     cap pm run -d --name "$C-a" "$IMG" sh -c "$LOOP"
     want_out 0 "" || return 1
@@ -286,6 +306,10 @@ run_steps <<'STEPS'
 run                        | -        | step_run
 run exit code              | -        | step_run_exit_code
 run -i with stdin          | -        | step_run_stdin
+run --memory --pids-limit  | -        | step_run_resources
+run --user --env --hostname| -        | step_run_user_env_hostname
+run --read-only            | -        | step_run_read_only
+run --tmpfs                | -        | step_run_tmpfs
 run -d                     | -        | step_run_detached
 inspect shows rtctr        | -        | step_inspect_runtime
 rtctr state agrees         | -        | step_rtctr_state
