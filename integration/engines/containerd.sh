@@ -160,6 +160,28 @@ step_run_stdin() {
     fi
     want_out 0 "LINE-ONE LINE-TWO eof"
 }
+step_run_resources() {
+    # a create-time limit reaches the task's cgroup (read from the host:
+    # ctr's default spec has no cgroup namespace to look through)
+    cap ctr_ "${RUN[@]}" -d --memory-limit 50331648 --env FOO=bar-env "$IMG" "$C-r4" sh -c 'echo $FOO; sleep 1000'
+    want_out 0 "" || return 1
+    local lim pid cg
+    wait_for 10 is_status "$C-r4" RUNNING
+    pid=$(ctr_ task ls | awk -v id="$C-r4" '$1 == id {print $2}')
+    cg=$(awk -F: '$2 == "memory" {print $3}' "/proc/$pid/cgroup" 2>/dev/null)
+    if [ -n "$cg" ]; then
+        lim=$(cat "/sys/fs/cgroup/memory$cg/memory.limit_in_bytes" 2>&1)
+    else
+        cg=$(awk -F: '$1 == "0" {print $3}' "/proc/$pid/cgroup" 2>/dev/null)
+        lim=$(cat "/sys/fs/cgroup$cg/memory.max" 2>&1)
+    fi
+    DETAIL="pid $pid cgroup $cg memory limit $lim"
+    ctr_ task kill -s SIGKILL "$C-r4" >/dev/null 2>&1
+    wait_for 10 is_status "$C-r4" STOPPED
+    ctr_ task delete "$C-r4" >/dev/null 2>&1
+    ctr_ container delete "$C-r4" >/dev/null 2>&1
+    [ "$lim" = 50331648 ]
+}
 step_run_detached() {
     cap ctr_ "${RUN[@]}" -d "$IMG" "$C-d" sh -c "$LOOP"
     want_out 0 "" || return 1
@@ -168,6 +190,17 @@ step_run_detached() {
     st=$("$RTCTR" --root "$SHIM_ROOT" state "$C-d" 2>&1 | tr -d ' \n')
     DETAIL="RUNNING; rtctr state: $(cut -c1-80 <<<"$st")"
     [[ $st == *'"status":"running"'* ]]
+}
+step_container_info() {
+    # the runtime containerd recorded: the runc shim, and in its options
+    # (containerd.runc.v1.Options, protobuf, base64 in the JSON) our binary
+    OUT=$(ctr_ container info "$C-d" 2>&1)
+    RC=$?
+    local name opts
+    name=$(grep -A1 '"Runtime"' <<<"$OUT" | sed -n 's/.*"Name": "\(.*\)".*/\1/p')
+    opts=$(sed -n 's/.*"value": "\(.*\)".*/\1/p' <<<"$OUT" | head -1 | base64 -d 2>/dev/null | tr -c '[:print:]' ' ')
+    DETAIL="rc=$RC runtime $name, options '$opts'"
+    [ "$RC" = 0 ] && [ "$name" = io.containerd.runc.v2 ] && [[ $opts == *"$SHIM"* ]]
 }
 step_task_ps() { cap ctr_ task ps "$C-d"; want_out 0 PID && [ "$(wc -w <<<"$OUT")" -ge 4 ]; }
 step_exec() {
@@ -248,7 +281,9 @@ run_steps <<'STEPS'
 run --runc-binary               | -             | step_run
 run exit code                   | -             | step_run_exit_code
 run with stdin                  | -             | step_run_stdin
+run --memory-limit              | -             | step_run_resources
 run -d                          | -             | step_run_detached
+container info shows rtctr      | -             | step_container_info
 task ps                         | ps            | step_task_ps
 task exec                       | exec          | step_exec
 task exec exit code             | exec          | step_exec_exit_code
