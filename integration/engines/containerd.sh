@@ -125,7 +125,8 @@ make_image() {
         ctr_ image import "$WORK/image.tar" >/dev/null
 }
 make_image || { echo "$0: could not make the image" >&2; exit 2; }
-note "rtctr: $RTCTR ($("$RTCTR" --version | head -1)); containerd $(containerd --version | awk '{print $3}')"
+rtctr_version=$("$RTCTR" --version 2>&1)
+note "rtctr: $RTCTR (${rtctr_version%%$'\n'*}); containerd $(containerd --version | awk '{print $3}')"
 
 cap() {
     OUT=$("$@" 2>&1)

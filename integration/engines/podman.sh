@@ -119,7 +119,8 @@ sh "$here/../../bundles/mkrootfs.sh" "$bundle_dir" >/dev/null &&
     tar -C "$bundle_dir" -cf "$WORK/rootfs.tar" . &&
     pm import -q --change 'CMD ["sh"]' "$WORK/rootfs.tar" "$IMG" >/dev/null ||
     { echo "$0: could not make the image" >&2; exit 2; }
-note "rtctr: $RTCTR ($("$RTCTR" --version | head -1)); podman $(podman --version | awk '{print $3}')"
+rtctr_version=$("$RTCTR" --version 2>&1)
+note "rtctr: $RTCTR (${rtctr_version%%$'\n'*}); podman $(podman --version | awk '{print $3}')"
 
 # cap CMD...: OUT = stdout+stderr, RC = exit status.
 cap() {
