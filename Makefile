@@ -9,7 +9,7 @@ APT_PACKAGES := busybox-static iproute2 nftables libnftnl-dev libmnl-dev pkg-con
 	qemu-system-x86 linux-image-amd64 runc jq
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all build deps bundle demo test unit integration test-cgroupv2 lint fmt clean
+.PHONY: all build deps bundle demo test unit integration test-engines test-cgroupv2 lint fmt clean
 
 all: build
 
@@ -54,7 +54,12 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-test: deps lint unit integration test-cgroupv2
+# podman (through conmon) and containerd (runc shim v2) driving rtctr.
+test-engines: build
+	integration/engines/podman.sh $(abspath $(RTCTR))
+	integration/engines/containerd.sh $(abspath $(RTCTR))
+
+test: deps lint unit integration test-engines test-cgroupv2
 
 fmt:
 	$(CARGO) fmt --all

@@ -208,6 +208,17 @@ pub fn exec(store: &Store, o: &ExecOptions) -> Result<i32, ExecError> {
         op: "socketpair",
         source: e.into(),
     })?;
+    // Connected here: the process joins the container's mount namespace
+    // before it could reach a host path.
+    let console_conn = match &o.console_socket {
+        Some(path) if tty => Some(std::os::unix::net::UnixStream::connect(path).map_err(
+            |source| ExecError::Io {
+                op: "connect --console-socket",
+                source,
+            },
+        )?),
+        _ => None,
+    };
     let (parent, child) = sync::pair().map_err(|source| ExecError::Io {
         op: "socketpair",
         source,
@@ -218,8 +229,10 @@ pub fn exec(store: &Store, o: &ExecOptions) -> Result<i32, ExecError> {
         seccomp: filter.as_ref(),
         ns: &ns,
         cgroup: state.cgroup.as_ref(),
-        console_socket: o.console_socket.as_deref(),
-        console_fd: (tty && o.console_socket.is_none()).then(|| theirs.as_fd()),
+        console_fd: match &console_conn {
+            Some(conn) => Some(conn.as_fd()),
+            None => tty.then(|| theirs.as_fd()),
+        },
         preserve_fds: o.preserve_fds,
         chan: &child,
     };
@@ -302,7 +315,7 @@ struct Job<'a> {
     seccomp: Option<&'a seccomp::Program>,
     ns: &'a namespaces::Plan,
     cgroup: Option<&'a rtctr_cgroups::Cgroup>,
-    console_socket: Option<&'a std::path::Path>,
+    /// Receives the pty master (the connected --console-socket, or run's own).
     console_fd: Option<std::os::fd::BorrowedFd<'a>>,
     preserve_fds: u32,
     chan: &'a sync::Channel,
@@ -356,7 +369,7 @@ fn run_process(job: &Job) -> Result<std::convert::Infallible, InitError> {
             source: e.into(),
         }
     };
-    if job.console_socket.is_some() || job.console_fd.is_some() {
+    if let Some(console) = job.console_fd {
         nix::unistd::setsid().map_err(sys("setsid"))?;
         let root: OwnedFd = std::fs::File::open("/")
             .map_err(|source| InitError::Sys {
@@ -366,11 +379,7 @@ fn run_process(job: &Job) -> Result<std::convert::Infallible, InitError> {
             .into();
         let pty = terminal::open_in_root(root.as_fd())?;
         terminal::set_size(pty.master.as_fd(), proc_)?;
-        match (job.console_socket, job.console_fd) {
-            (Some(p), _) => terminal::send_to_socket(p, &pty.master)?,
-            (None, Some(fd)) => terminal::send_fd(fd, &pty.master)?,
-            (None, None) => {}
-        }
+        terminal::send_fd(console, &pty.master)?;
         drop(pty.master);
         terminal::make_stdio(&pty.slave)?;
     }

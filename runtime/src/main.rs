@@ -18,6 +18,10 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() { 1 } else { 0 };
+            if e.use_stderr() {
+                // Engines read the reason from the --log file, not stderr.
+                log_parse_error(&e.to_string());
+            }
             let _ = e.print();
             return ExitCode::from(code);
         }
@@ -59,6 +63,46 @@ fn error_text(e: &anyhow::Error) -> String {
         }
     }
     text
+}
+
+/// A command line clap refused still gets its error into `--log FILE`
+/// (found by hand: the parse failed, so the flags are not known yet).
+fn log_parse_error(msg: &str) {
+    let args: Vec<String> = std::env::args().collect();
+    let mut log = None;
+    let mut json = false;
+    for (i, a) in args.iter().enumerate() {
+        let a = a.trim_start_matches('-');
+        if let Some(v) = a.strip_prefix("log=") {
+            log = Some(v.to_string());
+        } else if a == "log" {
+            log = args.get(i + 1).cloned();
+        } else if a == "log-format=json"
+            || (a == "log-format" && args.get(i + 1).map(String::as_str) == Some("json"))
+        {
+            json = true;
+        }
+    }
+    if let Some(path) = log {
+        let first = msg
+            .lines()
+            .next()
+            .unwrap_or(msg)
+            .trim_start_matches("error: ");
+        let line = rtctr::logging::format_line(json, log::Level::Error, first);
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}
+
+/// Writes to stdout; a closed pipe is an error, not a panic.
+fn print(text: &str) -> Result<()> {
+    writeln!(std::io::stdout().lock(), "{text}").context("write stdout")
 }
 
 fn default_root() -> PathBuf {
@@ -105,11 +149,11 @@ fn network(cmd: &cli::NetworkCommand) -> Result<()> {
 
 fn dispatch(cli: &Cli) -> Result<u8> {
     if cli.version {
-        println!(
+        print(&format!(
             "rtctr version {}\nspec: {}",
             rtctr::VERSION,
             rtctr::state::OCI_VERSION
-        );
+        ))?;
         return Ok(0);
     }
     let Some(command) = &cli.command else {
@@ -127,7 +171,7 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             let dir = store.open(id)?;
             let state = dir.load()?;
             let status = dir.status(&state);
-            println!("{}", serde_json::to_string_pretty(&state.oci(status))?);
+            print(&serde_json::to_string_pretty(&state.oci(status))?)?;
         }
         Command::Kill { all, id, signal } => {
             rtctr::kill::kill(&store, id, signal.as_deref().unwrap_or("SIGTERM"), *all)?
@@ -182,10 +226,7 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             let code = rtctr::exec::exec(&store, &opts)?;
             return Ok(code.clamp(0, 255) as u8);
         }
-        Command::Features => println!(
-            "{}",
-            serde_json::to_string_pretty(&rtctr::features::features())?
-        ),
+        Command::Features => print(&serde_json::to_string_pretty(&rtctr::features::features())?)?,
         Command::Restore { .. } => bail!("restore is not supported by rtctr yet"),
         Command::Checkpoint { .. } => bail!("checkpoint is not supported by rtctr yet"),
     }

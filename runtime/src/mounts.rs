@@ -43,6 +43,8 @@ pub struct Options {
     /// Filesystem-specific options ("mode=755,size=64k").
     pub data: String,
     pub bind: bool,
+    /// runc's `tmpcopyup`: fill a new tmpfs with what the image had there.
+    pub copy_up: bool,
 }
 
 /// Parses mount options as runc does; unknown words go to `data`.
@@ -55,6 +57,7 @@ pub fn parse_options(options: &[String]) -> Result<Options, String> {
         rec_clear: 0,
         data: String::new(),
         bind: false,
+        copy_up: false,
     };
     let mut data = Vec::new();
     for opt in options {
@@ -102,7 +105,11 @@ pub fn parse_options(options: &[String]) -> Result<Options, String> {
                     .push(propagation_flag(opt).expect("listed above"));
                 continue;
             }
-            "tmpcopyup" | "idmap" | "ridmap" => return Err(opt.clone()),
+            "tmpcopyup" => {
+                o.copy_up = true;
+                continue;
+            }
+            "idmap" | "ridmap" => return Err(opt.clone()),
             other => {
                 if let Some((set, clear)) = recursive_attr(other) {
                     o.rec_set |= set;
@@ -308,7 +315,29 @@ pub fn apply(ctx: &Ctx, index: usize, m: &Mount) -> Result<(), MountError> {
             .unwrap_or(typ.as_ref());
         let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
         let flags = opts.flags & !MsFlags::MS_REMOUNT;
-        match mount(Some(src), &target_path, Some(typ), flags, data) {
+        // The directory underneath, still reachable through this fd once
+        // the tmpfs covers it.
+        let below = if opts.copy_up {
+            Some(
+                resolve::open(
+                    ctx.root,
+                    m.destination(),
+                    nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .map_err(op_err("open for tmpcopyup"))?,
+            )
+        } else {
+            None
+        };
+        let result = mount(Some(src), &target_path, Some(typ), flags, data);
+        if let (Ok(()), Some(below)) = (&result, &below) {
+            let mounted = resolve::open_path(ctx.root, m.destination(), false)
+                .map_err(op_err("reopen mount point"))?;
+            copy_tree(&resolve::fd_path(below), &resolve::fd_path(&mounted))
+                .map_err(op_err("tmpcopyup"))?;
+        }
+        match result {
             Ok(()) => {}
             // Without a netns of its own the kernel refuses a new sysfs:
             // bind the host's instead, as runc does.
@@ -352,6 +381,33 @@ pub fn apply(ctx: &Ctx, index: usize, m: &Mount) -> Result<(), MountError> {
         }
     }
     Ok(())
+}
+
+/// Copies a directory tree (files, directories, symlinks; modes and
+/// owners kept) — for `tmpcopyup`.
+fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let meta = std::fs::symlink_metadata(&src)?;
+        let ft = meta.file_type();
+        if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
+        } else if ft.is_dir() {
+            std::fs::create_dir(&dst)?;
+            copy_tree(&src, &dst)?;
+            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+        } else if ft.is_file() {
+            std::fs::copy(&src, &dst)?;
+        } else {
+            continue;
+        }
+        std::os::unix::fs::lchown(&dst, Some(meta.uid()), Some(meta.gid()))?;
+    }
+    let meta = std::fs::metadata(from)?;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+    std::os::unix::fs::chown(to, Some(meta.uid()), Some(meta.gid()))
 }
 
 /// Remounts a bind mount with `flags`. The kernel refuses to drop flags
