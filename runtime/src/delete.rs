@@ -12,7 +12,7 @@ pub enum DeleteError {
     State(#[from] StateError),
     #[error("cannot delete container {id} that is not stopped: {status} (use --force)")]
     NotStopped { id: String, status: Status },
-    #[error("cgroup: {0}")]
+    #[error(transparent)]
     Cgroup(#[from] rtctr_cgroups::Error),
 }
 

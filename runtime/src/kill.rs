@@ -22,7 +22,7 @@ pub enum KillError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cgroup: {0}")]
+    #[error(transparent)]
     Cgroup(#[from] rtctr_cgroups::Error),
 }
 

@@ -36,7 +36,7 @@ pub enum InitError {
     Caps(#[from] crate::capabilities::CapError),
     #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
-    #[error("cgroup: {0}")]
+    #[error(transparent)]
     Cgroup(#[from] rtctr_cgroups::Error),
     #[error("{op}: {source}")]
     Sys {

@@ -28,7 +28,7 @@ pub enum CreateError {
     State(#[from] StateError),
     #[error(transparent)]
     Ns(#[from] namespaces::NsError),
-    #[error("cgroup: {0}")]
+    #[error(transparent)]
     Cgroup(#[from] rtctr_cgroups::Error),
     #[error(transparent)]
     Hook(#[from] hooks::HookError),
