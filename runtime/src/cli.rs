@@ -106,6 +106,16 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         rest: Vec<String>,
     },
+    /// Change a container's resource limits (flags, or -r FILE|-).
+    Update(Box<crate::update::UpdateArgs>),
+    /// Freeze every process of a container.
+    Pause { id: String },
+    /// Thaw a paused container.
+    Resume { id: String },
+    /// List a container's processes (ps ID [ps args]).
+    Ps(crate::ps::PsArgs),
+    /// Print a container's stats and OOM events (runc's JSON lines).
+    Events(crate::events::EventsArgs),
 }
 
 #[derive(Args, Debug, Clone)]

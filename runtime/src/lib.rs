@@ -10,6 +10,8 @@
 //!   resolved inside the root by [`resolve`]), sets up the [`process`], and
 //!   waits on the exec fifo. Parent and children talk over [`create::sync`].
 //! - [`start`], [`kill`], [`delete`], [`run`], [`list`]: the other verbs.
+//! - [`update`], [`pause`] (and resume), [`ps`], [`events`]: the verbs that
+//!   work on a container's cgroup through `rtctr-cgroups`.
 //! - [`hooks`]: OCI hooks. [`logging`]: runc-shaped log lines.
 //! - [`capabilities`] and [`seccomp`] (OCI profile → one BPF program).
 //! - `sys` (and `seccomp::kernel`): the only `unsafe` code, thin syscall wrappers.
@@ -21,6 +23,7 @@ pub mod cli;
 pub mod create;
 pub mod delete;
 pub mod devices;
+pub mod events;
 pub mod exec;
 pub mod features;
 pub mod hooks;
@@ -29,7 +32,9 @@ pub mod list;
 pub mod logging;
 pub mod mounts;
 pub mod namespaces;
+pub mod pause;
 pub mod process;
+pub mod ps;
 pub mod resolve;
 pub mod rootfs;
 pub mod run;
@@ -40,6 +45,7 @@ pub mod state;
 #[allow(unsafe_code)]
 mod sys;
 pub mod terminal;
+pub mod update;
 
 /// rtctr's version line, in the shape go-runc parses (`<name> version X`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

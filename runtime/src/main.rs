@@ -229,6 +229,11 @@ fn dispatch(cli: &Cli) -> Result<u8> {
         Command::Features => print(&serde_json::to_string_pretty(&rtctr::features::features())?)?,
         Command::Restore { .. } => bail!("restore is not supported by rtctr yet"),
         Command::Checkpoint { .. } => bail!("checkpoint is not supported by rtctr yet"),
+        Command::Update(a) => rtctr::update::update(&store, a)?,
+        Command::Pause { id } => rtctr::pause::pause(&store, id)?,
+        Command::Resume { id } => rtctr::pause::resume(&store, id)?,
+        Command::Ps(a) => rtctr::ps::ps(&store, a, &mut std::io::stdout().lock())?,
+        Command::Events(a) => rtctr::events::events(&store, a, &mut std::io::stdout().lock())?,
     }
     Ok(0)
 }

@@ -13,7 +13,7 @@
 //! Module map: `detect` (mountinfo, cgroupsPath), `plan` (resources → file
 //! writes), `devices` (v1 rules, v2 eBPF program), `sys` (the only unsafe:
 //! bpf(2)), `stats` (runc's `events --stats` shape), `ops` (processes,
-//! freezer, kill, destroy).
+//! freezer, kill, destroy), `update` (merging `rtctr update`'s input).
 //!
 //! Device rules: [`Cgroup::apply`] applies `resources.devices` exactly as
 //! given. At create, runc appends its default allow-list and the
@@ -38,6 +38,7 @@ mod plan;
 pub mod stats;
 #[allow(unsafe_code)]
 mod sys;
+pub mod update;
 
 pub use detect::UNIFIED;
 pub use ops::FreezerState;
@@ -295,6 +296,17 @@ impl Cgroup {
             self.apply_devices(rules)?;
         }
         Ok(())
+    }
+
+    /// `rtctr update`: writes `res` like [`Cgroup::apply`] but never
+    /// touches the device rules (runc's update does not change them).
+    /// `res` should be the whole merged set ([`update::merge`]), so that
+    /// pairs written together (cpu quota and period, memory and swap) are
+    /// consistent.
+    pub fn update(&self, res: &LinuxResources) -> Result<()> {
+        let mut res = res.clone();
+        res.set_devices(None);
+        self.apply(&res)
     }
 
     /// Applies device rules: v1 `devices.deny`/`devices.allow` when the v1
