@@ -501,8 +501,8 @@ fn an_oom_killed_init_is_stopped_and_reported() {
     // limit it (v2, or v1 with swap accounting).
     rt.create(&b, &id, &[]).ok();
     let dirs = cgroup_dirs(init_pid(&rt, &id));
-    rt.run(&["delete", &id]).ok();
     let (v2, mem_dir) = controller_dir(&dirs, "memory");
+    rt.run(&["delete", &id]).ok();
     let can_limit_swap = v2 || mem_dir.join("memory.memsw.limit_in_bytes").exists();
     let has_swap = std::fs::read_to_string("/proc/swaps")
         .map(|s| s.lines().count() > 1)

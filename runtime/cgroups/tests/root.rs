@@ -312,6 +312,11 @@ fn processes_freeze_stats_kill_destroy() {
     sleep(Duration::from_millis(300));
     assert!(cpu_ticks(pid) > before, "a thawed busy loop did not run");
 
+    // The `$(head | tr)` helpers may still be exiting (slow under TCG).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while cg.pids().unwrap() != [pid] && std::time::Instant::now() < deadline {
+        sleep(Duration::from_millis(20));
+    }
     let s = cg.stats().unwrap();
     assert!(s.cpu.usage.total > 0, "{s:?}");
     assert!(s.memory.usage.usage > 0, "{s:?}");
