@@ -1,11 +1,12 @@
 //! `update`: merging a partial `LinuxResources` into the container's
 //! current ones, the way `runc update` reads its input.
 //!
-//! runc fills the fields it was not given with zeros, and its cgroup
-//! drivers skip zeros: a zero limit, share, quota, period, weight or an
-//! empty cpuset means "leave it". [`merge`] follows that rule, so a
-//! containerd `update --resources=-` (a whole `LinuxResources` with zeros
-//! in it) changes only what it sets, and keeps the rest for the next update.
+//! runc's cgroup drivers skip zeros: a zero memory limit, share, quota,
+//! period, weight or an empty cpuset means "leave it". [`merge`] follows
+//! that rule, so a containerd `update --resources=-` (a whole
+//! `LinuxResources`, zeros included) changes only what it sets, and keeps
+//! the rest for the next update. `pids.limit` 0 is taken literally (runc
+//! ≥ 1.4: no new processes).
 
 use oci_spec::runtime::LinuxResources;
 use serde_json::{Map, Value};
@@ -28,7 +29,6 @@ const ZERO_IS_UNSET: &[(&str, &str)] = &[
     ("cpu", "mems"),
     ("blockIO", "weight"),
     ("blockIO", "leafWeight"),
-    ("pids", "limit"),
 ];
 
 fn to_value(res: &LinuxResources) -> Result<Value> {
@@ -73,6 +73,18 @@ pub fn merge(current: &LinuxResources, patch: &LinuxResources) -> Result<LinuxRe
     if let Value::Object(b) = &mut base {
         b.remove("devices");
         merge_objects(b, std::mem::take(p));
+        // An idle cgroup has no weight: cgroup v2 refuses cpu.weight while
+        // cpu.idle is 1, so keep no shares next to a set idle (runc drops
+        // them too).
+        if let Some(Value::Object(cpu)) = b.get_mut("cpu") {
+            if cpu
+                .get("idle")
+                .and_then(Value::as_i64)
+                .is_some_and(|i| i != 0)
+            {
+                cpu.remove("shares");
+            }
+        }
     }
     serde_json::from_value(base).map_err(|e| Error::Invalid(format!("merged resources: {e}")))
 }
@@ -136,7 +148,21 @@ mod tests {
         );
         assert_eq!(
             got,
-            json!({"memory": {"limit": 100}, "cpu": {"shares": 512, "cpus": "0-1"}, "pids": {"limit": 10}, "blockIO": {}})
+            json!({"memory": {"limit": 100}, "cpu": {"shares": 512, "cpus": "0-1"}, "pids": {"limit": 0}, "blockIO": {}})
+        );
+    }
+
+    #[test]
+    fn idle_drops_shares() {
+        let got = merged(
+            json!({"cpu": {"shares": 512, "quota": 1000}}),
+            json!({"cpu": {"idle": 1}}),
+        );
+        assert_eq!(got, json!({"cpu": {"quota": 1000, "idle": 1}}));
+        let got = merged(got.clone(), json!({"cpu": {"idle": 0, "shares": 100}}));
+        assert_eq!(
+            got,
+            json!({"cpu": {"quota": 1000, "idle": 0, "shares": 100}})
         );
     }
 
