@@ -41,6 +41,16 @@ pub fn run_all(kind: &'static str, hooks: &[Hook], state_json: &[u8]) -> Result<
     Ok(())
 }
 
+/// Runs every hook, logging each failure as a warning (poststart and
+/// poststop: "the remaining hooks and lifecycle continue").
+pub fn run_all_warn(kind: &'static str, hooks: &[Hook], state_json: &[u8]) {
+    for hook in hooks {
+        if let Err(e) = run(kind, hook, state_json) {
+            log::warn!("{e}");
+        }
+    }
+}
+
 pub fn run(kind: &'static str, hook: &Hook, state_json: &[u8]) -> Result<(), HookError> {
     let path = hook.path().display().to_string();
     let spawn_err = |source| HookError::Spawn {

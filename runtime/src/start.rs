@@ -59,9 +59,7 @@ pub fn start_loaded(dir: &ContainerDir, state: &mut State) -> Result<(), StartEr
     if let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststart().as_deref()) {
         let json = serde_json::to_vec(&state.oci(Status::Running)).expect("state serializes");
         // A failing poststart hook is a warning: the container runs on.
-        if let Err(e) = crate::hooks::run_all("poststart", h, &json) {
-            log::warn!("{e}");
-        }
+        crate::hooks::run_all_warn("poststart", h, &json);
     }
     Ok(())
 }

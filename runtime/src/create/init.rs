@@ -5,7 +5,7 @@
 
 use std::convert::Infallible;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -147,7 +147,11 @@ fn init(ctx: &Ctx) -> ! {
     match run_init(ctx) {
         Ok(never) => match never {},
         Err(e) => {
-            ctx.init_chan.send_error(&e);
+            // After `Created` nobody reads the channel (create returned):
+            // a startContainer failure goes to the container's stderr.
+            if ctx.init_chan.send(&Msg::Error(e.to_string())).is_err() {
+                let _ = writeln!(std::io::stderr(), "rtctr init: {e}");
+            }
             exit_now(1)
         }
     }
