@@ -147,11 +147,7 @@ fn init(ctx: &Ctx) -> ! {
     match run_init(ctx) {
         Ok(never) => match never {},
         Err(e) => {
-            // After `Created` nobody reads the channel (create returned):
-            // a startContainer failure goes to the container's stderr.
-            if ctx.init_chan.send(&Msg::Error(e.to_string())).is_err() {
-                let _ = writeln!(std::io::stderr(), "rtctr init: {e}");
-            }
+            ctx.init_chan.send_error(&e);
             exit_now(1)
         }
     }
@@ -274,7 +270,12 @@ fn run_init(ctx: &Ctx) -> Result<Infallible, InitError> {
         .as_ref()
         .and_then(|h| h.start_container().as_deref())
     {
-        hooks::run_all("startContainer", h, &with_status(&state_json, "created"))?;
+        if let Err(e) = hooks::run_all("startContainer", h, &with_status(&state_json, "created")) {
+            // create has returned and nobody reads the channel: the
+            // container's stderr gets the error (as with runc).
+            let _ = writeln!(io::stderr(), "rtctr init: {e}");
+            return Err(e.into());
+        }
     }
     let err = nix::unistd::execve(&path, &argv, &envp).unwrap_err();
     Err(InitError::Sys {
