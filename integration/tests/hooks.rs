@@ -152,15 +152,13 @@ fn six_kinds_run_in_order_in_their_namespaces() {
     let lines = hd.lines();
     assert_eq!(lines.len(), 7, "{lines:#?}");
     assert_eq!(lines[..3], after_start[..3]);
-    // startContainer (in the init, after the exec fifo) and poststart (in
-    // `rtctr start`) race; the program runs after both.
-    let mut middle = lines[3..5].to_vec();
-    middle.sort();
+    // startContainer runs in the init before its execve; `start` runs
+    // poststart once the init has exec'd; the program waits for poststart.
     assert_eq!(
-        middle,
-        vec![
-            format!("poststart running {pid} {host_ns}"),
+        lines[3..5],
+        [
             format!("startContainer created {pid} {ctr_ns}"),
+            format!("poststart running {pid} {host_ns}"),
         ],
         "{lines:#?}"
     );
