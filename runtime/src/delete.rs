@@ -83,9 +83,7 @@ pub fn destroy(dir: ContainerDir, state: &State) -> Result<(), DeleteError> {
         .and_then(|h| h.poststop().as_deref())
     {
         let json = serde_json::to_vec(&state.oci(Status::Stopped)).expect("state serializes");
-        if let Err(e) = crate::hooks::run_all("poststop", h, &json) {
-            log::warn!("{e}");
-        }
+        crate::hooks::run_all_warn("poststop", h, &json);
     }
     Ok(())
 }

@@ -41,6 +41,16 @@ pub fn run_all(kind: &'static str, hooks: &[Hook], state_json: &[u8]) -> Result<
     Ok(())
 }
 
+/// Runs every hook, logging each failure as a warning (poststart and
+/// poststop: "the remaining hooks and lifecycle continue").
+pub fn run_all_warn(kind: &'static str, hooks: &[Hook], state_json: &[u8]) {
+    for hook in hooks {
+        if let Err(e) = run(kind, hook, state_json) {
+            log::warn!("{e}");
+        }
+    }
+}
+
 pub fn run(kind: &'static str, hook: &Hook, state_json: &[u8]) -> Result<(), HookError> {
     let path = hook.path().display().to_string();
     let spawn_err = |source| HookError::Spawn {
@@ -61,14 +71,14 @@ pub fn run(kind: &'static str, hook: &Hook, state_json: &[u8]) -> Result<(), Hoo
             cmd.env(k, v);
         }
     }
-    cmd.stdin(Stdio::piped())
+    // The state is written into the pipe before the hook starts: writing
+    // to a hook that exited without reading would raise SIGPIPE, which
+    // kills the container init (it runs with default dispositions).
+    let stdin = prefilled_pipe(state_json).map_err(spawn_err)?;
+    cmd.stdin(Stdio::from(stdin))
         .stdout(Stdio::inherit())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(spawn_err)?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook that exits without reading its stdin is fine.
-        let _ = stdin.write_all(state_json);
-    }
     let mut stderr = child.stderr.take().expect("stderr is piped");
     let deadline = hook
         .timeout()
@@ -109,6 +119,16 @@ pub fn run(kind: &'static str, hook: &Hook, state_json: &[u8]) -> Result<(), Hoo
             format!(": {text}")
         },
     })
+}
+
+/// The read end of a pipe already holding `data` (its write end closed).
+fn prefilled_pipe(data: &[u8]) -> io::Result<std::os::fd::OwnedFd> {
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    if data.len() > rustix::pipe::fcntl_getpipe_size(&w)? {
+        rustix::pipe::fcntl_setpipe_size(&w, data.len())?;
+    }
+    std::fs::File::from(w).write_all(data)?;
+    Ok(r)
 }
 
 /// Polls a pidfd; true once the process has exited.

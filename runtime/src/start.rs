@@ -51,19 +51,33 @@ pub fn start_loaded(dir: &ContainerDir, state: &mut State) -> Result<(), StartEr
         nix::sys::stat::Mode::empty(),
     )
     .map_err(|e| fifo_err(e.into()))?;
+    let init_exe = exe_id(state.pid);
     std::fs::File::from(fd).write_all(b"0").map_err(fifo_err)?;
     let _ = std::fs::remove_file(&fifo);
     state.started = true;
     dir.save(state)?;
     let spec = load_snapshot(dir)?;
     if let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststart().as_deref()) {
+        // "called after the user-specified process is executed": wait for
+        // the init's execve (after its startContainer hooks) or its death.
+        if let Some(pidfd) = crate::kill::init_pidfd(state.pid, state.pid_start) {
+            while exe_id(state.pid) == init_exe
+                && !crate::kill::wait_exit(&pidfd, std::time::Duration::from_millis(1))
+            {
+            }
+        }
         let json = serde_json::to_vec(&state.oci(Status::Running)).expect("state serializes");
         // A failing poststart hook is a warning: the container runs on.
-        if let Err(e) = crate::hooks::run_all("poststart", h, &json) {
-            log::warn!("{e}");
-        }
+        crate::hooks::run_all_warn("poststart", h, &json);
     }
     Ok(())
+}
+
+/// (device, inode) of a process's executable: changes at execve.
+fn exe_id(pid: i32) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(format!("/proc/{pid}/exe")).ok()?;
+    Some((m.dev(), m.ino()))
 }
 
 /// The config.json snapshot taken at create.

@@ -5,7 +5,7 @@
 
 use std::convert::Infallible;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -270,7 +270,12 @@ fn run_init(ctx: &Ctx) -> Result<Infallible, InitError> {
         .as_ref()
         .and_then(|h| h.start_container().as_deref())
     {
-        hooks::run_all("startContainer", h, &with_status(&state_json, "created"))?;
+        if let Err(e) = hooks::run_all("startContainer", h, &with_status(&state_json, "created")) {
+            // create has returned and nobody reads the channel: the
+            // container's stderr gets the error (as with runc).
+            let _ = writeln!(io::stderr(), "rtctr init: {e}");
+            return Err(e.into());
+        }
     }
     let err = nix::unistd::execve(&path, &argv, &envp).unwrap_err();
     Err(InitError::Sys {

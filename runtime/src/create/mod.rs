@@ -88,10 +88,15 @@ struct Undo {
     host_mounts: Option<PathBuf>,
     /// (container id, network) attached by the built-in network hook.
     network: Option<(String, String)>,
+    /// The stopped state, set once the init exists: a failed create then
+    /// runs the poststop hooks (runtime-spec lifecycle: a failing prestart,
+    /// createRuntime or createContainer hook continues at "destroy", then
+    /// poststop).
+    poststop_state: Option<Vec<u8>>,
 }
 
 impl Undo {
-    fn run(self, dir: ContainerDir) {
+    fn run(self, dir: ContainerDir, spec: &Spec) {
         if let Some((pid, pidfd)) = self.init {
             crate::kill::kill_and_wait(pid, pidfd.as_ref());
         }
@@ -105,6 +110,10 @@ impl Undo {
             let _ = cg.destroy_killing();
         }
         let _ = dir.remove();
+        let poststop = spec.hooks().as_ref().and_then(|h| h.poststop().clone());
+        if let (Some(json), Some(h)) = (self.poststop_state, poststop) {
+            hooks::run_all_warn("poststop", &h, &json);
+        }
     }
 }
 
@@ -189,7 +198,7 @@ pub fn create_with(
             terminal,
         }),
         Err(e) => {
-            undo.run(dir);
+            undo.run(dir, &spec);
             Err(e)
         }
     }
@@ -297,6 +306,8 @@ fn build(
         started: false,
         host_mounts: !ns.has(oci_spec::runtime::LinuxNamespaceType::Mount),
     };
+    undo.poststop_state =
+        Some(serde_json::to_vec(&state.oci(Status::Stopped)).expect("state serializes"));
     parent.expect(Msg::RuntimeHooks, "RuntimeHooks")?;
     let state_json = serde_json::to_string(&state.oci(Status::Creating)).expect("state serializes");
     attach_network(dir, &mut state, undo)?;
