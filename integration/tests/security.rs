@@ -685,6 +685,45 @@ fn escape_cwd_through_proc_self_fd_fails() {
         assert!(stderr.contains("process.cwd"), "exec cwd {cwd}: {stderr}");
     }
     rt.run(&["delete", "--force", "cwdexec"]).ok();
+
+    // A seccomp profile that refuses openat2 (older profiles do), installed
+    // before the cwd is set when noNewPrivileges is false: the fallback
+    // chdir is checked with getcwd instead.
+    let mut b = Bundle::new(&["sleep", "30"]);
+    b.edit(|c| {
+        c["process"]["noNewPrivileges"] = json!(false);
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["openat2"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+        });
+    });
+    assert_eq!(rt.create(&b, "cwdsc", &[]).code, 0);
+    rt.run(&["start", "cwdsc"]).ok();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("exec 7</; exec \"$@\"")
+        .arg("sh")
+        .arg(rtctr_bin())
+        .arg("--root")
+        .arg(rt.root.path())
+        .args([
+            "exec",
+            "--cwd",
+            "/proc/self/fd/7",
+            "cwdsc",
+            "readlink",
+            "/proc/self/cwd",
+        ])
+        .env("RTCTR_NETWORK_DIR", rt.net_dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("outside the container root"), "{stderr}");
+    // An ordinary cwd still works on that path.
+    let out = rt.run(&["exec", "--cwd", "/tmp", "cwdsc", "pwd"]).ok();
+    assert_eq!(out.stdout, "/tmp\n");
+    rt.run(&["delete", "--force", "cwdsc"]).ok();
 }
 
 /// CVE-2025-52881 class: sysctl and oom_score_adj writes land in the
