@@ -328,6 +328,13 @@ fn intermediate(job: &Job) -> ! {
                 op: "sigprocmask".into(),
                 source: e.into(),
             })?;
+        // Before joining the container: nothing in it may open our
+        // /proc/<pid>/exe (rtctr) or fds, or ptrace us; the forked child
+        // inherits this until its execve.
+        nix::sys::prctl::set_dumpable(false).map_err(|e| InitError::Sys {
+            op: "prctl(PR_SET_DUMPABLE)".into(),
+            source: e.into(),
+        })?;
         if let Some(cg) = job.cgroup {
             cg.add_process(0)?;
         }

@@ -135,6 +135,18 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
             format!("{:?} is not an absolute path", process.cwd()),
         ));
     }
+    check_lsm(
+        "process.apparmorProfile",
+        process.apparmor_profile().as_deref(),
+        "/sys/kernel/security/apparmor",
+        "AppArmor",
+    )?;
+    check_lsm(
+        "process.selinuxLabel",
+        process.selinux_label().as_deref(),
+        "/sys/fs/selinux",
+        "SELinux",
+    )?;
     if let Some(env) = process.env() {
         for (i, e) in env.iter().enumerate() {
             if !e.contains('=') {
@@ -173,6 +185,22 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         }
     }
     validate_linux(spec)
+}
+
+/// A security label rtctr cannot apply must fail the create, never be
+/// silently dropped: the container would run unconfined. rtctr does not
+/// write `/proc/self/attr/*/exec` yet, so a label is refused either way;
+/// the message says whether the host even has the LSM.
+fn check_lsm(path: &str, label: Option<&str>, fs: &str, lsm: &str) -> Result<(), SpecError> {
+    let Some(label) = label.filter(|l| !l.is_empty()) else {
+        return Ok(());
+    };
+    let why = if Path::new(fs).exists() {
+        format!("{label:?}: rtctr does not apply {lsm} labels")
+    } else {
+        format!("{label:?}: {lsm} is not enabled on this host ({fs} is missing)")
+    };
+    Err(invalid(path, why))
 }
 
 fn validate_linux(spec: &Spec) -> Result<(), SpecError> {

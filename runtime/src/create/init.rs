@@ -364,8 +364,27 @@ pub(crate) fn finalize_process(
     if let Some(mask) = proc_.user().umask() {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
     }
-    nix::unistd::chdir(proc_.cwd())
-        .map_err(sys(format!("process.cwd {}: chdir", proc_.cwd().display())))?;
+    // Resolved inside "/" (the container's root, for init and exec alike)
+    // without magic links: a cwd of /proc/self/fd/N cannot follow a host
+    // directory fd that is still open here (CVE-2024-21626).
+    let cwd = proc_.cwd();
+    let what = |op: &str| format!("process.cwd {}: {op}", cwd.display());
+    let root = File::open("/").map_err(sys_io(what("open /")))?;
+    match resolve::open_path(root.as_fd(), cwd, false) {
+        Ok(dir) => nix::unistd::fchdir(&dir).map_err(sys(what("chdir")))?,
+        // openat2 refused by a seccomp profile older than it (installed
+        // already when noNewPrivileges is false): chdir, then check as runc
+        // does that the cwd is reachable from the root.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::ENOSYS)) => {
+            nix::unistd::chdir(cwd).map_err(sys(what("chdir")))?;
+            if let Err(e) = std::env::current_dir() {
+                if e.raw_os_error() == Some(libc::ENOENT) {
+                    return Err(sys_io(what("outside the container root"))(e));
+                }
+            }
+        }
+        Err(e) => return Err(sys_io(what("resolve"))(e)),
+    }
     if proc_.no_new_privileges().unwrap_or(false) {
         nix::sys::prctl::set_no_new_privs().map_err(sys("prctl(PR_SET_NO_NEW_PRIVS)"))?;
     }
