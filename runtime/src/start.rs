@@ -56,6 +56,12 @@ pub fn start_loaded(dir: &ContainerDir, state: &mut State) -> Result<(), StartEr
     let _ = std::fs::remove_file(&fifo);
     state.started = true;
     dir.save(state)?;
+    // Parse the config snapshot only when it can hold poststart hooks:
+    // `start` is on the hot path and most configs have none.
+    let raw = std::fs::read(dir.file(crate::state::CONFIG_FILE)).unwrap_or_default();
+    if !raw.windows(b"poststart".len()).any(|w| w == b"poststart") {
+        return Ok(());
+    }
     let spec = load_snapshot(dir)?;
     if let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststart().as_deref()) {
         // "called after the user-specified process is executed": wait for

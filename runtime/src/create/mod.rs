@@ -310,7 +310,7 @@ fn build(
         Some(serde_json::to_vec(&state.oci(Status::Stopped)).expect("state serializes"));
     parent.expect(Msg::RuntimeHooks, "RuntimeHooks")?;
     let state_json = serde_json::to_string(&state.oci(Status::Creating)).expect("state serializes");
-    attach_network(dir, &mut state, undo)?;
+    attach_network(dir, spec, &mut state, undo)?;
     run_runtime_hooks(spec, &mut state, &state_json)?;
     parent.send(&Msg::Continue(state_json.clone()))?;
     loop {
@@ -392,6 +392,7 @@ fn receive_init_pid(
 /// and hosts into the state directory for the init to bind.
 fn attach_network(
     dir: &ContainerDir,
+    spec: &Spec,
     state: &mut State,
     undo: &mut Undo,
 ) -> Result<(), CreateError> {
@@ -402,10 +403,8 @@ fn attach_network(
     };
     let att = rtctr_hooks::setup(&req)?;
     undo.network = Some((state.id.clone(), att.network.clone()));
-    let hostname = crate::start::load_snapshot(dir)
-        .ok()
-        .and_then(|s| s.hostname().clone())
-        .unwrap_or_else(|| state.id.clone());
+    // The spec is in memory: no second read of the config on this path.
+    let hostname = spec.hostname().clone().unwrap_or_else(|| state.id.clone());
     for (name, text) in [
         ("resolv.conf", rtctr_hooks::files::resolv_conf()),
         ("hosts", rtctr_hooks::files::hosts(&hostname, Some(att.ip))),
