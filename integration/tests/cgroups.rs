@@ -199,6 +199,34 @@ fn start(rt: &Rtctr, b: &Bundle, id: &str) -> i64 {
 }
 
 #[test]
+fn the_init_is_in_the_containers_directory_of_every_hierarchy() {
+    if !require_root() {
+        return;
+    }
+    // The init's ancestor is born in the cgroup2 directory (clone3
+    // CLONE_INTO_CGROUP) and joins each v1 hierarchy through `tasks`:
+    // every line of /proc/<init>/cgroup, v1 and v2, must name the
+    // container's own directory, and the host must list the init there.
+    let rt = Rtctr::new();
+    let b = Bundle::new(&["sleep", "60"]);
+    let id = uid("join");
+    let pid = start(&rt, &b, &id);
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    for line in text.lines() {
+        assert!(line.ends_with(&format!("/{id}")), "{line} (of {text})");
+    }
+    for dir in cgroup_dirs(pid) {
+        let procs = read(&dir.path, "cgroup.procs");
+        assert!(
+            procs.lines().any(|l| l.trim() == pid.to_string()),
+            "{} lists {procs:?}, not the init {pid}",
+            dir.path.display()
+        );
+    }
+    rt.run(&["delete", "--force", &id]).ok();
+}
+
+#[test]
 fn config_resources_land_in_the_cgroup_files() {
     if !require_root() {
         return;

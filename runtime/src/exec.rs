@@ -14,7 +14,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 use crate::create::init::{finalize_process, InitError};
 use crate::create::sync::{self, Msg, SyncError};
 use crate::state::{StateError, Status, Store};
-use crate::sys::process::{exit_now, fork, Forked};
+use crate::sys::process::{exit_now, fork, fork_into_cgroup, Forked};
 use crate::{capabilities, namespaces, process, seccomp, terminal};
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +45,8 @@ pub enum ExecError {
     Run(#[from] crate::run::RunError),
     #[error(transparent)]
     Create(#[from] crate::create::CreateError),
+    #[error(transparent)]
+    Cgroup(#[from] rtctr_cgroups::Error),
     #[error("{op}: {source}")]
     Io {
         op: &'static str,
@@ -236,12 +238,19 @@ pub fn exec(store: &Store, o: &ExecOptions) -> Result<i32, ExecError> {
         preserve_fds: o.preserve_fds,
         chan: &child,
     };
-    match fork().map_err(|source| ExecError::Io { op: "fork", source })? {
-        Forked::Child => {
+    // Born in the container's cgroup2 directory where there is one.
+    let cgroup_fd = match state.cgroup.as_ref() {
+        Some(cg) => cg.open_unified()?,
+        None => None,
+    };
+    let forked = fork_into_cgroup(cgroup_fd.as_ref().map(|f| f.as_fd()));
+    drop(cgroup_fd);
+    match forked.map_err(|source| ExecError::Io { op: "fork", source })? {
+        (Forked::Child, in_unified) => {
             drop(parent);
-            intermediate(&job)
+            intermediate(&job, in_unified)
         }
-        Forked::Parent(x) => {
+        (Forked::Parent(x), _) => {
             drop(child);
             drop(theirs);
             let pid = match parent.expect_init_pid() {
@@ -321,7 +330,7 @@ struct Job<'a> {
     chan: &'a sync::Channel,
 }
 
-fn intermediate(job: &Job) -> ! {
+fn intermediate(job: &Job, in_unified: bool) -> ! {
     let result = (|| -> Result<(), InitError> {
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
             .map_err(|e| InitError::Sys {
@@ -336,7 +345,7 @@ fn intermediate(job: &Job) -> ! {
             source: e.into(),
         })?;
         if let Some(cg) = job.cgroup {
-            cg.add_process(0)?;
+            cg.join_self(in_unified)?;
         }
         namespaces::join_all(job.ns)?;
         // The pid namespace applies to children: fork the process itself.

@@ -95,9 +95,10 @@ pub enum Console<'a> {
     Fd(std::os::fd::BorrowedFd<'a>),
 }
 
-/// The intermediate process: never returns.
-pub fn intermediate(ctx: &Ctx) -> ! {
-    match run_intermediate(ctx) {
+/// The intermediate process: never returns. `in_unified`: it was born
+/// in the container's cgroup2 directory.
+pub fn intermediate(ctx: &Ctx, in_unified: bool) -> ! {
+    match run_intermediate(ctx, in_unified) {
         Ok(()) => exit_now(0),
         Err(e) => {
             ctx.ns_chan.send_error(&e);
@@ -106,7 +107,7 @@ pub fn intermediate(ctx: &Ctx) -> ! {
     }
 }
 
-fn run_intermediate(ctx: &Ctx) -> Result<(), InitError> {
+fn run_intermediate(ctx: &Ctx, in_unified: bool) -> Result<(), InitError> {
     let _ = nix::unistd::close(ctx.lock_fd);
     // rtctr run blocks signals to forward them; the container must not inherit that.
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
@@ -114,7 +115,7 @@ fn run_intermediate(ctx: &Ctx) -> Result<(), InitError> {
     // Join the cgroup while still in the host's namespaces, and before a
     // new cgroup namespace, whose root becomes this cgroup.
     if let Some(cg) = ctx.cgroup {
-        cg.add_process(0)?;
+        cg.join_self(in_unified)?;
     }
     namespaces::join_all(ctx.ns)?;
     if ctx.ns.new_user {

@@ -6,7 +6,7 @@ pub(crate) mod init;
 pub mod sync;
 
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::sys::stat::Mode;
@@ -14,7 +14,7 @@ use oci_spec::runtime::Spec;
 use rtctr_cgroups::Cgroup;
 
 use crate::state::{self, ContainerDir, State, StateError, Status, Store};
-use crate::sys::process::{fork, Forked};
+use crate::sys::process::{fork_into_cgroup, Forked};
 use crate::{hooks, namespaces, spec};
 use sync::{Msg, SyncError};
 
@@ -273,13 +273,17 @@ fn build(
         caps: input.caps,
         seccomp: input.seccomp,
     };
-    let intermediate = match fork().map_err(io_err("fork", Path::new("rtctr")))? {
-        Forked::Child => {
+    // Born in the cgroup2 directory where there is one; v1 is joined from inside.
+    let cgroup_fd = cgroup.open_unified()?;
+    let forked = fork_into_cgroup(cgroup_fd.as_ref().map(|f| f.as_fd()));
+    drop(cgroup_fd);
+    let intermediate = match forked.map_err(io_err("fork", Path::new("rtctr")))? {
+        (Forked::Child, in_unified) => {
             drop(parent);
             drop(ns_parent);
-            init::intermediate(&ctx)
+            init::intermediate(&ctx, in_unified)
         }
-        Forked::Parent(pid) => pid,
+        (Forked::Parent(pid), _) => pid,
     };
     drop(child);
     drop(ns_child);

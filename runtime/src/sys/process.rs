@@ -1,6 +1,8 @@
-//! Process-level syscalls: fork, _exit, close_range, setdomainname.
+//! Process-level syscalls: fork (also into a cgroup), _exit, close_range,
+//! setdomainname.
 
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 use nix::unistd::{ForkResult, Pid};
 
@@ -22,6 +24,59 @@ pub fn fork() -> io::Result<Forked> {
         ForkResult::Parent { child } => Ok(Forked::Parent(child)),
         ForkResult::Child => Ok(Forked::Child),
     }
+}
+
+/// fork(2) as clone3(2) with `CLONE_INTO_CGROUP` when `cgroup` (a cgroup2
+/// directory) is given: the child is born in that cgroup, so it need not
+/// migrate there. Returns whether it was; on any clone3 error (an old
+/// kernel, a cgroup that refuses processes) it falls back to fork(2) and
+/// the caller joins by writing to the cgroup, which reports the real error.
+/// <https://man7.org/linux/man-pages/man2/clone3.2.html>
+pub fn fork_into_cgroup(cgroup: Option<BorrowedFd<'_>>) -> io::Result<(Forked, bool)> {
+    let Some(fd) = cgroup else {
+        return fork().map(|f| (f, false));
+    };
+    let args = CloneArgs {
+        flags: CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: fd.as_raw_fd() as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: without CLONE_VM (or any other sharing flag) clone3 is fork:
+    // the child gets a copy of this single-threaded process (see fork), and
+    // `args` outlives the call, whose size argument is its exact size.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match rc {
+        0 => Ok((Forked::Child, true)),
+        pid if pid > 0 => Ok((Forked::Parent(Pid::from_raw(pid as i32)), true)),
+        _ => fork().map(|f| (f, false)),
+    }
+}
+
+/// linux/sched.h (libc declares it as an overflowing c_int).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `struct clone_args` up to `cgroup` (CLONE_ARGS_SIZE_VER2, linux/sched.h).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
 }
 
 /// _exit(2): leave a forked child without running the parent's exit handlers
