@@ -774,6 +774,52 @@ fn escape_procfs_writes_stay_in_the_container() {
     rt.run(&["delete", "--force", "procw"]).ok();
 }
 
+/// CVE-2025-52881 itself: a file bound over a /proc path in the runtime's
+/// mount namespace (as a racing container with shared mounts could do)
+/// must not catch the write meant for the container: rtctr writes through
+/// its own procfs instance, where nothing is mounted.
+#[test]
+fn escape_procfs_write_ignores_a_file_bound_over_proc() {
+    if !require_root() {
+        return;
+    }
+    let rt = Rtctr::new();
+    // A UTS sysctl: its /proc file is one for all namespaces (net and ipc
+    // sysctls get per-namespace files, which a host bind would not cover).
+    let key = "/proc/sys/kernel/domainname";
+    let decoy = rt.root.path().join("decoy");
+    std::fs::write(&decoy, "decoy\n").unwrap();
+    let mut b = Bundle::new(&["cat", key]);
+    b.edit(|c| {
+        c["linux"]["sysctl"] = json!({"kernel.domainname": "inside.example"});
+    });
+    // rtctr runs in a private mount namespace where the decoy covers the
+    // sysctl file (the host's mounts are not touched).
+    let script = format!(
+        "mount --bind {decoy} {key} && exec \"$@\"",
+        decoy = decoy.display()
+    );
+    let bundle = b.path().to_str().unwrap().to_string();
+    let root = rt.root.path().to_str().unwrap().to_string();
+    let bin = rtctr_bin();
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script, "sh"])
+        .arg(&bin)
+        .args(["--root", &root, "run", "--bundle", &bundle, "procbind"])
+        .env("RTCTR_NETWORK_DIR", rt.root.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout} {stderr}");
+    assert_eq!(
+        stdout, "inside.example\n",
+        "the container's sysctl; stderr: {stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&decoy).unwrap(), "decoy\n");
+}
+
 #[test]
 fn lsm_labels_without_the_lsm_fail_create() {
     if !require_root() {

@@ -33,6 +33,7 @@ pub mod logging;
 pub mod mounts;
 pub mod namespaces;
 pub mod pause;
+pub mod proc_files;
 pub mod process;
 pub mod ps;
 pub mod resolve;

@@ -3,12 +3,14 @@
 //! intermediate process in the order the kernel needs.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType};
+
+use crate::proc_files::{self, ProcFile};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NsError {
@@ -182,17 +184,15 @@ pub fn map_text(maps: &[LinuxIdMapping]) -> String {
 pub fn write_id_maps(pid: i32, linux: &Linux) -> Result<(), NsError> {
     let uid = map_text(linux.uid_mappings().as_deref().unwrap_or_default());
     let gid = map_text(linux.gid_mappings().as_deref().unwrap_or_default());
-    write_proc(pid, "uid_map", &uid)?;
-    write_proc(pid, "gid_map", &gid)
+    write_proc(ProcFile::Pid(pid, "uid_map"), &uid)?;
+    write_proc(ProcFile::Pid(pid, "gid_map"), &gid)
 }
 
-fn write_proc(pid: i32, file: &str, text: &str) -> Result<(), NsError> {
-    let path = format!("/proc/{pid}/{file}");
-    File::options()
-        .write(true)
-        .open(&path)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
-        .map_err(|source| NsError::Write { path, source })
+fn write_proc(file: ProcFile<'_>, text: &str) -> Result<(), NsError> {
+    proc_files::write(file, text).map_err(|source| NsError::Write {
+        path: file.display().display().to_string(),
+        source,
+    })
 }
 
 /// Offsets for a new time namespace, written by the process that
@@ -209,12 +209,7 @@ pub fn write_time_offsets(linux: &Linux) -> Result<(), NsError> {
             off.nanosecs().unwrap_or(0)
         ));
     }
-    let path = "/proc/self/timens_offsets".to_string();
-    File::options()
-        .write(true)
-        .open(&path)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
-        .map_err(|source| NsError::Write { path, source })
+    write_proc(ProcFile::OwnSelf("timens_offsets"), &text)
 }
 
 #[cfg(test)]

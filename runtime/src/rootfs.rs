@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use oci_spec::runtime::Spec;
 
+use crate::proc_files::{Proc, ProcFile};
 use crate::{devices, mounts, resolve};
 
 #[derive(Debug, thiserror::Error)]
@@ -208,15 +209,22 @@ pub fn mount_all(
 }
 
 /// Writes `linux.sysctl`. /proc/sys applies to the writer's namespaces,
-/// and this runs in the container's, so the host's procfs is the right one
-/// to write through (and the container's /proc may be read-only or absent).
+/// and this runs in the container's, through rtctr's own procfs handle
+/// (the container's /proc may be read-only, absent, or tampered with).
 pub fn sysctl(spec: &Spec) -> Result<(), RootfsError> {
     let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
         return Ok(());
     };
+    if sysctl.is_empty() {
+        return Ok(());
+    }
+    let proc_ = Proc::open_unmasked();
     for (key, value) in sysctl {
-        let path = Path::new("/proc/sys").join(key.replace('.', "/"));
-        std::fs::write(&path, value.as_bytes()).map_err(|source| RootfsError::Sysctl {
+        let written = match &proc_ {
+            Ok(p) => p.write(ProcFile::Sysctl(key), value),
+            Err(e) => Err(io::Error::new(e.kind(), format!("opening procfs: {e}"))),
+        };
+        written.map_err(|source| RootfsError::Sysctl {
             key: key.clone(),
             value: value.clone(),
             source,

@@ -15,6 +15,7 @@ use nix::unistd::{Gid, Uid};
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 
 use super::sync::{Channel, Msg, SyncError};
+use crate::proc_files::{self, ProcFile};
 use crate::sys::process::{exit_now, fork, Forked};
 use crate::{hooks, namespaces, process, resolve, rootfs, terminal};
 
@@ -205,8 +206,9 @@ fn run_init(ctx: &Ctx) -> Result<Infallible, InitError> {
     set_names(spec)?;
     rootfs::sysctl(spec)?;
     if let Some(adj) = proc_.oom_score_adj() {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .map_err(sys_io("write /proc/self/oom_score_adj"))?;
+        let file = ProcFile::OwnSelf("oom_score_adj");
+        proc_files::write(file, &adj.to_string())
+            .map_err(sys_io(format!("write {}", file.display().display())))?;
     }
     let dev_null = rootfs::open_dev_null().map_err(sys_io("open /dev/null"))?;
     rootfs::readonly_paths(spec, root.fd.as_fd())?;
