@@ -400,6 +400,7 @@ fn run_process(job: &Job) -> Result<std::convert::Infallible, InitError> {
         terminal::make_stdio(&pty.slave)?;
     }
     process::set_rlimits(proc_.rlimits().as_deref().unwrap_or_default())?;
+    crate::lsm::set_exec_labels(proc_)?;
     crate::sys::process::cloexec_from(3 + job.preserve_fds).map_err(|source| InitError::Sys {
         op: "close_range".into(),
         source,

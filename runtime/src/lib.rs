@@ -30,6 +30,7 @@ pub mod hooks;
 pub mod kill;
 pub mod list;
 pub mod logging;
+pub mod lsm;
 pub mod mounts;
 pub mod namespaces;
 pub mod pause;

@@ -75,6 +75,14 @@ impl Proc {
             .map_err(to_io)
     }
 
+    /// Whether `file` exists (checked like an open, without following links).
+    pub fn exists(&self, file: ProcFile<'_>) -> bool {
+        let (base, subpath) = file.base_and_subpath();
+        self.0
+            .open(base, &subpath, OpenFlags::O_PATH | OpenFlags::O_CLOEXEC)
+            .is_ok()
+    }
+
     /// Writes `value` to `file` in one write(2), as the kernel's /proc
     /// writers expect.
     pub fn write(&self, file: ProcFile<'_>, value: &str) -> io::Result<()> {

@@ -135,17 +135,20 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
             format!("{:?} is not an absolute path", process.cwd()),
         ));
     }
+    let (apparmor, selinux) = crate::lsm::requested(process);
     check_lsm(
         "process.apparmorProfile",
-        process.apparmor_profile().as_deref(),
-        "/sys/kernel/security/apparmor",
+        apparmor,
+        crate::lsm::apparmor_enabled(),
         "AppArmor",
+        crate::lsm::APPARMOR_ENABLED,
     )?;
     check_lsm(
         "process.selinuxLabel",
-        process.selinux_label().as_deref(),
-        "/sys/fs/selinux",
+        selinux,
+        crate::lsm::selinux_enabled(),
         "SELinux",
+        crate::lsm::SELINUX_FS,
     )?;
     if let Some(env) = process.env() {
         for (i, e) in env.iter().enumerate() {
@@ -187,20 +190,22 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
     validate_linux(spec)
 }
 
-/// A security label rtctr cannot apply must fail the create, never be
-/// silently dropped: the container would run unconfined. rtctr does not
-/// write `/proc/self/attr/*/exec` yet, so a label is refused either way;
-/// the message says whether the host even has the LSM.
-fn check_lsm(path: &str, label: Option<&str>, fs: &str, lsm: &str) -> Result<(), SpecError> {
-    let Some(label) = label.filter(|l| !l.is_empty()) else {
-        return Ok(());
-    };
-    let why = if Path::new(fs).exists() {
-        format!("{label:?}: rtctr does not apply {lsm} labels")
-    } else {
-        format!("{label:?}: {lsm} is not enabled on this host ({fs} is missing)")
-    };
-    Err(invalid(path, why))
+/// A label for an LSM the host does not run would be silently dropped
+/// and the container would run unconfined: refuse it, naming the field.
+fn check_lsm(
+    path: &str,
+    label: Option<&str>,
+    enabled: bool,
+    lsm: &str,
+    evidence: &str,
+) -> Result<(), SpecError> {
+    match label {
+        Some(label) if !enabled => Err(invalid(
+            path,
+            format!("{label:?}: {lsm} is not enabled on this host ({evidence})"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn validate_linux(spec: &Spec) -> Result<(), SpecError> {

@@ -39,6 +39,8 @@ pub enum InitError {
     Seccomp(#[from] crate::seccomp::SeccompError),
     #[error(transparent)]
     Cgroup(#[from] rtctr_cgroups::Error),
+    #[error(transparent)]
+    Lsm(#[from] crate::lsm::LsmError),
     #[error("{op}: {source}")]
     Sys {
         op: String,
@@ -238,6 +240,8 @@ fn run_init(ctx: &Ctx) -> Result<Infallible, InitError> {
         rootfs::readonly_root()?;
     }
     process::set_rlimits(proc_.rlimits().as_deref().unwrap_or_default())?;
+    // Before seccomp (which may forbid fsopen) and the user switch.
+    crate::lsm::set_exec_labels(proc_)?;
     // Only stdio and --preserve-fds reach the container (before any
     // seccomp filter, which may well forbid close_range).
     crate::sys::process::cloexec_from(3 + ctx.preserve_fds).map_err(sys_io("close_range"))?;
