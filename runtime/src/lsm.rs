@@ -41,7 +41,7 @@ pub fn requested(proc_: &Process) -> (Option<&str>, Option<&str>) {
 
 /// A failed label write, naming the config field.
 #[derive(Debug, thiserror::Error)]
-#[error("{field} {label:?}: write {path}: {source}")]
+#[error("{field} {label:?}: writing {path}: {source}")]
 pub struct LsmError {
     pub field: &'static str,
     pub label: String,
@@ -57,8 +57,8 @@ pub fn set_exec_labels(proc_: &Process) -> Result<(), LsmError> {
     if apparmor.is_none() && selinux.is_none() {
         return Ok(());
     }
-    let fail = |field, label: &str, file: ProcFile<'_>| {
-        let (label, path) = (label.to_string(), file.display().display().to_string());
+    let fail = |field, label: &str, path: &dyn std::fmt::Display| {
+        let (label, path) = (label.to_string(), path.to_string());
         move |source| LsmError {
             field,
             label,
@@ -66,7 +66,11 @@ pub fn set_exec_labels(proc_: &Process) -> Result<(), LsmError> {
             source,
         }
     };
-    let proc_fs = Proc::open().map_err(fail("process", "", ProcFile::ThreadSelf("attr")))?;
+    let (field, label) = match (apparmor, selinux) {
+        (Some(p), _) => ("process.apparmorProfile", p),
+        (None, l) => ("process.selinuxLabel", l.unwrap_or_default()),
+    };
+    let proc_fs = Proc::open().map_err(fail(field, label, &"a private procfs"))?;
     if let Some(profile) = apparmor {
         // attr/apparmor/exec since Linux 5.8 (LSM stacking); attr/exec before.
         let file = if proc_fs.exists(ProcFile::ThreadSelf("attr/apparmor")) {
@@ -76,13 +80,19 @@ pub fn set_exec_labels(proc_: &Process) -> Result<(), LsmError> {
         };
         proc_fs
             .write(file, &format!("exec {profile}"))
-            .map_err(fail("process.apparmorProfile", profile, file))?;
+            .map_err(fail(
+                "process.apparmorProfile",
+                profile,
+                &file.path().display(),
+            ))?;
     }
     if let Some(label) = selinux {
         let file = ProcFile::ThreadSelf("attr/exec");
-        proc_fs
-            .write(file, label)
-            .map_err(fail("process.selinuxLabel", label, file))?;
+        proc_fs.write(file, label).map_err(fail(
+            "process.selinuxLabel",
+            label,
+            &file.path().display(),
+        ))?;
     }
     Ok(())
 }

@@ -190,7 +190,7 @@ pub fn write_id_maps(pid: i32, linux: &Linux) -> Result<(), NsError> {
 
 fn write_proc(file: ProcFile<'_>, text: &str) -> Result<(), NsError> {
     proc_files::write(file, text).map_err(|source| NsError::Write {
-        path: file.display().display().to_string(),
+        path: file.path().display().to_string(),
         source,
     })
 }

@@ -33,7 +33,7 @@ pub enum ProcFile<'a> {
 
 impl ProcFile<'_> {
     /// The path as a user would write it, for error messages.
-    pub fn display(&self) -> PathBuf {
+    pub fn path(&self) -> PathBuf {
         match *self {
             ProcFile::OwnSelf(f) => Path::new("/proc/self").join(f),
             ProcFile::ThreadSelf(f) => Path::new("/proc/thread-self").join(f),
@@ -119,11 +119,11 @@ mod tests {
     #[test]
     fn paths_for_messages() {
         assert_eq!(
-            ProcFile::Sysctl("net.ipv4.ip_forward").display(),
+            ProcFile::Sysctl("net.ipv4.ip_forward").path(),
             Path::new("/proc/sys/net/ipv4/ip_forward")
         );
         assert_eq!(
-            ProcFile::Pid(42, "uid_map").display(),
+            ProcFile::Pid(42, "uid_map").path(),
             Path::new("/proc/42/uid_map")
         );
     }

@@ -210,7 +210,7 @@ fn run_init(ctx: &Ctx) -> Result<Infallible, InitError> {
     if let Some(adj) = proc_.oom_score_adj() {
         let file = ProcFile::OwnSelf("oom_score_adj");
         proc_files::write(file, &adj.to_string())
-            .map_err(sys_io(format!("write {}", file.display().display())))?;
+            .map_err(sys_io(format!("write {}", file.path().display())))?;
     }
     let dev_null = rootfs::open_dev_null().map_err(sys_io("open /dev/null"))?;
     rootfs::readonly_paths(spec, root.fd.as_fd())?;
