@@ -139,14 +139,14 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
     check_lsm(
         "process.apparmorProfile",
         apparmor,
-        crate::lsm::apparmor_enabled(),
+        crate::lsm::apparmor_enabled,
         "AppArmor",
         crate::lsm::APPARMOR_ENABLED,
     )?;
     check_lsm(
         "process.selinuxLabel",
         selinux,
-        crate::lsm::selinux_enabled(),
+        crate::lsm::selinux_enabled,
         "SELinux",
         crate::lsm::SELINUX_FS,
     )?;
@@ -192,15 +192,16 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
 
 /// A label for an LSM the host does not run would be silently dropped
 /// and the container would run unconfined: refuse it, naming the field.
+/// (The host is asked only when a label is set: not on every create.)
 fn check_lsm(
     path: &str,
     label: Option<&str>,
-    enabled: bool,
+    enabled: fn() -> bool,
     lsm: &str,
     evidence: &str,
 ) -> Result<(), SpecError> {
     match label {
-        Some(label) if !enabled => Err(invalid(
+        Some(label) if !enabled() => Err(invalid(
             path,
             format!("{label:?}: {lsm} is not enabled on this host ({evidence})"),
         )),
