@@ -45,8 +45,6 @@ pub enum ExecError {
     Run(#[from] crate::run::RunError),
     #[error(transparent)]
     Create(#[from] crate::create::CreateError),
-    #[error(transparent)]
-    Cgroup(#[from] rtctr_cgroups::Error),
     #[error("{op}: {source}")]
     Io {
         op: &'static str,
@@ -239,12 +237,7 @@ pub fn exec(store: &Store, o: &ExecOptions) -> Result<i32, ExecError> {
         chan: &child,
     };
     // Born in the container's cgroup2 directory where there is one.
-    let cgroup_fd = match state.cgroup.as_ref() {
-        Some(cg) => cg.open_unified()?,
-        None => None,
-    };
-    let forked = fork_into_cgroup(cgroup_fd.as_ref().map(|f| f.as_fd()));
-    drop(cgroup_fd);
+    let forked = fork_into_cgroup(state.cgroup.as_ref().and_then(|cg| cg.unified_dir()));
     match forked.map_err(|source| ExecError::Io { op: "fork", source })? {
         (Forked::Child, in_unified) => {
             drop(parent);

@@ -95,13 +95,10 @@ impl Proc {
     }
 }
 
-/// One write through a fresh handle of the right kind.
+/// One write through the process's `subset=pid` handle (for a global
+/// file, pathrs retries through a short-lived unmasked one).
 pub fn write(file: ProcFile<'_>, value: &str) -> io::Result<()> {
-    let proc_ = match file {
-        ProcFile::Sysctl(_) => Proc::open_unmasked()?,
-        _ => Proc::open()?,
-    };
-    proc_.write(file, value)
+    Proc::open()?.write(file, value)
 }
 
 /// pathrs errors as io errors, keeping the errno where there is one.

@@ -46,6 +46,8 @@ pub enum RootfsError {
         #[source]
         source: io::Error,
     },
+    #[error("linux.sysctl: opening a private procfs to write through: {0}")]
+    SysctlProcfs(#[source] io::Error),
 }
 
 fn root_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(io::Error) -> RootfsError + 'a {
@@ -218,17 +220,16 @@ pub fn sysctl(spec: &Spec) -> Result<(), RootfsError> {
     if sysctl.is_empty() {
         return Ok(());
     }
-    let proc_ = Proc::open_unmasked();
+    // One unmasked handle for the batch (global files need it).
+    let proc_ = Proc::open_unmasked().map_err(RootfsError::SysctlProcfs)?;
     for (key, value) in sysctl {
-        let written = match &proc_ {
-            Ok(p) => p.write(ProcFile::Sysctl(key), value),
-            Err(e) => Err(io::Error::new(e.kind(), format!("opening procfs: {e}"))),
-        };
-        written.map_err(|source| RootfsError::Sysctl {
-            key: key.clone(),
-            value: value.clone(),
-            source,
-        })?;
+        proc_
+            .write(ProcFile::Sysctl(key), value)
+            .map_err(|source| RootfsError::Sysctl {
+                key: key.clone(),
+                value: value.clone(),
+                source,
+            })?;
     }
     Ok(())
 }

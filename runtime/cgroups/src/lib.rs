@@ -8,7 +8,7 @@
 //!    the resources (also used by `update`);
 //! 3. [`Cgroup::add_process`] moves a process in; a runtime's own forked
 //!    child enters with [`Cgroup::join_self`] instead, after being born in
-//!    the cgroup2 directory ([`Cgroup::open_unified`], clone3
+//!    the cgroup2 directory ([`Cgroup::unified_dir`], clone3
 //!    `CLONE_INTO_CGROUP`) — both without the kernel's global threadgroup
 //!    lock, whose write side waits for an RCU grace period (5–13 ms on an
 //!    idle host);
@@ -356,19 +356,6 @@ impl Cgroup {
             }
         }
         Ok(())
-    }
-
-    /// The cgroup2 directory, opened for clone3's `CLONE_INTO_CGROUP`.
-    pub fn open_unified(&self) -> Result<Option<std::os::fd::OwnedFd>> {
-        let Some(dir) = self.unified_dir() else {
-            return Ok(None);
-        };
-        std::fs::File::open(dir)
-            .map(|f| Some(f.into()))
-            .map_err(|source| Error::Io {
-                path: dir.to_path_buf(),
-                source,
-            })
     }
 
     /// Every pid in the cgroup and its descendants.

@@ -6,7 +6,7 @@ pub(crate) mod init;
 pub mod sync;
 
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use nix::sys::stat::Mode;
@@ -274,9 +274,7 @@ fn build(
         seccomp: input.seccomp,
     };
     // Born in the cgroup2 directory where there is one; v1 is joined from inside.
-    let cgroup_fd = cgroup.open_unified()?;
-    let forked = fork_into_cgroup(cgroup_fd.as_ref().map(|f| f.as_fd()));
-    drop(cgroup_fd);
+    let forked = fork_into_cgroup(cgroup.unified_dir());
     let intermediate = match forked.map_err(io_err("fork", Path::new("rtctr")))? {
         (Forked::Child, in_unified) => {
             drop(parent);

@@ -2,7 +2,8 @@
 //! setdomainname.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::AsRawFd;
+use std::path::Path;
 
 use nix::unistd::{ForkResult, Pid};
 
@@ -28,18 +29,19 @@ pub fn fork() -> io::Result<Forked> {
 
 /// fork(2) as clone3(2) with `CLONE_INTO_CGROUP` when `cgroup` (a cgroup2
 /// directory) is given: the child is born in that cgroup, so it need not
-/// migrate there. Returns whether it was; on any clone3 error (an old
-/// kernel, a cgroup that refuses processes) it falls back to fork(2) and
-/// the caller joins by writing to the cgroup, which reports the real error.
+/// migrate there. Returns whether it was. If the directory cannot be
+/// opened or clone3 fails (an old kernel, a cgroup that refuses
+/// processes) it falls back to fork(2): the child then joins by writing
+/// to the cgroup, which reports the real error.
 /// <https://man7.org/linux/man-pages/man2/clone3.2.html>
-pub fn fork_into_cgroup(cgroup: Option<BorrowedFd<'_>>) -> io::Result<(Forked, bool)> {
-    let Some(fd) = cgroup else {
+pub fn fork_into_cgroup(cgroup: Option<&Path>) -> io::Result<(Forked, bool)> {
+    let Some(dir) = cgroup.and_then(|d| std::fs::File::open(d).ok()) else {
         return fork().map(|f| (f, false));
     };
     let args = CloneArgs {
         flags: CLONE_INTO_CGROUP,
         exit_signal: libc::SIGCHLD as u64,
-        cgroup: fd.as_raw_fd() as u64,
+        cgroup: dir.as_raw_fd() as u64,
         ..CloneArgs::default()
     };
     // SAFETY: without CLONE_VM (or any other sharing flag) clone3 is fork:
@@ -52,6 +54,7 @@ pub fn fork_into_cgroup(cgroup: Option<BorrowedFd<'_>>) -> io::Result<(Forked, b
             std::mem::size_of::<CloneArgs>(),
         )
     };
+    drop(dir);
     match rc {
         0 => Ok((Forked::Child, true)),
         pid if pid > 0 => Ok((Forked::Parent(Pid::from_raw(pid as i32)), true)),
