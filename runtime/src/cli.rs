@@ -107,15 +107,15 @@ pub enum Command {
         rest: Vec<String>,
     },
     /// Change a container's resource limits (flags, or -r FILE|-).
-    Update(Box<crate::update::UpdateArgs>),
+    Update(Box<crate::commands::update::UpdateArgs>),
     /// Freeze every process of a container.
     Pause { id: String },
     /// Thaw a paused container.
     Resume { id: String },
     /// List a container's processes (ps ID [ps args]).
-    Ps(crate::ps::PsArgs),
+    Ps(crate::commands::ps::PsArgs),
     /// Print a container's stats and OOM events (runc's JSON lines).
-    Events(crate::events::EventsArgs),
+    Events(crate::commands::events::EventsArgs),
 }
 
 #[derive(Args, Debug, Clone)]

@@ -18,36 +18,14 @@
 
 #![deny(unsafe_code)]
 
-pub mod capabilities;
 pub mod cli;
-pub mod create;
-pub mod delete;
-pub mod devices;
-pub mod events;
-pub mod exec;
-pub mod features;
-pub mod hooks;
-pub mod kill;
-pub mod list;
+pub mod commands;
+pub mod container;
 pub mod logging;
-pub mod lsm;
-pub mod mounts;
-pub mod namespaces;
-pub mod pause;
-pub mod proc_files;
-pub mod process;
-pub mod ps;
-pub mod resolve;
-pub mod rootfs;
-pub mod run;
-pub mod seccomp;
 pub mod spec;
-pub mod start;
 pub mod state;
 #[allow(unsafe_code)]
 mod sys;
-pub mod terminal;
-pub mod update;
 
 /// rtctr's version line, in the shape go-runc parses (`<name> version X`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

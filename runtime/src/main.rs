@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use rtctr::cli::{self, Cli, Command, LogFormat};
-use rtctr::create::CreateOptions;
-use rtctr::run::RunOptions;
+use rtctr::commands::run::RunOptions;
+use rtctr::container::parent::CreateOptions;
 use rtctr::state::Store;
 
 fn main() -> ExitCode {
@@ -164,9 +164,9 @@ fn dispatch(cli: &Cli) -> Result<u8> {
     let store = Store::new(cli.root.clone().unwrap_or_else(default_root));
     match command {
         Command::Create(a) => {
-            rtctr::create::create(&store, &create_options(cli, a))?;
+            rtctr::container::parent::create(&store, &create_options(cli, a))?;
         }
-        Command::Start { id } => rtctr::start::start(&store, id)?,
+        Command::Start { id } => rtctr::commands::start::start(&store, id)?,
         Command::State { id } => {
             let dir = store.open(id)?;
             let state = dir.load()?;
@@ -174,9 +174,9 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             print(&serde_json::to_string_pretty(&state.oci(status))?)?;
         }
         Command::Kill { all, id, signal } => {
-            rtctr::kill::kill(&store, id, signal.as_deref().unwrap_or("SIGTERM"), *all)?
+            rtctr::commands::kill::kill(&store, id, signal.as_deref().unwrap_or("SIGTERM"), *all)?
         }
-        Command::Delete { force, id } => rtctr::delete::delete(&store, id, *force)?,
+        Command::Delete { force, id } => rtctr::commands::delete::delete(&store, id, *force)?,
         Command::Run(a) => {
             let opts = RunOptions {
                 create: create_options(cli, &a.create),
@@ -184,7 +184,7 @@ fn dispatch(cli: &Cli) -> Result<u8> {
                 keep: a.keep,
                 no_subreaper: a.no_subreaper,
             };
-            let code = rtctr::run::run(&store, &opts)?;
+            let code = rtctr::commands::run::run(&store, &opts)?;
             return Ok(code.clamp(0, 255) as u8);
         }
         Command::List { format, quiet } => {
@@ -193,7 +193,7 @@ fn dispatch(cli: &Cli) -> Result<u8> {
                 "table" => false,
                 other => bail!("invalid format {other:?}: use table or json"),
             };
-            rtctr::list::list(&store, json, *quiet, &mut std::io::stdout().lock())?;
+            rtctr::commands::list::list(&store, json, *quiet, &mut std::io::stdout().lock())?;
         }
         Command::Spec { bundle, .. } => {
             let dir = bundle.clone().unwrap_or_else(|| PathBuf::from("."));
@@ -206,7 +206,7 @@ fn dispatch(cli: &Cli) -> Result<u8> {
         }
         Command::Network(n) => network(n)?,
         Command::Exec(a) => {
-            let opts = rtctr::exec::ExecOptions {
+            let opts = rtctr::commands::exec::ExecOptions {
                 id: a.id.clone(),
                 process: a.process.clone(),
                 args: a.command.clone(),
@@ -223,17 +223,21 @@ fn dispatch(cli: &Cli) -> Result<u8> {
                 preserve_fds: a.preserve_fds,
                 ignore_paused: a.ignore_paused,
             };
-            let code = rtctr::exec::exec(&store, &opts)?;
+            let code = rtctr::commands::exec::exec(&store, &opts)?;
             return Ok(code.clamp(0, 255) as u8);
         }
-        Command::Features => print(&serde_json::to_string_pretty(&rtctr::features::features())?)?,
+        Command::Features => print(&serde_json::to_string_pretty(
+            &rtctr::commands::features::features(),
+        )?)?,
         Command::Restore { .. } => bail!("restore is not supported by rtctr yet"),
         Command::Checkpoint { .. } => bail!("checkpoint is not supported by rtctr yet"),
-        Command::Update(a) => rtctr::update::update(&store, a)?,
-        Command::Pause { id } => rtctr::pause::pause(&store, id)?,
-        Command::Resume { id } => rtctr::pause::resume(&store, id)?,
-        Command::Ps(a) => rtctr::ps::ps(&store, a, &mut std::io::stdout().lock())?,
-        Command::Events(a) => rtctr::events::events(&store, a, &mut std::io::stdout().lock())?,
+        Command::Update(a) => rtctr::commands::update::update(&store, a)?,
+        Command::Pause { id } => rtctr::commands::pause::pause(&store, id)?,
+        Command::Resume { id } => rtctr::commands::pause::resume(&store, id)?,
+        Command::Ps(a) => rtctr::commands::ps::ps(&store, a, &mut std::io::stdout().lock())?,
+        Command::Events(a) => {
+            rtctr::commands::events::events(&store, a, &mut std::io::stdout().lock())?
+        }
     }
     Ok(0)
 }

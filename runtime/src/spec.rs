@@ -78,7 +78,7 @@ pub fn parse(raw: &[u8]) -> Result<Spec, (String, String)> {
         if path.starts_with("process.capabilities") {
             // oci-spec's message for an unknown name is cryptic: name it.
             if let Ok(v) = serde_json::from_slice::<serde_json::Value>(raw) {
-                if let Err(c) = crate::capabilities::check_spec_names(&v) {
+                if let Err(c) = crate::container::capabilities::check_spec_names(&v) {
                     return (path, c.to_string());
                 }
             }
@@ -135,20 +135,20 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
             format!("{:?} is not an absolute path", process.cwd()),
         ));
     }
-    let (apparmor, selinux) = crate::lsm::requested(process);
+    let (apparmor, selinux) = crate::container::lsm::requested(process);
     check_lsm(
         "process.apparmorProfile",
         apparmor,
-        crate::lsm::apparmor_enabled,
+        crate::container::lsm::apparmor_enabled,
         "AppArmor",
-        crate::lsm::APPARMOR_ENABLED,
+        crate::container::lsm::APPARMOR_ENABLED,
     )?;
     check_lsm(
         "process.selinuxLabel",
         selinux,
-        crate::lsm::selinux_enabled,
+        crate::container::lsm::selinux_enabled,
         "SELinux",
-        crate::lsm::SELINUX_FS,
+        crate::container::lsm::SELINUX_FS,
     )?;
     if let Some(env) = process.env() {
         for (i, e) in env.iter().enumerate() {

@@ -298,7 +298,7 @@ impl ContainerDir {
 
     /// Derives the status from the kernel (see the module doc).
     pub fn status(&self, state: &State) -> Status {
-        if !crate::process::is_alive(state.pid, state.pid_start) {
+        if !crate::container::process::is_alive(state.pid, state.pid_start) {
             return Status::Stopped;
         }
         if !state.started && self.file(EXEC_FIFO).exists() {

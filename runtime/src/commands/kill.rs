@@ -78,9 +78,9 @@ pub fn send(pidfd: &OwnedFd, sig: i32) -> std::io::Result<()> {
 
 /// Opens a pidfd for the container's init if it is still the same process.
 pub fn init_pidfd(pid: i32, start: u64) -> Option<OwnedFd> {
-    let fd = crate::create::pidfd_of(pid)?;
+    let fd = crate::container::parent::pidfd_of(pid)?;
     // The pidfd pins the process: checking after opening is race-free.
-    crate::process::is_alive(pid, start).then_some(fd)
+    crate::container::process::is_alive(pid, start).then_some(fd)
 }
 
 pub fn kill(store: &Store, id: &str, signal: &str, all: bool) -> Result<(), KillError> {
@@ -111,7 +111,7 @@ pub fn kill_and_wait(pid: i32, pidfd: Option<&OwnedFd>) {
     let owned;
     let fd = match pidfd {
         Some(fd) => fd,
-        None => match crate::create::pidfd_of(pid) {
+        None => match crate::container::parent::pidfd_of(pid) {
             Some(fd) => {
                 owned = fd;
                 &owned

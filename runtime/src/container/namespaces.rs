@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType};
 
-use crate::proc_files::{self, ProcFile};
+use crate::container::proc_files::{self, ProcFile};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NsError {

@@ -10,9 +10,9 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::create::{self, CreateError, CreateOptions};
-use crate::delete::{self, DeleteError};
-use crate::start::{self, StartError};
+use crate::commands::delete::{self, DeleteError};
+use crate::commands::start::{self, StartError};
+use crate::container::parent::{self, CreateError, CreateOptions};
 use crate::state::Store;
 
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +24,7 @@ pub enum RunError {
     #[error(transparent)]
     Delete(#[from] DeleteError),
     #[error(transparent)]
-    Terminal(crate::terminal::TerminalError),
+    Terminal(crate::container::terminal::TerminalError),
     #[error("cannot allocate a terminal if rtctr detaches without --console-socket")]
     Detached,
     #[error("{op}: {source}")]
@@ -84,7 +84,7 @@ pub fn run(store: &Store, opts: &RunOptions) -> Result<i32, RunError> {
         return Err(RunError::Detached);
     }
     if opts.detach {
-        let mut created = create::create(store, &opts.create)?;
+        let mut created = parent::create(store, &opts.create)?;
         start::start_loaded(&created.dir, &mut created.state)?;
         return Ok(0);
     }
@@ -121,16 +121,16 @@ pub fn run(store: &Store, opts: &RunOptions) -> Result<i32, RunError> {
         source,
     })?;
     let console = opts.create.console_socket.is_none().then(|| theirs.as_fd());
-    let mut created = create::create_with(store, &opts.create, console)?;
+    let mut created = parent::create_with(store, &opts.create, console)?;
     drop(theirs);
     let pty = if created.terminal && opts.create.console_socket.is_none() {
-        Some(crate::terminal::recv_fd(ours.as_fd()).map_err(RunError::Terminal)?)
+        Some(crate::container::terminal::recv_fd(ours.as_fd()).map_err(RunError::Terminal)?)
     } else {
         None
     };
     let pid = created.state.pid;
     if let Err(e) = start::start_loaded(&created.dir, &mut created.state) {
-        crate::kill::kill_and_wait(pid, None);
+        crate::commands::kill::kill_and_wait(pid, None);
         let _ = delete::destroy(created.dir, &created.state);
         return Err(e.into());
     }
@@ -162,12 +162,12 @@ pub(crate) fn wait_child(
     pty: Option<&OwnedFd>,
 ) -> Result<i32, RunError> {
     use rustix::event::{poll, PollFd, PollFlags};
-    let pidfd = crate::create::pidfd_of(init);
+    let pidfd = crate::container::parent::pidfd_of(init);
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
-    let _raw = pty.and_then(|_| crate::terminal::RawMode::enter(stdin.as_fd()));
+    let _raw = pty.and_then(|_| crate::container::terminal::RawMode::enter(stdin.as_fd()));
     if let Some(pty) = pty {
-        crate::terminal::copy_size(stdin.as_fd(), pty.as_fd());
+        crate::container::terminal::copy_size(stdin.as_fd(), pty.as_fd());
     }
     let mut stdin_open = pty.is_some();
     loop {
@@ -184,8 +184,9 @@ pub(crate) fn wait_child(
                 )
                 .unwrap_or(0)
                     > 0
-                    && crate::terminal::pump(pty.as_fd(), stdout.as_fd())
-                {}
+                    && crate::container::terminal::pump(pty.as_fd(), stdout.as_fd())
+                {
+                }
             }
             return Ok(code);
         }
@@ -212,9 +213,9 @@ pub(crate) fn wait_child(
             let stdin_ready = stdin_open && !fds[2].revents().is_empty();
             drop(fds);
             if pty_ready {
-                crate::terminal::pump(pty.as_fd(), stdout.as_fd());
+                crate::container::terminal::pump(pty.as_fd(), stdout.as_fd());
             }
-            if stdin_ready && !crate::terminal::pump(stdin.as_fd(), pty.as_fd()) {
+            if stdin_ready && !crate::container::terminal::pump(stdin.as_fd(), pty.as_fd()) {
                 stdin_open = false;
             }
             if !sig_ready {
@@ -238,12 +239,12 @@ pub(crate) fn wait_child(
         }
         if sig == libc::SIGWINCH {
             if let Some(pty) = pty {
-                crate::terminal::copy_size(stdin.as_fd(), pty.as_fd());
+                crate::container::terminal::copy_size(stdin.as_fd(), pty.as_fd());
                 continue;
             }
         }
         if let Some(fd) = &pidfd {
-            let _ = crate::kill::send(fd, sig);
+            let _ = crate::commands::kill::send(fd, sig);
         }
     }
 }
@@ -265,8 +266,8 @@ fn reap(init: i32) -> Option<i32> {
 /// Without subreaper the init is not our child: wait on its pidfd; the
 /// exit status cannot be known.
 fn wait_pidfd(init: i32) -> i32 {
-    if let Some(fd) = crate::create::pidfd_of(init) {
-        while !crate::kill::wait_exit(&fd, Duration::from_secs(3600)) {}
+    if let Some(fd) = crate::container::parent::pidfd_of(init) {
+        while !crate::commands::kill::wait_exit(&fd, Duration::from_secs(3600)) {}
     }
     0
 }

@@ -16,7 +16,7 @@ use nix::sys::stat::Mode;
 use oci_spec::runtime::Process;
 use rustix::pty::OpenptFlags;
 
-use crate::resolve;
+use crate::container::resolve;
 
 #[derive(Debug, thiserror::Error)]
 #[error("terminal: {op}: {source}")]

@@ -2,9 +2,6 @@
 //! something behind is recorded in [`Undo`], which removes it again if a
 //! later step fails.
 
-pub(crate) mod init;
-pub mod sync;
-
 use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -13,11 +10,13 @@ use nix::sys::stat::Mode;
 use oci_spec::runtime::Spec;
 use rtctr_cgroups::Cgroup;
 
+use super::sync::{self, Msg, SyncError};
+use crate::container::{hooks, namespaces};
+use crate::spec;
 use crate::state::{self, ContainerDir, State, StateError, Status, Store};
 use crate::sys::process::{fork_into_cgroup, Forked};
-use crate::{hooks, namespaces, spec};
-use sync::{Msg, SyncError};
 
+use super::init;
 pub use init::with_status;
 
 #[derive(Debug, thiserror::Error)]
@@ -44,11 +43,11 @@ pub enum CreateError {
     #[error("{0}")]
     Unsupported(String),
     #[error(transparent)]
-    Caps(#[from] crate::capabilities::CapError),
+    Caps(#[from] crate::container::capabilities::CapError),
     #[error(transparent)]
     Network(#[from] rtctr_hooks::NetError),
     #[error(transparent)]
-    Seccomp(#[from] crate::seccomp::SeccompError),
+    Seccomp(#[from] crate::container::seccomp::SeccompError),
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> CreateError + 'a {
@@ -98,13 +97,13 @@ struct Undo {
 impl Undo {
     fn run(self, dir: ContainerDir, spec: &Spec) {
         if let Some((pid, pidfd)) = self.init {
-            crate::kill::kill_and_wait(pid, pidfd.as_ref());
+            crate::commands::kill::kill_and_wait(pid, pidfd.as_ref());
         }
         if let Some((id, net)) = self.network {
             let _ = rtctr_hooks::teardown(&id, Some(&net));
         }
         if let Some(rootfs) = self.host_mounts {
-            crate::rootfs::unmount_under(&rootfs);
+            crate::container::rootfs::unmount_under(&rootfs);
         }
         if let Some(cg) = self.cgroup {
             let _ = cg.destroy_killing();
@@ -130,8 +129,8 @@ struct Input<'a> {
     rootfs: &'a Path,
     ns: &'a namespaces::Plan,
     console: Option<init::Console<'a>>,
-    caps: &'a crate::capabilities::CapabilityPlan,
-    seccomp: Option<&'a crate::seccomp::Program>,
+    caps: &'a crate::container::capabilities::CapabilityPlan,
+    seccomp: Option<&'a crate::container::seccomp::Program>,
 }
 
 /// `create`, with `console` a socket the init sends its terminal master
@@ -166,14 +165,14 @@ pub fn create_with(
     )?;
     // Pure planning, before anything exists: errors leave nothing behind.
     let proc_ = spec.process().as_ref().expect("validated");
-    let (caps, warnings) = crate::capabilities::plan(proc_.capabilities().as_ref())?;
+    let (caps, warnings) = crate::container::capabilities::plan(proc_.capabilities().as_ref())?;
     for w in warnings {
         log::warn!("{w}");
     }
     let seccomp = linux
         .seccomp()
         .as_ref()
-        .map(crate::seccomp::compile)
+        .map(crate::container::seccomp::compile)
         .transpose()?;
     // Bad network annotations fail here, before anything exists.
     let annotations = spec.annotations().clone().unwrap_or_default();
@@ -292,8 +291,8 @@ fn build(
     let pid = receive_init_pid(&ns_parent, intermediate.as_raw(), spec)?;
     let _ = nix::sys::wait::waitpid(intermediate, None);
     undo.init = Some((pid, pidfd_of(pid)));
-    let pid_start =
-        crate::process::start_time(pid).map_err(io_err("read start time of", Path::new("init")))?;
+    let pid_start = crate::container::process::start_time(pid)
+        .map_err(io_err("read start time of", Path::new("init")))?;
     let mut state = State {
         id: opts.id.clone(),
         pid,
@@ -341,7 +340,7 @@ fn build(
 /// Copies the init's seccomp listener (pidfd_getfd) and sends it to
 /// `listenerPath` with the container process state, as the spec says.
 fn forward_listener(
-    program: Option<&crate::seccomp::Program>,
+    program: Option<&crate::container::seccomp::Program>,
     pid: i32,
     fd: i32,
     state: &State,
@@ -349,12 +348,12 @@ fn forward_listener(
     let Some(path) = program.and_then(|p| p.listener_path()) else {
         return Ok(());
     };
-    let listener = crate::seccomp::take_listener(pid, fd)?;
+    let listener = crate::container::seccomp::take_listener(pid, fd)?;
     let oci: oci_spec::runtime::State = serde_json::from_value(
         serde_json::to_value(state.oci(Status::Created)).expect("state serializes"),
     )
     .map_err(|e| CreateError::Unsupported(format!("state for the seccomp listener: {e}")))?;
-    crate::seccomp::send_listener(
+    crate::container::seccomp::send_listener(
         path,
         std::os::fd::AsFd::as_fd(&listener),
         pid,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use nix::mount::{mount, MsFlags};
 use oci_spec::runtime::Mount;
 
-use crate::resolve;
+use crate::container::resolve;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MountError {

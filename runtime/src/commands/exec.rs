@@ -11,11 +11,11 @@ use nix::sys::signal::{SigSet, SigmaskHow};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 
-use crate::create::init::{finalize_process, InitError};
-use crate::create::sync::{self, Msg, SyncError};
+use crate::container::init::{finalize_process, InitError};
+use crate::container::sync::{self, Msg, SyncError};
+use crate::container::{capabilities, namespaces, process, seccomp, terminal};
 use crate::state::{StateError, Status, Store};
 use crate::sys::process::{exit_now, fork, fork_into_cgroup, Forked};
-use crate::{capabilities, namespaces, process, seccomp, terminal};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
@@ -42,9 +42,9 @@ pub enum ExecError {
     #[error(transparent)]
     Terminal(#[from] terminal::TerminalError),
     #[error(transparent)]
-    Run(#[from] crate::run::RunError),
+    Run(#[from] crate::commands::run::RunError),
     #[error(transparent)]
-    Create(#[from] crate::create::CreateError),
+    Create(#[from] crate::container::parent::CreateError),
     #[error("{op}: {source}")]
     Io {
         op: &'static str,
@@ -158,7 +158,7 @@ pub fn exec(store: &Store, o: &ExecOptions) -> Result<i32, ExecError> {
             })
         }
     }
-    let spec = crate::start::load_snapshot(&dir)?;
+    let spec = crate::commands::start::load_snapshot(&dir)?;
     drop(dir);
     let proc_ = build_process(&spec, o)?;
     if !proc_.cwd().is_absolute() {
@@ -184,7 +184,7 @@ pub fn exec(store: &Store, o: &ExecOptions) -> Result<i32, ExecError> {
             op: "prctl(PR_SET_CHILD_SUBREAPER)",
             source: e.into(),
         })?;
-        let set = crate::run::forwarded();
+        let set = crate::commands::run::forwarded();
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).map_err(|e| {
             ExecError::Io {
                 op: "sigprocmask",
@@ -275,11 +275,11 @@ pub fn exec(store: &Store, o: &ExecOptions) -> Result<i32, ExecError> {
                 }
             }
             if let Some(p) = &o.pid_file {
-                crate::create::write_pid_file(p, pid)?;
+                crate::container::parent::write_pid_file(p, pid)?;
             }
             match sfd {
                 None => Ok(0),
-                Some(sfd) => Ok(crate::run::wait_child(&sfd, pid, pty.as_ref())?),
+                Some(sfd) => Ok(crate::commands::run::wait_child(&sfd, pid, pty.as_ref())?),
             }
         }
     }
@@ -393,7 +393,7 @@ fn run_process(job: &Job) -> Result<std::convert::Infallible, InitError> {
         terminal::make_stdio(&pty.slave)?;
     }
     process::set_rlimits(proc_.rlimits().as_deref().unwrap_or_default())?;
-    crate::lsm::set_exec_labels(proc_)?;
+    crate::container::lsm::set_exec_labels(proc_)?;
     crate::sys::process::cloexec_from(3 + job.preserve_fds).map_err(|source| InitError::Sys {
         op: "close_range".into(),
         source,

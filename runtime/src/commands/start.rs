@@ -66,15 +66,15 @@ pub fn start_loaded(dir: &ContainerDir, state: &mut State) -> Result<(), StartEr
     if let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststart().as_deref()) {
         // "called after the user-specified process is executed": wait for
         // the init's execve (after its startContainer hooks) or its death.
-        if let Some(pidfd) = crate::kill::init_pidfd(state.pid, state.pid_start) {
+        if let Some(pidfd) = crate::commands::kill::init_pidfd(state.pid, state.pid_start) {
             while exe_id(state.pid) == init_exe
-                && !crate::kill::wait_exit(&pidfd, std::time::Duration::from_millis(1))
+                && !crate::commands::kill::wait_exit(&pidfd, std::time::Duration::from_millis(1))
             {
             }
         }
         let json = serde_json::to_vec(&state.oci(Status::Running)).expect("state serializes");
         // A failing poststart hook is a warning: the container runs on.
-        crate::hooks::run_all_warn("poststart", h, &json);
+        crate::container::hooks::run_all_warn("poststart", h, &json);
     }
     Ok(())
 }

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use oci_spec::runtime::Spec;
 
-use crate::proc_files::{Proc, ProcFile};
-use crate::{devices, mounts, resolve};
+use crate::container::proc_files::{Proc, ProcFile};
+use crate::container::{devices, mounts, resolve};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RootfsError {

@@ -4,7 +4,7 @@
 //! Both are "on exec" labels: the init writes the label to its own
 //! `/proc/thread-self/attr/.../exec` and the kernel applies it at the
 //! execve of the container process. The write goes through rtctr's own
-//! procfs handle ([`crate::proc_files`]), never the container's /proc
+//! procfs handle ([`crate::container::proc_files`]), never the container's /proc
 //! (CVE-2025-52881), and happens before the user switch: once the init is
 //! non-dumpable its /proc files belong to root.
 
@@ -13,7 +13,7 @@ use std::path::Path;
 
 use oci_spec::runtime::Process;
 
-use crate::proc_files::{Proc, ProcFile};
+use crate::container::proc_files::{Proc, ProcFile};
 
 /// Where the kernel says AppArmor is active ("Y"), as runc checks.
 pub const APPARMOR_ENABLED: &str = "/sys/module/apparmor/parameters/enabled";

@@ -5,12 +5,14 @@
 use serde_json::{json, Value};
 
 pub fn features() -> Value {
-    let caps: Vec<String> = (0..=40u8).map(crate::capabilities::name).collect();
+    let caps: Vec<String> = (0..=40u8)
+        .map(crate::container::capabilities::name)
+        .collect();
     json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": crate::state::OCI_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
-        "mountOptions": crate::mounts::OPTION_NAMES,
+        "mountOptions": crate::container::mounts::OPTION_NAMES,
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,

@@ -15,9 +15,9 @@ use nix::unistd::{Gid, Uid};
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 
 use super::sync::{Channel, Msg, SyncError};
-use crate::proc_files::{self, ProcFile};
+use crate::container::proc_files::{self, ProcFile};
+use crate::container::{hooks, namespaces, process, resolve, rootfs, terminal};
 use crate::sys::process::{exit_now, fork, Forked};
-use crate::{hooks, namespaces, process, resolve, rootfs, terminal};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
@@ -34,13 +34,13 @@ pub enum InitError {
     #[error(transparent)]
     Terminal(#[from] terminal::TerminalError),
     #[error(transparent)]
-    Caps(#[from] crate::capabilities::CapError),
+    Caps(#[from] crate::container::capabilities::CapError),
     #[error(transparent)]
-    Seccomp(#[from] crate::seccomp::SeccompError),
+    Seccomp(#[from] crate::container::seccomp::SeccompError),
     #[error(transparent)]
     Cgroup(#[from] rtctr_cgroups::Error),
     #[error(transparent)]
-    Lsm(#[from] crate::lsm::LsmError),
+    Lsm(#[from] crate::container::lsm::LsmError),
     #[error("{op}: {source}")]
     Sys {
         op: String,
@@ -84,9 +84,9 @@ pub struct Ctx<'a> {
     /// Where the terminal master goes when process.terminal is set.
     pub console: Option<Console<'a>>,
     /// Capabilities, planned by the parent.
-    pub caps: &'a crate::capabilities::CapabilityPlan,
+    pub caps: &'a crate::container::capabilities::CapabilityPlan,
     /// The compiled seccomp filter, if the config has one.
-    pub seccomp: Option<&'a crate::seccomp::Program>,
+    pub seccomp: Option<&'a crate::container::seccomp::Program>,
 }
 
 /// The receiver of a container's terminal master.
@@ -241,7 +241,7 @@ fn run_init(ctx: &Ctx) -> Result<Infallible, InitError> {
     }
     process::set_rlimits(proc_.rlimits().as_deref().unwrap_or_default())?;
     // Before seccomp (which may forbid fsopen) and the user switch.
-    crate::lsm::set_exec_labels(proc_)?;
+    crate::container::lsm::set_exec_labels(proc_)?;
     // Only stdio and --preserve-fds reach the container (before any
     // seccomp filter, which may well forbid close_range).
     crate::sys::process::cloexec_from(3 + ctx.preserve_fds).map_err(sys_io("close_range"))?;
@@ -361,7 +361,7 @@ fn set_names(spec: &Spec) -> Result<(), InitError> {
 /// (keepcaps), and a cwd the user may not enter must fail.
 pub(crate) fn finalize_process(
     proc_: &Process,
-    caps: &crate::capabilities::CapabilityPlan,
+    caps: &crate::container::capabilities::CapabilityPlan,
 ) -> Result<(), InitError> {
     caps.drop_bounding()?;
     nix::sys::prctl::set_keepcaps(true).map_err(sys("prctl(PR_SET_KEEPCAPS)"))?;

@@ -10,7 +10,7 @@ use nix::sys::stat::{makedev, Mode, SFlag};
 use nix::unistd::{Gid, Uid};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
 
-use crate::resolve;
+use crate::container::resolve;
 
 #[derive(Debug, thiserror::Error)]
 #[error("device {path}: {op}: {source}")]

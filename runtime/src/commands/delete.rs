@@ -54,16 +54,16 @@ fn stop(state: &State) {
         // Thaws a paused container first: it cannot die frozen.
         let _ = cg.kill_all(libc::SIGKILL);
     }
-    if let Some(fd) = crate::kill::init_pidfd(state.pid, state.pid_start) {
-        let _ = crate::kill::send(&fd, libc::SIGKILL);
-        crate::kill::wait_exit(&fd, Duration::from_secs(10));
+    if let Some(fd) = crate::commands::kill::init_pidfd(state.pid, state.pid_start) {
+        let _ = crate::commands::kill::send(&fd, libc::SIGKILL);
+        crate::commands::kill::wait_exit(&fd, Duration::from_secs(10));
     }
 }
 
 /// Removes the cgroup and the state directory, then runs poststop hooks
 /// (whose failures are only warnings).
 pub fn destroy(dir: ContainerDir, state: &State) -> Result<(), DeleteError> {
-    let spec = crate::start::load_snapshot(&dir).ok();
+    let spec = crate::commands::start::load_snapshot(&dir).ok();
     if let Some(cg) = &state.cgroup {
         // Processes the init left behind (no pid namespace) die with it.
         cg.destroy_killing()?;
@@ -74,7 +74,7 @@ pub fn destroy(dir: ContainerDir, state: &State) -> Result<(), DeleteError> {
         }
     }
     if state.host_mounts {
-        crate::rootfs::unmount_under(&state.rootfs);
+        crate::container::rootfs::unmount_under(&state.rootfs);
     }
     dir.remove()?;
     if let Some(h) = spec
@@ -83,7 +83,7 @@ pub fn destroy(dir: ContainerDir, state: &State) -> Result<(), DeleteError> {
         .and_then(|h| h.poststop().as_deref())
     {
         let json = serde_json::to_vec(&state.oci(Status::Stopped)).expect("state serializes");
-        crate::hooks::run_all_warn("poststop", h, &json);
+        crate::container::hooks::run_all_warn("poststop", h, &json);
     }
     Ok(())
 }

@@ -1,0 +1,15 @@
+//! The verbs: one file per command of runc's command line. Each opens the
+//! container's state, checks its status and calls into [`crate::container`];
+//! no verb calls another.
+
+pub mod delete;
+pub mod events;
+pub mod exec;
+pub mod features;
+pub mod kill;
+pub mod list;
+pub mod pause;
+pub mod ps;
+pub mod run;
+pub mod start;
+pub mod update;
