@@ -164,7 +164,7 @@ fn dispatch(cli: &Cli) -> Result<u8> {
     let store = Store::new(cli.root.clone().unwrap_or_else(default_root));
     match command {
         Command::Create(a) => {
-            rtctr::container::parent::create(&store, &create_options(cli, a))?;
+            rtctr::commands::create::create(&store, &create_options(cli, a))?;
         }
         Command::Start { id } => rtctr::commands::start::start(&store, id)?,
         Command::State { id } => {

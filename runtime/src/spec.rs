@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::{Linux, LinuxNamespaceType, Process, Spec};
 
 /// Errors name the file or the JSON path and the problem.
 #[derive(Debug, thiserror::Error)]
@@ -22,17 +22,75 @@ pub enum SpecError {
         path: String,
         msg: String,
     },
-    #[error("config.json: {path}: {msg}")]
-    Invalid { path: String, msg: String },
+    #[error("{file}: {path}: {msg}")]
+    Invalid {
+        file: String,
+        path: String,
+        msg: String,
+    },
 }
+
+const CONFIG: &str = "config.json";
 
 fn invalid(path: impl Into<String>, msg: impl Into<String>) -> SpecError {
     SpecError::Invalid {
+        file: CONFIG.to_string(),
         path: path.into(),
         msg: msg.into(),
     }
 }
 
+/// A config that passed [`validate`]: what a container needs is present,
+/// so nothing downstream re-checks or unwraps it.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The parsed config, whole.
+    pub spec: Spec,
+    /// `root.path` as written (relative to the bundle unless absolute).
+    pub root_path: PathBuf,
+    /// `root.readonly`.
+    pub root_readonly: bool,
+    /// `spec.process`, checked.
+    pub process: ValidProcess,
+    /// `spec.linux`, present.
+    pub linux: Linux,
+}
+
+/// A `process` that passed [`validate_process`]: `args` names a program,
+/// `cwd` is absolute, `env` entries are `NAME=value`, rlimits are sane.
+#[derive(Debug, Clone)]
+pub struct ValidProcess {
+    process: Process,
+    argv: Vec<String>,
+}
+
+impl ValidProcess {
+    /// The program and its arguments (never empty).
+    pub fn argv(&self) -> &[String] {
+        &self.argv
+    }
+
+    /// The program, as given (looked up in the container's PATH at exec).
+    pub fn program(&self) -> &str {
+        &self.argv[0]
+    }
+
+    pub fn terminal(&self) -> bool {
+        self.process.terminal().unwrap_or(false)
+    }
+
+    pub fn no_new_privileges(&self) -> bool {
+        self.process.no_new_privileges().unwrap_or(false)
+    }
+}
+
+impl std::ops::Deref for ValidProcess {
+    type Target = Process;
+
+    fn deref(&self) -> &Process {
+        &self.process
+    }
+}
 /// Reads and parses `<bundle>/config.json`. Returns the parsed spec and the
 /// raw bytes (kept as the container's config snapshot).
 pub fn load(bundle: &Path) -> Result<(Spec, Vec<u8>), SpecError> {
@@ -102,8 +160,8 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 /// The checks a runtime must make that parsing does not: each error names
-/// the offending JSON path.
-pub fn validate(spec: &Spec) -> Result<(), SpecError> {
+/// the offending JSON path. Only the config is looked at, never the host.
+pub fn validate(spec: Spec) -> Result<Config, SpecError> {
     let version = spec.version();
     if version.is_empty() {
         return Err(invalid("ociVersion", "missing"));
@@ -121,62 +179,12 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
     if root.path().as_os_str().is_empty() {
         return Err(invalid("root.path", "missing"));
     }
+    let (root_path, root_readonly) = (root.path().clone(), root.readonly().unwrap_or(false));
     let process = spec
         .process()
-        .as_ref()
+        .clone()
         .ok_or_else(|| invalid("process", "missing"))?;
-    match process.args() {
-        Some(args) if !args.is_empty() && !args[0].is_empty() => {}
-        _ => return Err(invalid("process.args", "must name the program to run")),
-    }
-    if !process.cwd().is_absolute() {
-        return Err(invalid(
-            "process.cwd",
-            format!("{:?} is not an absolute path", process.cwd()),
-        ));
-    }
-    let (apparmor, selinux) = crate::container::lsm::requested(process);
-    check_lsm(
-        "process.apparmorProfile",
-        apparmor,
-        crate::container::lsm::apparmor_enabled,
-        "AppArmor",
-        crate::container::lsm::APPARMOR_ENABLED,
-    )?;
-    check_lsm(
-        "process.selinuxLabel",
-        selinux,
-        crate::container::lsm::selinux_enabled,
-        "SELinux",
-        crate::container::lsm::SELINUX_FS,
-    )?;
-    if let Some(env) = process.env() {
-        for (i, e) in env.iter().enumerate() {
-            if !e.contains('=') {
-                return Err(invalid(
-                    format!("process.env[{i}]"),
-                    format!("{e:?} is not of the form NAME=value"),
-                ));
-            }
-        }
-    }
-    if let Some(rlimits) = process.rlimits() {
-        let mut seen = HashSet::new();
-        for (i, r) in rlimits.iter().enumerate() {
-            if !seen.insert(format!("{:?}", r.typ())) {
-                return Err(invalid(
-                    format!("process.rlimits[{i}].type"),
-                    "duplicate rlimit",
-                ));
-            }
-            if r.soft() > r.hard() {
-                return Err(invalid(
-                    format!("process.rlimits[{i}]"),
-                    format!("soft limit {} is above hard limit {}", r.soft(), r.hard()),
-                ));
-            }
-        }
-    }
+    let process = validate_process(process, CONFIG, "process.")?;
     if let Some(mounts) = spec.mounts() {
         for (i, m) in mounts.iter().enumerate() {
             if !m.destination().is_absolute() {
@@ -187,32 +195,87 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
             }
         }
     }
-    validate_linux(spec)
+    let linux = spec
+        .linux()
+        .clone()
+        .ok_or_else(|| invalid("linux", "missing"))?;
+    validate_linux(&spec, &linux)?;
+    Ok(Config {
+        spec,
+        root_path,
+        root_readonly,
+        process,
+        linux,
+    })
 }
 
-/// A label for an LSM the host does not run would be silently dropped
-/// and the container would run unconfined: refuse it, naming the field.
-/// (The host is asked only when a label is set: not on every create.)
-fn check_lsm(
-    path: &str,
-    label: Option<&str>,
-    enabled: fn() -> bool,
-    lsm: &str,
-    evidence: &str,
-) -> Result<(), SpecError> {
-    match label {
-        Some(label) if !enabled() => Err(invalid(
-            path,
-            format!("{label:?}: {lsm} is not enabled on this host ({evidence})"),
-        )),
-        _ => Ok(()),
-    }
-}
-
-fn validate_linux(spec: &Spec) -> Result<(), SpecError> {
-    let Some(linux) = spec.linux() else {
-        return Err(invalid("linux", "missing"));
+/// Checks a `process`: from config.json (`prefix` "process.") or from
+/// `exec --process FILE` (`file` that path, `prefix` ""), so both fail
+/// alike, naming the field.
+pub fn validate_process(
+    process: Process,
+    file: &str,
+    prefix: &str,
+) -> Result<ValidProcess, SpecError> {
+    let invalid = |field: String, msg: String| SpecError::Invalid {
+        file: file.to_string(),
+        path: format!("{prefix}{field}"),
+        msg,
     };
+    let argv = match process.args() {
+        Some(args) if !args.is_empty() && !args[0].is_empty() => args.clone(),
+        _ => {
+            return Err(invalid(
+                "args".into(),
+                "must name the program to run".into(),
+            ))
+        }
+    };
+    if !process.cwd().is_absolute() {
+        return Err(invalid(
+            "cwd".into(),
+            format!("{:?} is not an absolute path", process.cwd()),
+        ));
+    }
+    for (i, e) in process
+        .env()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        if !e.contains('=') {
+            return Err(invalid(
+                format!("env[{i}]"),
+                format!("{e:?} is not of the form NAME=value"),
+            ));
+        }
+    }
+    let mut seen = HashSet::new();
+    for (i, r) in process
+        .rlimits()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        if !seen.insert(format!("{:?}", r.typ())) {
+            return Err(invalid(
+                format!("rlimits[{i}].type"),
+                "duplicate rlimit".into(),
+            ));
+        }
+        if r.soft() > r.hard() {
+            return Err(invalid(
+                format!("rlimits[{i}]"),
+                format!("soft limit {} is above hard limit {}", r.soft(), r.hard()),
+            ));
+        }
+    }
+    Ok(ValidProcess { process, argv })
+}
+
+fn validate_linux(spec: &Spec, linux: &Linux) -> Result<(), SpecError> {
     let namespaces = linux.namespaces().as_deref().unwrap_or_default();
     let mut seen = HashSet::new();
     for (i, ns) in namespaces.iter().enumerate() {
@@ -549,16 +612,18 @@ mod tests {
         serde_json::to_vec(&v).unwrap()
     }
 
-    fn check(raw: &[u8]) -> Result<Spec, String> {
+    fn check(raw: &[u8]) -> Result<Config, String> {
         let spec = parse(raw).map_err(|(p, m)| format!("{p}: {m}"))?;
-        validate(&spec).map_err(|e| e.to_string())?;
-        Ok(spec)
+        validate(spec).map_err(|e| e.to_string())
     }
 
     #[test]
     fn default_config_is_valid() {
-        let spec = check(DEFAULT_CONFIG.as_bytes()).unwrap();
-        assert_eq!(spec.hostname().as_deref(), Some("rtctr"));
+        let config = check(DEFAULT_CONFIG.as_bytes()).unwrap();
+        assert_eq!(config.spec.hostname().as_deref(), Some("rtctr"));
+        assert_eq!(config.process.argv(), ["sh"]);
+        assert!(config.root_readonly);
+        assert_eq!(config.linux.namespaces().as_ref().map(Vec::len), Some(6));
     }
 
     #[test]

@@ -283,8 +283,14 @@ impl ContainerDir {
     /// Writes `state.json` atomically: a reader sees the old or the new
     /// file, never a torn one.
     pub fn save(&self, state: &State) -> Result<(), StateError> {
-        let bytes = serde_json::to_vec(state).expect("state serializes");
+        let bytes =
+            serde_json::to_vec(state).map_err(|e| io_err("serialize", &self.path)(e.into()))?;
         write_atomic(&self.file(STATE_FILE), &bytes)
+    }
+
+    /// The config.json snapshot taken at create.
+    pub fn config(&self) -> Result<oci_spec::runtime::Spec, crate::spec::SpecError> {
+        Ok(crate::spec::load(&self.path)?.0)
     }
 
     /// Removes the directory and everything in it.
@@ -298,7 +304,7 @@ impl ContainerDir {
 
     /// Derives the status from the kernel (see the module doc).
     pub fn status(&self, state: &State) -> Status {
-        if !crate::container::process::is_alive(state.pid, state.pid_start) {
+        if !crate::container::pidfd::is_alive(state.pid, state.pid_start) {
             return Status::Stopped;
         }
         if !state.started && self.file(EXEC_FIFO).exists() {
@@ -320,6 +326,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     f.write_all(bytes).map_err(io_err("write", &tmp))?;
     drop(f);
     fs::rename(&tmp, path).map_err(io_err("rename", path))
+}
+
+/// Writes a pid file atomically (engines poll it); a relative path is
+/// taken from the current directory.
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<(), StateError> {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(io_err("cwd for", path))?
+            .join(path)
+    };
+    write_atomic(&abs, pid.to_string().as_bytes())
 }
 
 /// The current time as RFC 3339 with nanoseconds, as runc writes `created`.

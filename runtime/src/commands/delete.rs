@@ -2,9 +2,8 @@
 //! (with --force), cgroup, network attachment and state directory — then
 //! run the poststop hooks.
 
-use std::time::Duration;
-
-use crate::state::{ContainerDir, State, StateError, Status, Store};
+use crate::container::lifecycle::{self, DestroyError};
+use crate::state::{StateError, Status, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeleteError {
@@ -13,7 +12,7 @@ pub enum DeleteError {
     #[error("cannot delete container {id} that is not stopped: {status} (use --force)")]
     NotStopped { id: String, status: Status },
     #[error(transparent)]
-    Cgroup(#[from] rtctr_cgroups::Error),
+    Destroy(#[from] DestroyError),
 }
 
 pub fn delete(store: &Store, id: &str, force: bool) -> Result<(), DeleteError> {
@@ -36,8 +35,8 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<(), DeleteError> {
     match status {
         Status::Stopped => {}
         // runc deletes a created (never started) container without --force.
-        Status::Created => stop(&state),
-        _ if force => stop(&state),
+        Status::Created => lifecycle::stop(&state),
+        _ if force => lifecycle::stop(&state),
         _ => {
             return Err(DeleteError::NotStopped {
                 id: id.to_string(),
@@ -45,45 +44,5 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<(), DeleteError> {
             })
         }
     }
-    destroy(dir, &state)
-}
-
-/// SIGKILL everything in the container and wait for the init to go.
-fn stop(state: &State) {
-    if let Some(cg) = &state.cgroup {
-        // Thaws a paused container first: it cannot die frozen.
-        let _ = cg.kill_all(libc::SIGKILL);
-    }
-    if let Some(fd) = crate::commands::kill::init_pidfd(state.pid, state.pid_start) {
-        let _ = crate::commands::kill::send(&fd, libc::SIGKILL);
-        crate::commands::kill::wait_exit(&fd, Duration::from_secs(10));
-    }
-}
-
-/// Removes the cgroup and the state directory, then runs poststop hooks
-/// (whose failures are only warnings).
-pub fn destroy(dir: ContainerDir, state: &State) -> Result<(), DeleteError> {
-    let spec = crate::commands::start::load_snapshot(&dir).ok();
-    if let Some(cg) = &state.cgroup {
-        // Processes the init left behind (no pid namespace) die with it.
-        cg.destroy_killing()?;
-    }
-    if let Some(net) = state.network.as_ref().and_then(|n| n["network"].as_str()) {
-        if let Err(e) = rtctr_hooks::teardown(&state.id, Some(net)) {
-            log::warn!("network teardown of {}: {e}", state.id);
-        }
-    }
-    if state.host_mounts {
-        crate::container::rootfs::unmount_under(&state.rootfs);
-    }
-    dir.remove()?;
-    if let Some(h) = spec
-        .as_ref()
-        .and_then(|s| s.hooks().as_ref())
-        .and_then(|h| h.poststop().as_deref())
-    {
-        let json = serde_json::to_vec(&state.oci(Status::Stopped)).expect("state serializes");
-        crate::container::hooks::run_all_warn("poststop", h, &json);
-    }
-    Ok(())
+    Ok(lifecycle::destroy(dir, &state)?)
 }

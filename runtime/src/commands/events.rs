@@ -133,7 +133,7 @@ pub fn events(store: &Store, a: &EventsArgs, out: &mut dyn Write) -> Result<(), 
         emit(out, &Event::stats(&a.id, cg.stats().map_err(cg_err)?))?;
         return Ok(());
     }
-    let Some(pidfd) = crate::commands::kill::init_pidfd(state.pid, state.pid_start) else {
+    let Some(pidfd) = crate::container::pidfd::open_init(state.pid, state.pid_start) else {
         return Err(EventsError::NotRunning(a.id.clone()));
     };
     let mut ooms = cg.oom_kill_count().unwrap_or(0);
@@ -142,7 +142,7 @@ pub fn events(store: &Store, a: &EventsArgs, out: &mut dyn Write) -> Result<(), 
         let wait = next_stats
             .saturating_duration_since(Instant::now())
             .min(POLL);
-        let exited = crate::commands::kill::wait_exit(&pidfd, wait);
+        let exited = crate::container::pidfd::wait_exit(&pidfd, wait);
         // Checked before leaving, so an init killed by the OOM killer
         // still reports its oom event.
         let now_ooms = cg.oom_kill_count().unwrap_or(ooms);

@@ -1,11 +1,9 @@
 //! `rtctr kill`: signal names and numbers as runc takes them, and
 //! signals sent through a pidfd so a reused pid is never hit.
 
-use std::os::fd::{AsFd, OwnedFd};
-use std::time::Duration;
-
 use nix::sys::signal::Signal;
 
+use crate::container::pidfd;
 use crate::state::{StateError, Status, Store};
 
 #[derive(Debug, thiserror::Error)]
@@ -68,21 +66,6 @@ pub fn parse_signal(s: &str) -> Result<i32, KillError> {
     Ok(sig as i32)
 }
 
-/// Sends `sig` to the process behind `pidfd`.
-pub fn send(pidfd: &OwnedFd, sig: i32) -> std::io::Result<()> {
-    // SIGRTMIN.. are not in nix's Signal enum: use the raw number.
-    let sig = rustix::process::Signal::from_named_raw(sig)
-        .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL))?;
-    rustix::process::pidfd_send_signal(pidfd.as_fd(), sig).map_err(Into::into)
-}
-
-/// Opens a pidfd for the container's init if it is still the same process.
-pub fn init_pidfd(pid: i32, start: u64) -> Option<OwnedFd> {
-    let fd = crate::container::parent::pidfd_of(pid)?;
-    // The pidfd pins the process: checking after opening is race-free.
-    crate::container::process::is_alive(pid, start).then_some(fd)
-}
-
 pub fn kill(store: &Store, id: &str, signal: &str, all: bool) -> Result<(), KillError> {
     let sig = parse_signal(signal)?;
     let dir = store.open(id)?;
@@ -97,46 +80,12 @@ pub fn kill(store: &Store, id: &str, signal: &str, all: bool) -> Result<(), Kill
             return Ok(());
         }
     }
-    let pidfd = init_pidfd(state.pid, state.pid_start)
+    let pidfd = pidfd::open_init(state.pid, state.pid_start)
         .ok_or_else(|| KillError::NotRunning(id.to_string()))?;
-    send(&pidfd, sig).map_err(|source| KillError::Send {
+    pidfd::send(&pidfd, sig).map_err(|source| KillError::Send {
         id: id.to_string(),
         source,
     })
-}
-
-/// SIGKILL and wait (up to 10 s) until the process is gone. Best effort:
-/// used while undoing a failed create and by `delete --force`.
-pub fn kill_and_wait(pid: i32, pidfd: Option<&OwnedFd>) {
-    let owned;
-    let fd = match pidfd {
-        Some(fd) => fd,
-        None => match crate::container::parent::pidfd_of(pid) {
-            Some(fd) => {
-                owned = fd;
-                &owned
-            }
-            None => return,
-        },
-    };
-    let _ = send(fd, libc::SIGKILL);
-    wait_exit(fd, Duration::from_secs(10));
-    // Reap it if it is our child (run, or a failed create's intermediate).
-    let _ = nix::sys::wait::waitpid(
-        nix::unistd::Pid::from_raw(pid),
-        Some(nix::sys::wait::WaitPidFlag::WNOHANG),
-    );
-}
-
-/// Waits until the process behind a pidfd has exited.
-pub fn wait_exit(pidfd: &OwnedFd, timeout: Duration) -> bool {
-    use rustix::event::{poll, PollFd, PollFlags, Timespec};
-    let ts = Timespec {
-        tv_sec: timeout.as_secs() as i64,
-        tv_nsec: timeout.subsec_nanos() as i64,
-    };
-    let mut fds = [PollFd::new(pidfd, PollFlags::IN)];
-    matches!(poll(&mut fds, Some(&ts)), Ok(n) if n > 0)
 }
 
 #[cfg(test)]

@@ -254,7 +254,7 @@ fn current(dir: &ContainerDir) -> Result<LinuxResources, UpdateError> {
             })
         }
     }
-    let spec = crate::commands::start::load_snapshot(dir)?;
+    let spec = dir.config()?;
     let mut res = spec
         .linux()
         .as_ref()
@@ -265,7 +265,7 @@ fn current(dir: &ContainerDir) -> Result<LinuxResources, UpdateError> {
 }
 
 fn has_intel_rdt(dir: &ContainerDir) -> bool {
-    crate::commands::start::load_snapshot(dir)
+    dir.config()
         .ok()
         .and_then(|s| s.linux().as_ref().map(|l| l.intel_rdt().is_some()))
         .unwrap_or(false)

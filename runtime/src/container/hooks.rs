@@ -121,6 +121,17 @@ pub fn run(kind: &'static str, hook: &Hook, state_json: &[u8]) -> Result<(), Hoo
     })
 }
 
+/// The state JSON with another status (for hooks that run after create).
+pub fn with_status(state_json: &str, status: &str) -> Vec<u8> {
+    match serde_json::from_str::<serde_json::Value>(state_json) {
+        Ok(mut v) => {
+            v["status"] = status.into();
+            serde_json::to_vec(&v).unwrap_or_default()
+        }
+        Err(_) => state_json.as_bytes().to_vec(),
+    }
+}
+
 /// The read end of a pipe already holding `data` (its write end closed).
 fn prefilled_pipe(data: &[u8]) -> io::Result<std::os::fd::OwnedFd> {
     let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;

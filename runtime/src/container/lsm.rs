@@ -39,18 +39,63 @@ pub fn requested(proc_: &Process) -> (Option<&str>, Option<&str>) {
     )
 }
 
-/// A failed label write, naming the config field.
+/// A label that cannot be applied, naming the config field.
 #[derive(Debug, thiserror::Error)]
-#[error("{field} {label:?}: writing {path}: {source}")]
-pub struct LsmError {
-    pub field: &'static str,
-    pub label: String,
-    pub path: String,
-    #[source]
-    pub source: io::Error,
+pub enum LsmError {
+    #[error("{field} {label:?}: {lsm} is not enabled on this host ({evidence})")]
+    NotEnabled {
+        field: &'static str,
+        label: String,
+        lsm: &'static str,
+        evidence: &'static str,
+    },
+    #[error("{field} {label:?}: writing {path}: {source}")]
+    Write {
+        field: &'static str,
+        label: String,
+        path: String,
+        #[source]
+        source: io::Error,
+    },
 }
 
-/// Sets the labels the next execve applies. Spec validation has already
+/// A label for an LSM the host does not run would be silently dropped and
+/// the process would run unconfined: refuse it. The host is asked only
+/// when a label is set (no sysfs read on every create).
+pub fn check_enabled(proc_: &Process) -> Result<(), LsmError> {
+    let (apparmor, selinux) = requested(proc_);
+    let checks = [
+        (
+            apparmor,
+            "process.apparmorProfile",
+            apparmor_enabled as fn() -> bool,
+            "AppArmor",
+            APPARMOR_ENABLED,
+        ),
+        (
+            selinux,
+            "process.selinuxLabel",
+            selinux_enabled,
+            "SELinux",
+            SELINUX_FS,
+        ),
+    ];
+    for (label, field, enabled, lsm, evidence) in checks {
+        if let Some(label) = label {
+            if !enabled() {
+                return Err(LsmError::NotEnabled {
+                    field,
+                    label: label.to_string(),
+                    lsm,
+                    evidence,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sets the labels the next execve applies. [`check_enabled`] has already
 /// refused a label whose LSM is not active.
 pub fn set_exec_labels(proc_: &Process) -> Result<(), LsmError> {
     let (apparmor, selinux) = requested(proc_);
@@ -59,7 +104,7 @@ pub fn set_exec_labels(proc_: &Process) -> Result<(), LsmError> {
     }
     let fail = |field, label: &str, path: &dyn std::fmt::Display| {
         let (label, path) = (label.to_string(), path.to_string());
-        move |source| LsmError {
+        move |source| LsmError::Write {
             field,
             label,
             path,

@@ -77,6 +77,8 @@ pub struct Plan {
     pub new_user: bool,
     /// The other namespaces to unshare.
     pub unshare: CloneFlags,
+    /// `linux.timeOffsets` as timens_offsets text, for a new time namespace.
+    pub time_offsets: Option<String>,
 }
 
 impl Plan {
@@ -107,18 +109,70 @@ pub fn plan(linux: &Linux) -> Result<Plan, NsError> {
             None => unshare |= clone_flag(kind),
         }
     }
-    // setns(user) first: later joins need its privileges; mount last,
-    // because it changes how the remaining paths would resolve.
+    sort_joins(&mut join);
+    let time_offsets = linux
+        .time_offsets()
+        .as_ref()
+        .filter(|_| unshare.contains(clone_flag(LinuxNamespaceType::Time)))
+        .map(|offsets| {
+            offsets
+                .iter()
+                .map(|(clock, off)| {
+                    format!(
+                        "{clock} {} {}\n",
+                        off.secs().unwrap_or(0),
+                        off.nanosecs().unwrap_or(0)
+                    )
+                })
+                .collect()
+        });
+    Ok(Plan {
+        join,
+        new_user,
+        unshare,
+        time_offsets,
+    })
+}
+
+/// For `exec`: every namespace of the container, joined through its
+/// init's /proc/<pid>/ns files.
+pub fn plan_joining(linux: &Linux, init: i32) -> Result<Plan, NsError> {
+    let mut join = Vec::new();
+    for ns in linux.namespaces().as_deref().unwrap_or_default() {
+        let path = PathBuf::from(format!("/proc/{init}/ns/{}", proc_name(ns.typ())));
+        join.push(open(ns.typ(), &path)?);
+    }
+    sort_joins(&mut join);
+    Ok(Plan {
+        join,
+        new_user: false,
+        unshare: CloneFlags::empty(),
+        time_offsets: None,
+    })
+}
+
+/// The name of a namespace's file in /proc/<pid>/ns.
+fn proc_name(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+/// setns(user) first: later joins need its privileges; mount last,
+/// because it changes how the remaining paths would resolve.
+fn sort_joins(join: &mut [Join]) {
     join.sort_by_key(|j| match j.kind {
         LinuxNamespaceType::User => 0,
         LinuxNamespaceType::Mount => 2,
         _ => 1,
     });
-    Ok(Plan {
-        join,
-        new_user,
-        unshare,
-    })
 }
 
 fn open(kind: LinuxNamespaceType, path: &Path) -> Result<Join, NsError> {
@@ -197,19 +251,11 @@ fn write_proc(file: ProcFile<'_>, text: &str) -> Result<(), NsError> {
 
 /// Offsets for a new time namespace, written by the process that
 /// unshared it, before its first child (the init) is forked.
-pub fn write_time_offsets(linux: &Linux) -> Result<(), NsError> {
-    let Some(offsets) = linux.time_offsets() else {
-        return Ok(());
-    };
-    let mut text = String::new();
-    for (clock, off) in offsets {
-        text.push_str(&format!(
-            "{clock} {} {}\n",
-            off.secs().unwrap_or(0),
-            off.nanosecs().unwrap_or(0)
-        ));
+pub fn write_time_offsets(plan: &Plan) -> Result<(), NsError> {
+    match &plan.time_offsets {
+        Some(text) => write_proc(ProcFile::OwnSelf("timens_offsets"), text),
+        None => Ok(()),
     }
-    write_proc(ProcFile::OwnSelf("timens_offsets"), &text)
 }
 
 #[cfg(test)]

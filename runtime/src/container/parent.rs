@@ -1,23 +1,25 @@
-//! `rtctr create`: the recipe, top to bottom. Every step that leaves
+//! `create`, the runtime side: [`plan`] decides everything that can be
+//! decided before anything exists (so a bad config leaves no trace), then
+//! [`build`] is the parent recipe, one step a line. Every step that leaves
 //! something behind is recorded in [`Undo`], which removes it again if a
-//! later step fails.
+//! later step fails. The child recipe is [`init::run_init`].
 
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::sys::stat::Mode;
-use oci_spec::runtime::Spec;
+use nix::unistd::Pid;
+use oci_spec::runtime::LinuxNamespaceType;
 use rtctr_cgroups::Cgroup;
 
-use super::sync::{self, Msg, SyncError};
-use crate::container::{hooks, namespaces};
-use crate::spec;
+use super::capabilities::{self, CapabilityPlan};
+use super::init::{self, Enter};
+use super::seccomp::{self, Program};
+use super::sync::{Channel, Msg, SyncError};
+use super::{hooks, lsm, namespaces, network, pidfd, process, terminal};
+use crate::spec::{self, Config};
 use crate::state::{self, ContainerDir, State, StateError, Status, Store};
-use crate::sys::process::{fork_into_cgroup, Forked};
-
-use super::init;
-pub use init::with_status;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CreateError {
@@ -31,7 +33,7 @@ pub enum CreateError {
     Cgroup(#[from] rtctr_cgroups::Error),
     #[error(transparent)]
     Hook(#[from] hooks::HookError),
-    #[error("{0}")]
+    #[error(transparent)]
     Sync(#[from] SyncError),
     #[error("{what} {path}: {source}")]
     Io {
@@ -40,14 +42,20 @@ pub enum CreateError {
         #[source]
         source: io::Error,
     },
-    #[error("{0}")]
-    Unsupported(String),
+    #[error("process.terminal is true: cannot allocate a terminal without --console-socket")]
+    TerminalWithoutConsole,
+    #[error("--console-socket given but process.terminal is false")]
+    ConsoleWithoutTerminal,
     #[error(transparent)]
-    Caps(#[from] crate::container::capabilities::CapError),
+    Terminal(#[from] terminal::TerminalError),
     #[error(transparent)]
-    Network(#[from] rtctr_hooks::NetError),
+    Caps(#[from] capabilities::CapError),
     #[error(transparent)]
-    Seccomp(#[from] crate::container::seccomp::SeccompError),
+    Network(#[from] network::NetworkError),
+    #[error(transparent)]
+    Seccomp(#[from] seccomp::SeccompError),
+    #[error(transparent)]
+    Lsm(#[from] lsm::LsmError),
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> CreateError + 'a {
@@ -78,6 +86,324 @@ pub struct Created {
     pub terminal: bool,
 }
 
+/// What `create` decided before anything exists; the parent recipe and
+/// the child recipe (which sees it in its copy of memory) both read it.
+pub struct Plan<'a> {
+    pub opts: &'a CreateOptions,
+    pub config: Config,
+    /// config.json as read, kept as the container's snapshot.
+    raw: Vec<u8>,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub ns: namespaces::Plan,
+    pub cgroup: Cgroup,
+    caps: CapabilityPlan,
+    seccomp: Option<Program>,
+    /// Where the terminal master goes: a connected --console-socket, or
+    /// `run`'s own socket.
+    console: Option<Console<'a>>,
+}
+
+enum Console<'a> {
+    Connected(OwnedFd),
+    Given(BorrowedFd<'a>),
+}
+
+impl Plan<'_> {
+    /// The container has a mount namespace of its own (else it shares
+    /// rtctr's and chroots).
+    pub fn own_mounts(&self) -> bool {
+        self.ns.has(LinuxNamespaceType::Mount)
+    }
+
+    pub fn new_cgroupns(&self) -> bool {
+        self.ns.creates(LinuxNamespaceType::Cgroup)
+    }
+
+    pub fn console(&self) -> Option<BorrowedFd<'_>> {
+        self.console.as_ref().map(|c| match c {
+            Console::Connected(fd) => fd.as_fd(),
+            Console::Given(fd) => *fd,
+        })
+    }
+
+    pub fn process_setup(&self) -> process::Setup<'_> {
+        process::Setup {
+            process: &self.config.process,
+            caps: &self.caps,
+            seccomp: self.seccomp.as_ref(),
+            preserve_fds: self.opts.preserve_fds,
+        }
+    }
+}
+
+/// Creates a container. `console` is a socket the init sends its
+/// terminal master to when there is no --console-socket (`run` proxies
+/// the terminal).
+pub fn create(
+    store: &Store,
+    opts: &CreateOptions,
+    console: Option<BorrowedFd<'_>>,
+) -> Result<Created, CreateError> {
+    let plan = plan(opts, console)?;
+    let dir = store.create(&opts.id)?;
+    let mut undo = Undo::default();
+    match build(&dir, &plan, &mut undo) {
+        Ok(state) => Ok(Created {
+            dir,
+            state,
+            terminal: plan.config.process.terminal(),
+        }),
+        Err(e) => {
+            undo.run(dir, &plan.config);
+            Err(e)
+        }
+    }
+}
+
+/// Everything that can fail before anything exists: the config, the host
+/// paths it names, the capability and seccomp programs, the annotations.
+fn plan<'a>(
+    opts: &'a CreateOptions,
+    console: Option<BorrowedFd<'a>>,
+) -> Result<Plan<'a>, CreateError> {
+    state::validate_id(&opts.id)?;
+    let bundle = std::fs::canonicalize(&opts.bundle).map_err(io_err("bundle", &opts.bundle))?;
+    let (spec, raw) = spec::load(&bundle)?;
+    let config = spec::validate(spec)?;
+    let rootfs = rootfs_path(&bundle, &config.root_path)?;
+    lsm::check_enabled(&config.process)?;
+    let console = console_receiver(opts, &config, console)?;
+    let ns = namespaces::plan(&config.linux)?;
+    let cgroups_path = config.linux.cgroups_path().as_deref();
+    let cgroup = Cgroup::resolve(cgroups_path, &opts.id, opts.systemd_cgroup)?;
+    let (caps, warnings) = capabilities::plan(config.process.capabilities().as_ref())?;
+    warnings.iter().for_each(|w| log::warn!("{w}"));
+    let seccomp = config.linux.seccomp().as_ref().map(seccomp::compile);
+    let seccomp = seccomp.transpose()?;
+    let annotations = config.spec.annotations().clone().unwrap_or_default();
+    network::check(&opts.id, &annotations)?;
+    Ok(Plan {
+        opts,
+        config,
+        raw,
+        bundle,
+        rootfs,
+        ns,
+        cgroup,
+        caps,
+        seccomp,
+        console,
+    })
+}
+
+/// The parent recipe.
+fn build(dir: &ContainerDir, plan: &Plan, undo: &mut Undo) -> Result<State, CreateError> {
+    write_snapshot(dir, plan)?;
+    make_cgroup(plan, undo)?;
+    let (intermediate, chan) = spawn(dir, plan, undo)?;
+    let pid = await_init_pid(&chan, intermediate, plan, undo)?;
+    let mut state = record(plan, pid)?;
+    undo.poststop_state = Some(state_json(&state, Status::Stopped));
+    chan.expect(Msg::NamespacesReady)?;
+    attach_network(dir, plan, &mut state, undo)?;
+    let creating = run_runtime_hooks(plan, &state)?;
+    chan.send(&Msg::HooksDone(creating))?;
+    let created = state.oci(Status::Created);
+    chan.serve_listeners(Some(Msg::Created), |fd| {
+        hand_over_listener(plan, pid, fd, &created)
+    })?;
+    dir.save(&state)?;
+    if let Some(p) = &plan.opts.pid_file {
+        state::write_pid_file(p, pid)?;
+    }
+    Ok(state)
+}
+
+/// `<root>/<id>/config.json` (the snapshot later verbs read) and the exec
+/// fifo the init waits on until `start`.
+fn write_snapshot(dir: &ContainerDir, plan: &Plan) -> Result<(), CreateError> {
+    let config = dir.file(state::CONFIG_FILE);
+    std::fs::write(&config, &plan.raw).map_err(io_err("write", &config))?;
+    let fifo = dir.file(state::EXEC_FIFO);
+    nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o622))
+        .map_err(|e| io_err("mkfifo", &fifo)(e.into()))?;
+    if plan.ns.new_user {
+        // The init is root only inside its user namespace: give the fifo
+        // to the host ids its root maps to.
+        let root_of = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+            let maps = maps.as_deref().unwrap_or_default();
+            maps.iter()
+                .find(|m| m.container_id() == 0)
+                .map(|m| m.host_id())
+        };
+        let linux = &plan.config.linux;
+        let uid = root_of(linux.uid_mappings()).map(nix::unistd::Uid::from_raw);
+        let gid = root_of(linux.gid_mappings()).map(nix::unistd::Gid::from_raw);
+        nix::unistd::chown(&fifo, uid, gid).map_err(|e| io_err("chown", &fifo)(e.into()))?;
+    }
+    Ok(())
+}
+
+/// The cgroup with `linux.resources`: the config's device rules, then the
+/// devices every container gets and its `linux.devices` (as runc does).
+fn make_cgroup(plan: &Plan, undo: &mut Undo) -> Result<(), CreateError> {
+    plan.cgroup.create()?;
+    undo.cgroup = Some(plan.cgroup.clone());
+    let linux = &plan.config.linux;
+    let mut res = linux.resources().clone().unwrap_or_default();
+    res.set_devices(Some(rtctr_cgroups::devices::create_rules(
+        res.devices().as_deref(),
+        linux.devices().as_deref().unwrap_or_default(),
+    )));
+    plan.cgroup.apply(&res)?;
+    Ok(())
+}
+
+/// Forks the intermediate process, whose child becomes the container init.
+fn spawn(dir: &ContainerDir, plan: &Plan, undo: &mut Undo) -> Result<(Pid, Channel), CreateError> {
+    let enter = Enter {
+        cgroup: Some(&plan.cgroup),
+        ns: &plan.ns,
+        lock_fd: Some(dir.lock_fd()),
+    };
+    let (pid, chan) = init::spawn(&enter, |chan| init::run_init(plan, &dir.path, chan))
+        .map_err(io_err("fork", Path::new("rtctr")))?;
+    undo.init = Some((pid.as_raw(), None));
+    if !plan.own_mounts() {
+        undo.host_mounts = Some(plan.rootfs.clone());
+    }
+    Ok((pid, chan))
+}
+
+/// Until the intermediate reports the init's pid, it may ask for its user
+/// namespace maps; then it exits and is reaped.
+fn await_init_pid(
+    chan: &Channel,
+    intermediate: Pid,
+    plan: &Plan,
+    undo: &mut Undo,
+) -> Result<i32, CreateError> {
+    let pid = chan.await_child_pid(|| {
+        namespaces::write_id_maps(intermediate.as_raw(), &plan.config.linux)
+            .map_err(CreateError::from)
+    })?;
+    let _ = nix::sys::wait::waitpid(intermediate, None);
+    undo.init = Some((pid, pidfd::open(pid)));
+    Ok(pid)
+}
+
+/// The state `create` will save, with the init's start time.
+fn record(plan: &Plan, pid: i32) -> Result<State, CreateError> {
+    let pid_start =
+        pidfd::start_time(pid).map_err(io_err("read start time of", Path::new("init")))?;
+    Ok(State {
+        id: plan.opts.id.clone(),
+        pid,
+        pid_start,
+        bundle: plan.bundle.clone(),
+        rootfs: plan.rootfs.clone(),
+        created: state::now_rfc3339(),
+        owner: owner(),
+        annotations: plan.config.spec.annotations().clone().unwrap_or_default(),
+        cgroup: Some(plan.cgroup.clone()),
+        network: None,
+        started: false,
+        host_mounts: !plan.own_mounts(),
+    })
+}
+
+fn state_json(state: &State, status: Status) -> Vec<u8> {
+    serde_json::to_vec(&state.oci(status)).unwrap_or_default()
+}
+
+/// The built-in network hook, at the createRuntime point: the container's
+/// netns exists.
+fn attach_network(
+    dir: &ContainerDir,
+    plan: &Plan,
+    state: &mut State,
+    undo: &mut Undo,
+) -> Result<(), CreateError> {
+    let hostname = plan.config.spec.hostname().clone();
+    let hostname = hostname.unwrap_or_else(|| state.id.clone());
+    let attached = network::attach(
+        &state.id,
+        state.pid,
+        &state.annotations,
+        &hostname,
+        &dir.path,
+    )?;
+    if let Some(att) = attached {
+        undo.network = Some((state.id.clone(), att.network));
+        state.network = Some(att.record);
+    }
+    Ok(())
+}
+
+/// prestart (deprecated) and createRuntime hooks, in the runtime's
+/// namespaces, once the container's exist. Returns the state they got.
+fn run_runtime_hooks(plan: &Plan, state: &State) -> Result<String, CreateError> {
+    let json = String::from_utf8(state_json(state, Status::Creating)).unwrap_or_default();
+    if let Some(h) = plan.config.spec.hooks() {
+        for (kind, list) in [
+            ("prestart", h.prestart()),
+            ("createRuntime", h.create_runtime()),
+        ] {
+            hooks::run_all(kind, list.as_deref().unwrap_or_default(), json.as_bytes())?;
+        }
+    }
+    Ok(json)
+}
+
+fn hand_over_listener(
+    plan: &Plan,
+    pid: i32,
+    fd: i32,
+    state: &state::OciState,
+) -> Result<(), CreateError> {
+    match &plan.seccomp {
+        Some(program) => Ok(program.hand_over_listener(pid, fd, state)?),
+        None => Ok(()),
+    }
+}
+
+fn rootfs_path(bundle: &Path, root: &Path) -> Result<PathBuf, CreateError> {
+    let path = bundle.join(root);
+    let path = std::fs::canonicalize(&path).map_err(io_err("root.path", &path))?;
+    if !path.is_dir() {
+        return Err(io_err("root.path", &path)(io::Error::from_raw_os_error(
+            libc::ENOTDIR,
+        )));
+    }
+    Ok(path)
+}
+
+/// The terminal's receiver: --console-socket, connected here (a host
+/// path), or `run`'s socket. Refused when it and process.terminal disagree.
+fn console_receiver<'a>(
+    opts: &CreateOptions,
+    config: &Config,
+    given: Option<BorrowedFd<'a>>,
+) -> Result<Option<Console<'a>>, CreateError> {
+    match (config.process.terminal(), &opts.console_socket, given) {
+        (true, Some(path), _) => Ok(Some(Console::Connected(terminal::connect(path)?))),
+        (true, None, Some(fd)) => Ok(Some(Console::Given(fd))),
+        (true, None, None) => Err(CreateError::TerminalWithoutConsole),
+        (false, Some(_), _) => Err(CreateError::ConsoleWithoutTerminal),
+        (false, None, _) => Ok(None),
+    }
+}
+
+fn owner() -> String {
+    let uid = nix::unistd::getuid();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string())
+}
+
 /// What create has made so far, undone in reverse on failure.
 #[derive(Default)]
 struct Undo {
@@ -95,407 +421,32 @@ struct Undo {
 }
 
 impl Undo {
-    fn run(self, dir: ContainerDir, spec: &Spec) {
+    /// Best effort: each failure is logged and the rest still runs.
+    fn run(self, dir: ContainerDir, config: &Config) {
         if let Some((pid, pidfd)) = self.init {
-            crate::commands::kill::kill_and_wait(pid, pidfd.as_ref());
+            pidfd::kill_and_wait(pid, pidfd.as_ref());
         }
         if let Some((id, net)) = self.network {
-            let _ = rtctr_hooks::teardown(&id, Some(&net));
+            network::detach(&id, &net);
         }
         if let Some(rootfs) = self.host_mounts {
-            crate::container::rootfs::unmount_under(&rootfs);
+            super::rootfs::unmount_under(&rootfs);
         }
         if let Some(cg) = self.cgroup {
-            let _ = cg.destroy_killing();
+            if let Err(e) = cg.destroy_killing() {
+                log::warn!("undo create: remove cgroup: {e}");
+            }
         }
-        let _ = dir.remove();
-        let poststop = spec.hooks().as_ref().and_then(|h| h.poststop().clone());
+        if let Err(e) = dir.remove() {
+            log::warn!("undo create: {e}");
+        }
+        let poststop = config
+            .spec
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.poststop().clone());
         if let (Some(json), Some(h)) = (self.poststop_state, poststop) {
             hooks::run_all_warn("poststop", &h, &json);
         }
     }
-}
-
-pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created, CreateError> {
-    create_with(store, opts, None)
-}
-
-/// Everything `build` works from.
-struct Input<'a> {
-    opts: &'a CreateOptions,
-    spec: &'a Spec,
-    raw: &'a [u8],
-    bundle: &'a Path,
-    rootfs: &'a Path,
-    ns: &'a namespaces::Plan,
-    console: Option<init::Console<'a>>,
-    caps: &'a crate::container::capabilities::CapabilityPlan,
-    seccomp: Option<&'a crate::container::seccomp::Program>,
-}
-
-/// `create`, with `console` a socket the init sends its terminal master
-/// to when no --console-socket is given (`run` proxies the terminal).
-pub fn create_with(
-    store: &Store,
-    opts: &CreateOptions,
-    console: Option<std::os::fd::BorrowedFd<'_>>,
-) -> Result<Created, CreateError> {
-    state::validate_id(&opts.id)?;
-    let bundle = std::fs::canonicalize(&opts.bundle).map_err(io_err("bundle", &opts.bundle))?;
-    let (spec, raw) = spec::load(&bundle)?;
-    spec::validate(&spec)?;
-    let rootfs = rootfs_path(&bundle, &spec)?;
-    let terminal = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false);
-    let console = match (&opts.console_socket, console) {
-        (Some(path), _) => Some(init::Console::Path(path)),
-        (None, Some(fd)) if terminal => Some(init::Console::Fd(fd)),
-        _ => None,
-    };
-    check_terminal(&spec, console.is_some())?;
-    let linux = spec.linux().as_ref().expect("validated");
-    let ns = namespaces::plan(linux)?;
-    let cgroup = Cgroup::resolve(
-        linux.cgroups_path().as_deref(),
-        &opts.id,
-        opts.systemd_cgroup,
-    )?;
-    // Pure planning, before anything exists: errors leave nothing behind.
-    let proc_ = spec.process().as_ref().expect("validated");
-    let (caps, warnings) = crate::container::capabilities::plan(proc_.capabilities().as_ref())?;
-    for w in warnings {
-        log::warn!("{w}");
-    }
-    let seccomp = linux
-        .seccomp()
-        .as_ref()
-        .map(crate::container::seccomp::compile)
-        .transpose()?;
-    // Bad network annotations fail here, before anything exists.
-    let annotations = spec.annotations().clone().unwrap_or_default();
-    rtctr_hooks::Request::from_annotations(&opts.id, 0, &annotations)?;
-    let dir = store.create(&opts.id)?;
-    let mut undo = Undo::default();
-    let input = Input {
-        opts,
-        spec: &spec,
-        raw: &raw,
-        bundle: &bundle,
-        rootfs: &rootfs,
-        ns: &ns,
-        console,
-        caps: &caps,
-        seccomp: seccomp.as_ref(),
-    };
-    match build(&dir, &input, cgroup, &mut undo) {
-        Ok(state) => Ok(Created {
-            dir,
-            state,
-            terminal,
-        }),
-        Err(e) => {
-            undo.run(dir, &spec);
-            Err(e)
-        }
-    }
-}
-
-fn build(
-    dir: &ContainerDir,
-    input: &Input,
-    cgroup: Cgroup,
-    undo: &mut Undo,
-) -> Result<State, CreateError> {
-    let Input {
-        opts,
-        spec,
-        raw,
-        bundle,
-        rootfs,
-        ns,
-        ..
-    } = *input;
-    let config = dir.file(state::CONFIG_FILE);
-    std::fs::write(&config, raw).map_err(io_err("write", &config))?;
-    let fifo = dir.file(state::EXEC_FIFO);
-    nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o622))
-        .map_err(|e| io_err("mkfifo", &fifo)(e.into()))?;
-    if ns.new_user {
-        // The init is root only inside its user namespace: give the fifo
-        // to the host ids its root maps to.
-        let linux = spec.linux().as_ref().expect("validated");
-        let host = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
-            maps.as_deref()
-                .unwrap_or_default()
-                .iter()
-                .find(|m| m.container_id() == 0)
-                .map(|m| m.host_id())
-        };
-        nix::unistd::chown(
-            &fifo,
-            host(linux.uid_mappings()).map(nix::unistd::Uid::from_raw),
-            host(linux.gid_mappings()).map(nix::unistd::Gid::from_raw),
-        )
-        .map_err(|e| io_err("chown", &fifo)(e.into()))?;
-    }
-    cgroup.create()?;
-    undo.cgroup = Some(cgroup.clone());
-    let linux = spec.linux().as_ref().expect("validated");
-    let mut res = linux.resources().clone().unwrap_or_default();
-    // The config's device rules, then the devices every container gets
-    // and its linux.devices (as runc does).
-    res.set_devices(Some(rtctr_cgroups::devices::create_rules(
-        res.devices().as_deref(),
-        linux.devices().as_deref().unwrap_or_default(),
-    )));
-    cgroup.apply(&res)?;
-    let (ns_parent, ns_child) = sync::pair().map_err(io_err("socketpair", dir.path.as_path()))?;
-    let (parent, child) = sync::pair().map_err(io_err("socketpair", dir.path.as_path()))?;
-    let ctx = init::Ctx {
-        id: &opts.id,
-        spec,
-        bundle,
-        rootfs,
-        ns,
-        cgroup: Some(&cgroup),
-        fifo,
-        no_pivot: opts.no_pivot,
-        no_new_keyring: opts.no_new_keyring,
-        preserve_fds: opts.preserve_fds,
-        ns_chan: &ns_child,
-        init_chan: &child,
-        lock_fd: dir.lock_fd(),
-        console: input.console.clone(),
-        caps: input.caps,
-        seccomp: input.seccomp,
-    };
-    // Born in the cgroup2 directory where there is one; v1 is joined from inside.
-    let forked = fork_into_cgroup(cgroup.unified_dir());
-    let intermediate = match forked.map_err(io_err("fork", Path::new("rtctr")))? {
-        (Forked::Child, in_unified) => {
-            drop(parent);
-            drop(ns_parent);
-            init::intermediate(&ctx, in_unified)
-        }
-        (Forked::Parent(pid), _) => pid,
-    };
-    drop(child);
-    drop(ns_child);
-    undo.init = Some((intermediate.as_raw(), None));
-    if !ns.has(oci_spec::runtime::LinuxNamespaceType::Mount) {
-        undo.host_mounts = Some(rootfs.to_path_buf());
-    }
-    let pid = receive_init_pid(&ns_parent, intermediate.as_raw(), spec)?;
-    let _ = nix::sys::wait::waitpid(intermediate, None);
-    undo.init = Some((pid, pidfd_of(pid)));
-    let pid_start = crate::container::process::start_time(pid)
-        .map_err(io_err("read start time of", Path::new("init")))?;
-    let mut state = State {
-        id: opts.id.clone(),
-        pid,
-        pid_start,
-        bundle: bundle.to_path_buf(),
-        rootfs: rootfs.to_path_buf(),
-        created: state::now_rfc3339(),
-        owner: owner(),
-        annotations: spec.annotations().clone().unwrap_or_default(),
-        cgroup: Some(cgroup),
-        network: None,
-        started: false,
-        host_mounts: !ns.has(oci_spec::runtime::LinuxNamespaceType::Mount),
-    };
-    undo.poststop_state =
-        Some(serde_json::to_vec(&state.oci(Status::Stopped)).expect("state serializes"));
-    parent.expect(Msg::RuntimeHooks, "RuntimeHooks")?;
-    let state_json = serde_json::to_string(&state.oci(Status::Creating)).expect("state serializes");
-    attach_network(dir, spec, &mut state, undo)?;
-    run_runtime_hooks(spec, &mut state, &state_json)?;
-    parent.send(&Msg::Continue(state_json.clone()))?;
-    loop {
-        match parent.recv()? {
-            Msg::Created => break,
-            Msg::SeccompListener(fd) => {
-                forward_listener(input.seccomp, pid, fd, &state)?;
-                parent.send(&Msg::Continue(String::new()))?;
-            }
-            got => {
-                return Err(SyncError::Unexpected {
-                    got: format!("{got:?}"),
-                    want: "Created",
-                }
-                .into())
-            }
-        }
-    }
-    dir.save(&state)?;
-    if let Some(p) = &opts.pid_file {
-        write_pid_file(p, pid)?;
-    }
-    Ok(state)
-}
-
-/// Copies the init's seccomp listener (pidfd_getfd) and sends it to
-/// `listenerPath` with the container process state, as the spec says.
-fn forward_listener(
-    program: Option<&crate::container::seccomp::Program>,
-    pid: i32,
-    fd: i32,
-    state: &State,
-) -> Result<(), CreateError> {
-    let Some(path) = program.and_then(|p| p.listener_path()) else {
-        return Ok(());
-    };
-    let listener = crate::container::seccomp::take_listener(pid, fd)?;
-    let oci: oci_spec::runtime::State = serde_json::from_value(
-        serde_json::to_value(state.oci(Status::Created)).expect("state serializes"),
-    )
-    .map_err(|e| CreateError::Unsupported(format!("state for the seccomp listener: {e}")))?;
-    crate::container::seccomp::send_listener(
-        path,
-        std::os::fd::AsFd::as_fd(&listener),
-        pid,
-        &oci,
-        program.and_then(|p| p.listener_metadata()),
-    )?;
-    Ok(())
-}
-
-/// Until the init reports its pid, the intermediate may ask for its user
-/// namespace maps.
-fn receive_init_pid(
-    parent: &sync::Channel,
-    intermediate: i32,
-    spec: &Spec,
-) -> Result<i32, CreateError> {
-    loop {
-        match parent.recv()? {
-            Msg::UsernsCreated => {
-                namespaces::write_id_maps(intermediate, spec.linux().as_ref().expect("validated"))?;
-                parent.send(&Msg::MapsWritten)?;
-            }
-            Msg::InitPid(pid) => return Ok(pid),
-            got => {
-                return Err(SyncError::Unexpected {
-                    got: format!("{got:?}"),
-                    want: "InitPid",
-                }
-                .into())
-            }
-        }
-    }
-}
-
-/// The built-in network hook (annotation `rtctr.network`), at the
-/// createRuntime point: the container's netns exists. Writes resolv.conf
-/// and hosts into the state directory for the init to bind.
-fn attach_network(
-    dir: &ContainerDir,
-    spec: &Spec,
-    state: &mut State,
-    undo: &mut Undo,
-) -> Result<(), CreateError> {
-    let Some(req) =
-        rtctr_hooks::Request::from_annotations(&state.id, state.pid as u32, &state.annotations)?
-    else {
-        return Ok(());
-    };
-    let att = rtctr_hooks::setup(&req)?;
-    undo.network = Some((state.id.clone(), att.network.clone()));
-    // The spec is in memory: no second read of the config on this path.
-    let hostname = spec.hostname().clone().unwrap_or_else(|| state.id.clone());
-    for (name, text) in [
-        ("resolv.conf", rtctr_hooks::files::resolv_conf()),
-        ("hosts", rtctr_hooks::files::hosts(&hostname, Some(att.ip))),
-    ] {
-        let path = dir.file(name);
-        std::fs::write(&path, text).map_err(io_err("write", &path))?;
-    }
-    state.network = Some(serde_json::to_value(&att).expect("attachment serializes"));
-    Ok(())
-}
-
-/// prestart (deprecated) and createRuntime hooks, in the runtime's
-/// namespaces, once the container's exist.
-fn run_runtime_hooks(spec: &Spec, _state: &mut State, state_json: &str) -> Result<(), CreateError> {
-    if let Some(h) = spec.hooks() {
-        hooks::run_all(
-            "prestart",
-            h.prestart().as_deref().unwrap_or_default(),
-            state_json.as_bytes(),
-        )?;
-        hooks::run_all(
-            "createRuntime",
-            h.create_runtime().as_deref().unwrap_or_default(),
-            state_json.as_bytes(),
-        )?;
-    }
-    Ok(())
-}
-
-fn rootfs_path(bundle: &Path, spec: &Spec) -> Result<PathBuf, CreateError> {
-    let root = spec.root().as_ref().expect("validated").path();
-    let path = if root.is_absolute() {
-        root.clone()
-    } else {
-        bundle.join(root)
-    };
-    let path = std::fs::canonicalize(&path).map_err(io_err("root.path", &path))?;
-    if !path.is_dir() {
-        return Err(io_err("root.path", &path)(io::Error::from_raw_os_error(
-            libc::ENOTDIR,
-        )));
-    }
-    Ok(path)
-}
-
-fn check_terminal(spec: &Spec, has_console: bool) -> Result<(), CreateError> {
-    let terminal = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false);
-    if terminal && !has_console {
-        return Err(CreateError::Unsupported(
-            "process.terminal is true: cannot allocate a terminal without --console-socket".into(),
-        ));
-    }
-    if !terminal && has_console {
-        return Err(CreateError::Unsupported(
-            "--console-socket given but process.terminal is false".into(),
-        ));
-    }
-    Ok(())
-}
-
-fn owner() -> String {
-    let uid = nix::unistd::getuid();
-    nix::unistd::User::from_uid(uid)
-        .ok()
-        .flatten()
-        .map(|u| u.name)
-        .unwrap_or_else(|| uid.to_string())
-}
-
-/// The pid file is written atomically (engines poll it).
-pub fn write_pid_file(path: &Path, pid: i32) -> Result<(), CreateError> {
-    let abs = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .map_err(io_err("cwd", path))?
-            .join(path)
-    };
-    state::write_atomic(&abs, pid.to_string().as_bytes()).map_err(CreateError::State)
-}
-
-/// The fd of a pidfd for polling.
-pub fn pidfd_of(pid: i32) -> Option<OwnedFd> {
-    rustix::process::pidfd_open(
-        rustix::process::Pid::from_raw(pid)?,
-        rustix::process::PidfdFlags::empty(),
-    )
-    .ok()
 }

@@ -1,8 +1,15 @@
-//! The container process's own settings: liveness of a pid, rlimits,
-//! user and groups, environment and the executable lookup.
+//! The one path from "in the container's namespaces and root" to
+//! `execve`, taken by the container init and by every `exec`'d process:
+//! rlimits, the LSM exec label, descriptors, seccomp (before the user
+//! switch unless no_new_privs), capabilities and user, umask, cwd,
+//! no_new_privs, the program lookup, seccomp (after, with no_new_privs),
+//! the seccomp listener handed to the runtime, and finally execve.
 
+use std::convert::Infallible;
 use std::ffi::CString;
+use std::fs::File;
 use std::io;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -10,6 +17,13 @@ use std::path::{Path, PathBuf};
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::unistd::{Gid, Uid};
 use oci_spec::runtime::{PosixRlimit, PosixRlimitType, Process};
+
+use super::capabilities::{CapError, CapabilityPlan};
+use super::lsm::{self, LsmError};
+use super::resolve;
+use super::seccomp::{Program, SeccompError};
+use super::sync::{Channel, Msg, SyncError};
+use crate::spec::ValidProcess;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
@@ -42,26 +56,169 @@ pub enum ProcessError {
     },
     #[error("{what} contains a NUL byte")]
     Nul { what: String },
+    #[error("process.cwd {cwd}: {op}: {source}")]
+    Cwd {
+        cwd: PathBuf,
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{op}: {source}")]
+    Sys {
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("exec {program}: {source}")]
+    Exec {
+        program: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Lsm(#[from] LsmError),
+    #[error(transparent)]
+    Caps(#[from] CapError),
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
 }
 
-/// Is `pid` alive and still the process that started at `start`
-/// (clock ticks after boot)? A zombie counts as dead.
-pub fn is_alive(pid: i32, start: u64) -> bool {
-    if pid <= 0 {
-        return false;
-    }
-    match procfs::process::Process::new(pid).and_then(|p| p.stat()) {
-        Ok(stat) => stat.starttime == start && stat.state != 'Z' && stat.state != 'X',
-        Err(_) => false,
+fn sys(op: &'static str) -> impl FnOnce(nix::Error) -> ProcessError {
+    move |e| ProcessError::Sys {
+        op,
+        source: e.into(),
     }
 }
 
-/// The start time of `pid` in clock ticks after boot.
-pub fn start_time(pid: i32) -> io::Result<u64> {
-    procfs::process::Process::new(pid)
-        .and_then(|p| p.stat())
-        .map(|s| s.starttime)
-        .map_err(|e| io::Error::other(e.to_string()))
+/// What a container process is made of besides its config, planned by the
+/// runtime before it forks (the child reads it from its copy of memory).
+pub struct Setup<'a> {
+    pub process: &'a ValidProcess,
+    pub caps: &'a CapabilityPlan,
+    pub seccomp: Option<&'a Program>,
+    /// `--preserve-fds`: descriptors 3..3+N stay open across execve.
+    pub preserve_fds: u32,
+}
+
+/// A process with everything set but the program: only [`exec`] is left.
+pub struct Ready {
+    program: PathBuf,
+    path: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+}
+
+/// Sets up the calling process, already in the container's namespaces and
+/// root, as `setup.process` says. A seccomp notify listener is reported
+/// over `chan`; the parent copies it before this returns.
+pub fn prepare(setup: &Setup, chan: &Channel) -> Result<Ready, ProcessError> {
+    let process = setup.process;
+    set_rlimits(process.rlimits().as_deref().unwrap_or_default())?;
+    // Before seccomp (which may forbid fsopen) and the user switch.
+    lsm::set_exec_labels(process)?;
+    // Only stdio and --preserve-fds reach the program (before any seccomp
+    // filter, which may well forbid close_range).
+    crate::sys::process::cloexec_from(3 + setup.preserve_fds).map_err(|source| {
+        ProcessError::Sys {
+            op: "close_range",
+            source,
+        }
+    })?;
+    let nnp = process.no_new_privileges();
+    let mut listener = None;
+    if let (Some(filter), false) = (setup.seccomp, nnp) {
+        // Without no_new_privs the kernel wants CAP_SYS_ADMIN for the
+        // filter: install it before the capabilities are dropped.
+        listener = filter.install()?;
+    }
+    become_user(process, setup.caps)?;
+    let ready = resolve_program(process)?;
+    if let (Some(filter), true) = (setup.seccomp, nnp) {
+        // As late as possible: rtctr's own set-up is not filtered.
+        listener = filter.install()?;
+    }
+    if let Some(fd) = listener {
+        chan.send(&Msg::SeccompListener(fd.as_raw_fd()))?;
+        // The parent copies it with pidfd_getfd before we go on.
+        chan.expect(Msg::ListenerTaken)?;
+    }
+    Ok(ready)
+}
+
+/// execve: returns only the error.
+pub fn exec(ready: Ready) -> ProcessError {
+    let result: Result<Infallible, _> = nix::unistd::execve(&ready.path, &ready.argv, &ready.envp);
+    let source = match result {
+        Ok(never) => match never {},
+        Err(e) => e.into(),
+    };
+    ProcessError::Exec {
+        program: ready.program,
+        source,
+    }
+}
+
+/// Bounding set, user and groups, the other capability sets, umask, cwd,
+/// no_new_privs — in that order: capabilities must survive the uid switch
+/// (keepcaps), and a cwd the user may not enter must fail.
+fn become_user(process: &ValidProcess, caps: &CapabilityPlan) -> Result<(), ProcessError> {
+    caps.drop_bounding()?;
+    nix::sys::prctl::set_keepcaps(true).map_err(sys("prctl(PR_SET_KEEPCAPS)"))?;
+    switch_user(process)?;
+    nix::sys::prctl::set_keepcaps(false).map_err(sys("prctl(PR_SET_KEEPCAPS)"))?;
+    caps.apply_after_user_switch()?;
+    if let Some(mask) = process.user().umask() {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+    }
+    enter_cwd(process.cwd())?;
+    if process.no_new_privileges() {
+        nix::sys::prctl::set_no_new_privs().map_err(sys("prctl(PR_SET_NO_NEW_PRIVS)"))?;
+    }
+    Ok(())
+}
+
+/// chdir to `cwd`, resolved inside "/" (the container's root) without magic
+/// links: a cwd of /proc/self/fd/N cannot follow a host directory fd that
+/// is still open here (CVE-2024-21626).
+fn enter_cwd(cwd: &Path) -> Result<(), ProcessError> {
+    let err = |op| {
+        move |e: io::Error| ProcessError::Cwd {
+            cwd: cwd.to_path_buf(),
+            op,
+            source: e,
+        }
+    };
+    let root = File::open("/").map_err(err("open /"))?;
+    match resolve::open_path(root.as_fd(), cwd, false) {
+        Ok(dir) => nix::unistd::fchdir(&dir).map_err(|e| err("chdir")(e.into())),
+        // openat2 refused by a seccomp profile older than it (installed
+        // already when noNewPrivileges is false): chdir, then check as runc
+        // does that the cwd is reachable from the root.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::ENOSYS)) => {
+            nix::unistd::chdir(cwd).map_err(|e| err("chdir")(e.into()))?;
+            match std::env::current_dir() {
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                    Err(err("outside the container root")(e))
+                }
+                _ => Ok(()),
+            }
+        }
+        Err(e) => Err(err("resolve")(e)),
+    }
+}
+
+/// The program found in the container's PATH, and execve's arguments.
+fn resolve_program(process: &ValidProcess) -> Result<Ready, ProcessError> {
+    let env = environment(process);
+    let program = lookup(process.program(), &env)?;
+    Ok(Ready {
+        path: cpath(&program)?,
+        argv: cstrings("process.args", process.argv())?,
+        envp: cstrings("process.env", &env)?,
+        program,
+    })
 }
 
 fn rlimit_resource(t: PosixRlimitType) -> Resource {
@@ -95,7 +252,7 @@ fn rlimit_name(t: PosixRlimitType) -> String {
 
 /// setrlimit for each configured limit. Raising a hard limit needs
 /// CAP_SYS_RESOURCE, which some hosts withhold: say so plainly.
-pub fn set_rlimits(rlimits: &[PosixRlimit]) -> Result<(), ProcessError> {
+fn set_rlimits(rlimits: &[PosixRlimit]) -> Result<(), ProcessError> {
     for (index, r) in rlimits.iter().enumerate() {
         let resource = rlimit_resource(r.typ());
         let name = rlimit_name(r.typ());
@@ -119,7 +276,7 @@ pub fn set_rlimits(rlimits: &[PosixRlimit]) -> Result<(), ProcessError> {
 }
 
 /// setgroups, setresgid, setresuid for `process.user`.
-pub fn switch_user(process: &Process) -> Result<(), ProcessError> {
+fn switch_user(process: &Process) -> Result<(), ProcessError> {
     let user = process.user();
     let err = |op: String| move |source| ProcessError::User { op, source };
     let gids: Vec<Gid> = user
@@ -145,7 +302,7 @@ pub fn switch_user(process: &Process) -> Result<(), ProcessError> {
 
 /// The environment for execve, with HOME added from the container's
 /// /etc/passwd when the config has none (as runc does).
-pub fn environment(process: &Process) -> Vec<String> {
+fn environment(process: &Process) -> Vec<String> {
     let mut env: Vec<String> = process.env().clone().unwrap_or_default();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         let home = home_of(process.user().uid()).unwrap_or_else(|| "/".to_string());
@@ -165,7 +322,7 @@ fn home_of(uid: u32) -> Option<String> {
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Finds `program` as execvp would, with PATH from the container's env.
-pub fn lookup(program: &str, env: &[String]) -> Result<PathBuf, ProcessError> {
+fn lookup(program: &str, env: &[String]) -> Result<PathBuf, ProcessError> {
     if program.contains('/') {
         let p = PathBuf::from(program);
         check_executable(&p).map_err(|source| ProcessError::NotExecutable {
@@ -201,7 +358,7 @@ fn check_executable(p: &Path) -> io::Result<()> {
 }
 
 /// Converts strings for execve.
-pub fn cstrings(what: &str, items: &[String]) -> Result<Vec<CString>, ProcessError> {
+fn cstrings(what: &str, items: &[String]) -> Result<Vec<CString>, ProcessError> {
     items
         .iter()
         .map(|s| {
@@ -212,7 +369,7 @@ pub fn cstrings(what: &str, items: &[String]) -> Result<Vec<CString>, ProcessErr
         .collect()
 }
 
-pub fn cpath(p: &Path) -> Result<CString, ProcessError> {
+fn cpath(p: &Path) -> Result<CString, ProcessError> {
     CString::new(p.as_os_str().as_bytes()).map_err(|_| ProcessError::Nul {
         what: p.display().to_string(),
     })
@@ -232,15 +389,6 @@ mod tests {
             "exec: \"no-such-program-xyz\": executable file not found in $PATH"
         );
         assert!(lookup("/etc/passwd", &env).is_err());
-    }
-
-    #[test]
-    fn own_process_is_alive_and_start_checked() {
-        let me = std::process::id() as i32;
-        let start = start_time(me).unwrap();
-        assert!(is_alive(me, start));
-        assert!(!is_alive(me, start + 1));
-        assert!(!is_alive(0, 0));
     }
 
     #[test]

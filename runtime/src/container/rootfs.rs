@@ -11,7 +11,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::Linux;
+
+use crate::spec::Config;
 
 use crate::container::proc_files::{Proc, ProcFile};
 use crate::container::{devices, mounts, resolve};
@@ -72,11 +74,10 @@ pub struct Root {
 /// Step 1: `/` becomes a slave (or `rootfsPropagation`), the rootfs's
 /// parent mount private (pivot_root needs it), and the rootfs a bind mount
 /// of itself.
-pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<Root, RootfsError> {
-    let propagation = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.rootfs_propagation().as_deref())
+fn prepare(linux: &Linux, rootfs: &Path) -> Result<Root, RootfsError> {
+    let propagation = linux
+        .rootfs_propagation()
+        .as_deref()
         .filter(|p| !p.is_empty())
         .and_then(mounts::propagation_flag)
         .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
@@ -135,7 +136,7 @@ fn make_parent_private(rootfs: &Path) -> Result<(), RootfsError> {
 /// Without a mount namespace of its own the container shares the host's:
 /// leave `/` and its propagation alone, mount under the rootfs (delete
 /// unmounts it all again, see [`unmount_under`]) and chroot.
-pub fn open_shared(rootfs: &Path) -> Result<Root, RootfsError> {
+fn open_shared(rootfs: &Path) -> Result<Root, RootfsError> {
     let fd: OwnedFd = File::open(rootfs).map_err(root_err(rootfs, "open"))?.into();
     Ok(Root {
         path: rootfs.to_path_buf(),
@@ -145,7 +146,7 @@ pub fn open_shared(rootfs: &Path) -> Result<Root, RootfsError> {
 
 /// chroot into the rootfs (no mount namespace: pivot_root would move the
 /// host's root).
-pub fn chroot(root: &Root) -> Result<(), RootfsError> {
+fn chroot(root: &Root) -> Result<(), RootfsError> {
     let p = &root.path;
     nix::unistd::fchdir(root.fd.as_fd()).map_err(|e| root_err(p, "chdir")(nix_io(e)))?;
     nix::unistd::chroot(".").map_err(|e| root_err(p, "chroot")(nix_io(e)))?;
@@ -172,7 +173,7 @@ pub fn unmount_under(dir: &Path) {
 
 /// Step 2: `mounts` in order, then the devices (unless /dev is a bind).
 pub fn mount_all(
-    spec: &Spec,
+    config: &Config,
     root: &Root,
     bundle: &Path,
     cgroup: Option<&rtctr_cgroups::Cgroup>,
@@ -184,7 +185,7 @@ pub fn mount_all(
         cgroup,
         cgroupns,
     };
-    let list = spec.mounts().as_deref().unwrap_or_default();
+    let list = config.spec.mounts().as_deref().unwrap_or_default();
     for (i, m) in list.iter().enumerate() {
         mounts::apply(&ctx, i, m)?;
     }
@@ -198,11 +199,7 @@ pub fn mount_all(
                     .any(|o| o == "bind" || o == "rbind"))
     });
     if !dev_is_bind {
-        let configured = spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.devices().as_deref())
-            .unwrap_or_default();
+        let configured = config.linux.devices().as_deref().unwrap_or_default();
         let nodes = devices::plan(configured).map_err(RootfsError::DevicePlan)?;
         devices::create(root.fd.as_fd(), &nodes)?;
         devices::symlinks(root.fd.as_fd())?;
@@ -213,8 +210,8 @@ pub fn mount_all(
 /// Writes `linux.sysctl`. /proc/sys applies to the writer's namespaces,
 /// and this runs in the container's, through rtctr's own procfs handle
 /// (the container's /proc may be read-only, absent, or tampered with).
-pub fn sysctl(spec: &Spec) -> Result<(), RootfsError> {
-    let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
+pub fn sysctl(linux: &Linux) -> Result<(), RootfsError> {
+    let Some(sysctl) = linux.sysctl().as_ref() else {
         return Ok(());
     };
     if sysctl.is_empty() {
@@ -236,12 +233,8 @@ pub fn sysctl(spec: &Spec) -> Result<(), RootfsError> {
 
 /// `linux.readonlyPaths`: each becomes a read-only bind of itself.
 /// Missing paths are skipped.
-pub fn readonly_paths(spec: &Spec, root: BorrowedFd<'_>) -> Result<(), RootfsError> {
-    let paths = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.readonly_paths().as_deref())
-        .unwrap_or_default();
+fn readonly_paths(linux: &Linux, root: BorrowedFd<'_>) -> Result<(), RootfsError> {
+    let paths = linux.readonly_paths().as_deref().unwrap_or_default();
     for p in paths {
         let err = |op| {
             let path = p.clone();
@@ -278,7 +271,7 @@ pub fn readonly_paths(spec: &Spec, root: BorrowedFd<'_>) -> Result<(), RootfsErr
 
 /// The host's /dev/null, opened and checked to really be the character
 /// device 1:3 before it is bound over anything.
-pub fn open_dev_null() -> io::Result<OwnedFd> {
+fn open_dev_null() -> io::Result<OwnedFd> {
     let f = File::options().read(true).open("/dev/null")?;
     let meta = f.metadata()?;
     if !meta.file_type().is_char_device() || meta.rdev() != nix::sys::stat::makedev(1, 3) {
@@ -291,16 +284,12 @@ pub fn open_dev_null() -> io::Result<OwnedFd> {
 
 /// `linux.maskedPaths`: files get the verified /dev/null bound over them,
 /// directories a read-only empty tmpfs. Missing paths are skipped.
-pub fn masked_paths(
-    spec: &Spec,
+fn masked_paths(
+    linux: &Linux,
     root: BorrowedFd<'_>,
     dev_null: &OwnedFd,
 ) -> Result<(), RootfsError> {
-    let paths = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.masked_paths().as_deref())
-        .unwrap_or_default();
+    let paths = linux.masked_paths().as_deref().unwrap_or_default();
     for p in paths {
         let err = |op| {
             let path = p.clone();
@@ -353,7 +342,7 @@ impl SFlagExt {
 /// Step 3: make the rootfs `/`. pivot_root(".", ".") stacks the old root
 /// under the new one; it is then made a slave (so the unmount does not
 /// propagate to the host) and lazily unmounted.
-pub fn pivot(root: &Root) -> Result<(), RootfsError> {
+fn pivot(root: &Root) -> Result<(), RootfsError> {
     let old = File::open("/").map_err(root_err(Path::new("/"), "open"))?;
     let p = &root.path;
     nix::unistd::fchdir(root.fd.as_fd()).map_err(|e| root_err(p, "chdir")(nix_io(e)))?;
@@ -373,7 +362,7 @@ pub fn pivot(root: &Root) -> Result<(), RootfsError> {
 }
 
 /// `--no-pivot`: move the rootfs over `/` and chroot into it.
-pub fn move_root(root: &Root) -> Result<(), RootfsError> {
+fn move_root(root: &Root) -> Result<(), RootfsError> {
     let p = &root.path;
     nix::unistd::fchdir(root.fd.as_fd()).map_err(|e| root_err(p, "chdir")(nix_io(e)))?;
     mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
@@ -384,7 +373,52 @@ pub fn move_root(root: &Root) -> Result<(), RootfsError> {
 }
 
 /// `root.readonly`: remount `/` read-only (after the pivot).
-pub fn readonly_root() -> Result<(), RootfsError> {
+fn readonly_root() -> Result<(), RootfsError> {
     mounts::remount_bind(Path::new("/"), MsFlags::MS_RDONLY)
         .map_err(root_err(Path::new("/"), "remount read-only"))
+}
+
+/// Step 1, with or without a mount namespace of the container's own.
+pub fn prepare_root(config: &Config, rootfs: &Path, own_mounts: bool) -> Result<Root, RootfsError> {
+    if own_mounts {
+        prepare(&config.linux, rootfs)
+    } else {
+        open_shared(rootfs)
+    }
+}
+
+/// `linux.readonlyPaths` then `linux.maskedPaths` (after the
+/// createContainer hooks, which may still write there).
+pub fn protect_paths(linux: &Linux, root: BorrowedFd<'_>) -> Result<(), RootfsError> {
+    let dev_null = open_dev_null().map_err(|source| RootfsError::Path {
+        field: "linux.maskedPaths",
+        path: "/dev/null".into(),
+        op: "open",
+        source,
+    })?;
+    readonly_paths(linux, root)?;
+    masked_paths(linux, root, &dev_null)
+}
+
+/// Step 3: the rootfs becomes `/` (chroot without a mount namespace of
+/// the container's own, whose `/` is the host's and never remounted).
+pub fn enter(
+    root: Root,
+    own_mounts: bool,
+    no_pivot: bool,
+    readonly: bool,
+) -> Result<(), RootfsError> {
+    if !own_mounts {
+        return chroot(&root);
+    }
+    if no_pivot {
+        move_root(&root)?;
+    } else {
+        pivot(&root)?;
+    }
+    drop(root);
+    if readonly {
+        readonly_root()?;
+    }
+    Ok(())
 }

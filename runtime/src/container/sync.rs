@@ -1,8 +1,20 @@
 //! The socketpair protocol between rtctr (the parent) and the processes it
-//! forks. SOCK_SEQPACKET keeps message boundaries; each message is one
-//! JSON-encoded [`Msg`]. Errors in a child travel back as [`Msg::Error`]
-//! so the parent can print them.
+//! forks (the intermediate, then the container init or an exec'd process).
+//! SOCK_SEQPACKET keeps message boundaries; each message is one
+//! JSON-encoded [`Msg`] with one meaning. The handshake, in order:
+//!
+//! ```text
+//! intermediate → UsernsCreated        parent → MapsWritten     (new user namespace only)
+//! intermediate → ChildPid(pid)
+//! init         → NamespacesReady      parent → HooksDone(state) (createRuntime hooks ran)
+//! init/exec    → SeccompListener(fd)  parent → ListenerTaken   (seccomp notify only)
+//! init         → Created                                        (exec: the channel closes at execve)
+//! ```
+//!
+//! A child's error travels back as [`Msg::Error`], message and errno, so the
+//! parent prints it and can tell EPERM from ENOENT.
 
+use std::error::Error as StdError;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -15,27 +27,31 @@ pub enum Msg {
     UsernsCreated,
     /// parent → intermediate: uid/gid maps are written.
     MapsWritten,
-    /// intermediate → parent: the container init's pid (host view).
-    InitPid(i32),
-    /// init → parent: namespaces and mounts are ready; run the
+    /// intermediate → parent: the pid (host view) of the process it forked
+    /// into the container's pid namespace.
+    ChildPid(i32),
+    /// init → parent: the container's namespaces and mounts exist; run the
     /// prestart/createRuntime hooks.
-    RuntimeHooks,
-    /// parent → init: hooks done, go on; carries the OCI state JSON for
-    /// the hooks the init runs itself.
-    Continue(String),
-    /// init → parent: the seccomp notify listener is this fd of mine.
+    NamespacesReady,
+    /// parent → init: those hooks ran; the OCI state JSON for the hooks
+    /// the init runs itself.
+    HooksDone(String),
+    /// child → parent: the seccomp notify listener is this fd of mine.
     SeccompListener(i32),
+    /// parent → child: the listener is copied (pidfd_getfd) and handed on.
+    ListenerTaken,
     /// init → parent: set-up is complete; waiting on the exec fifo.
     Created,
-    /// any child → parent: a step failed.
-    Error(String),
+    /// child → parent: a step failed.
+    Error { msg: String, errno: Option<i32> },
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    #[error("{0}")]
-    Child(String),
-    #[error("container init exited during set-up without a message")]
+    /// A child's error, as it reported it.
+    #[error("{msg}")]
+    Child { msg: String, errno: Option<i32> },
+    #[error("the container process exited during set-up without a message")]
     Eof,
     #[error("unexpected message {got:?} while waiting for {want}")]
     Unexpected { got: String, want: &'static str },
@@ -43,11 +59,25 @@ pub enum SyncError {
     Io(#[from] io::Error),
 }
 
+impl SyncError {
+    /// The errno of a child's failed step, where there was one.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            SyncError::Child { errno, .. } => *errno,
+            SyncError::Io(e) => e.raw_os_error(),
+            _ => None,
+        }
+    }
+}
+
+/// One end of the channel.
 pub struct Channel {
     fd: OwnedFd,
 }
 
-/// A connected pair of channels: (parent end, child end).
+/// A connected pair of channels: (parent end, child end). Both are
+/// close-on-exec, so the parent sees the end of the channel once the
+/// child has exec'd (or died).
 pub fn pair() -> io::Result<(Channel, Channel)> {
     let (a, b) = socket::socketpair(
         AddressFamily::Unix,
@@ -60,12 +90,13 @@ pub fn pair() -> io::Result<(Channel, Channel)> {
 
 impl Channel {
     pub fn send(&self, msg: &Msg) -> Result<(), SyncError> {
-        let bytes = serde_json::to_vec(msg).expect("sync messages serialize");
+        let bytes = serde_json::to_vec(msg).map_err(io::Error::other)?;
         socket::send(self.fd.as_raw_fd(), &bytes, MsgFlags::MSG_NOSIGNAL)
             .map_err(io::Error::from)?;
         Ok(())
     }
 
+    /// The next message; a child's [`Msg::Error`] becomes [`SyncError::Child`].
     pub fn recv(&self) -> Result<Msg, SyncError> {
         let mut buf = vec![0u8; 64 * 1024];
         let n = loop {
@@ -80,67 +111,187 @@ impl Channel {
         let msg: Msg = serde_json::from_slice(&buf[..n])
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         match msg {
-            Msg::Error(text) => Err(SyncError::Child(text)),
+            Msg::Error { msg, errno } => Err(SyncError::Child { msg, errno }),
             msg => Ok(msg),
         }
     }
 
     /// Receives and checks that the message is `want`.
-    pub fn expect(&self, want: Msg, name: &'static str) -> Result<(), SyncError> {
-        let got = self.recv()?;
-        if got == want {
-            Ok(())
-        } else {
-            Err(SyncError::Unexpected {
-                got: format!("{got:?}"),
-                want: name,
-            })
-        }
-    }
-
-    pub fn expect_init_pid(&self) -> Result<i32, SyncError> {
+    pub fn expect(&self, want: Msg) -> Result<(), SyncError> {
         match self.recv()? {
-            Msg::InitPid(pid) => Ok(pid),
-            got => Err(SyncError::Unexpected {
-                got: format!("{got:?}"),
-                want: "InitPid",
-            }),
+            got if got == want => Ok(()),
+            got => Err(unexpected(got, variant_name(&want))),
         }
     }
 
-    pub fn expect_continue(&self) -> Result<String, SyncError> {
+    /// The intermediate's report of its child's pid. Before it, a request
+    /// for user namespace maps goes to `write_maps` and is acknowledged.
+    pub fn await_child_pid<E: From<SyncError>>(
+        &self,
+        mut write_maps: impl FnMut() -> Result<(), E>,
+    ) -> Result<i32, E> {
+        loop {
+            match self.recv()? {
+                Msg::UsernsCreated => {
+                    write_maps()?;
+                    self.send(&Msg::MapsWritten)?;
+                }
+                Msg::ChildPid(pid) => return Ok(pid),
+                got => return Err(unexpected(got, "ChildPid").into()),
+            }
+        }
+    }
+
+    pub fn expect_hooks_done(&self) -> Result<String, SyncError> {
         match self.recv()? {
-            Msg::Continue(state) => Ok(state),
-            got => Err(SyncError::Unexpected {
-                got: format!("{got:?}"),
-                want: "Continue",
-            }),
+            Msg::HooksDone(state) => Ok(state),
+            got => Err(unexpected(got, "HooksDone")),
         }
     }
 
-    /// Reports a child's error to the parent (best effort: the parent may
-    /// be gone).
-    pub fn send_error(&self, err: &dyn std::fmt::Display) {
-        let _ = self.send(&Msg::Error(err.to_string()));
+    /// The parent's wait for a child's process set-up: each seccomp
+    /// listener it reports goes to `take` and is acknowledged, until
+    /// `until` — [`Msg::Created`] from an init, or (None) the end of the
+    /// channel, when an exec'd process has reached execve.
+    pub fn serve_listeners<E: From<SyncError>>(
+        &self,
+        until: Option<Msg>,
+        mut take: impl FnMut(i32) -> Result<(), E>,
+    ) -> Result<(), E> {
+        loop {
+            match (self.recv(), &until) {
+                (Ok(Msg::SeccompListener(fd)), _) => {
+                    take(fd)?;
+                    self.send(&Msg::ListenerTaken)?;
+                }
+                (Ok(got), Some(want)) if &got == want => return Ok(()),
+                (Err(SyncError::Eof), None) => return Ok(()),
+                (Ok(got), want) => {
+                    let want = want.as_ref().map_or("execve", variant_name);
+                    return Err(unexpected(got, want).into());
+                }
+                (Err(e), _) => return Err(e.into()),
+            }
+        }
     }
+
+    /// Reports a child's error to the parent, with the errno of the first
+    /// OS error in its chain (best effort: the parent may be gone).
+    pub fn send_error(&self, err: &(dyn StdError + 'static)) {
+        let msg = Msg::Error {
+            msg: err.to_string(),
+            errno: errno_of(err),
+        };
+        let _ = self.send(&msg);
+    }
+}
+
+fn unexpected(got: Msg, want: &'static str) -> SyncError {
+    SyncError::Unexpected {
+        got: format!("{got:?}"),
+        want,
+    }
+}
+
+fn variant_name(msg: &Msg) -> &'static str {
+    match msg {
+        Msg::UsernsCreated => "UsernsCreated",
+        Msg::MapsWritten => "MapsWritten",
+        Msg::ChildPid(_) => "ChildPid",
+        Msg::NamespacesReady => "NamespacesReady",
+        Msg::HooksDone(_) => "HooksDone",
+        Msg::SeccompListener(_) => "SeccompListener",
+        Msg::ListenerTaken => "ListenerTaken",
+        Msg::Created => "Created",
+        Msg::Error { .. } => "Error",
+    }
+}
+
+/// The errno of the first io or nix error in an error's source chain.
+fn errno_of(err: &(dyn StdError + 'static)) -> Option<i32> {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            if let Some(n) = io.raw_os_error() {
+                return Some(n);
+            }
+        }
+        if let Some(errno) = e.downcast_ref::<nix::Error>() {
+            return Some(*errno as i32);
+        }
+        if let Some(sync) = e.downcast_ref::<SyncError>() {
+            if let Some(n) = sync.errno() {
+                return Some(n);
+            }
+        }
+        next = e.source();
+    }
+    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    #[derive(Debug, thiserror::Error)]
+    #[error("mount /proc: {0}")]
+    struct MountFailed(#[source] nix::Error);
+
     #[test]
-    fn messages_round_trip_and_errors_surface() {
+    fn messages_round_trip_and_errors_surface_with_errno() {
         let (p, c) = pair().unwrap();
-        c.send(&Msg::InitPid(42)).unwrap();
-        assert_eq!(p.expect_init_pid().unwrap(), 42);
+        c.send(&Msg::UsernsCreated).unwrap();
+        c.send(&Msg::ChildPid(42)).unwrap();
+        let mut maps = 0;
+        let pid = p.await_child_pid::<SyncError>(|| {
+            maps += 1;
+            Ok(())
+        });
+        assert_eq!((pid.unwrap(), maps), (42, 1));
+        c.expect(Msg::MapsWritten).unwrap();
         c.send(&Msg::Created).unwrap();
-        assert!(p.expect(Msg::RuntimeHooks, "RuntimeHooks").is_err());
-        p.send(&Msg::Continue("{}".into())).unwrap();
-        assert_eq!(c.expect_continue().unwrap(), "{}");
-        c.send_error(&"mount /proc: EPERM");
-        assert_eq!(p.recv().unwrap_err().to_string(), "mount /proc: EPERM");
+        let err = p.expect(Msg::NamespacesReady).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "unexpected message \"Created\" while waiting for NamespacesReady"
+        );
+        p.send(&Msg::HooksDone("{}".into())).unwrap();
+        assert_eq!(c.expect_hooks_done().unwrap(), "{}");
+        c.send_error(&MountFailed(nix::Error::EPERM));
+        let err = p.recv().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "mount /proc: EPERM: Operation not permitted"
+        );
+        assert_eq!(err.errno(), Some(libc::EPERM));
         drop(c);
         assert!(matches!(p.recv(), Err(SyncError::Eof)));
+    }
+
+    #[test]
+    fn listeners_are_served_until_created_or_exec() {
+        let (p, c) = pair().unwrap();
+        c.send(&Msg::SeccompListener(7)).unwrap();
+        c.send(&Msg::Created).unwrap();
+        let mut taken = Vec::new();
+        p.serve_listeners::<SyncError>(Some(Msg::Created), |fd| {
+            taken.push(fd);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(taken, [7]);
+        c.expect(Msg::ListenerTaken).unwrap();
+        // An exec'd process: the end of the channel is the success.
+        let child = std::thread::spawn(move || {
+            c.send(&Msg::SeccompListener(9)).unwrap();
+            c.expect(Msg::ListenerTaken).unwrap();
+        });
+        p.serve_listeners::<SyncError>(None, |fd| {
+            taken.push(fd);
+            Ok(())
+        })
+        .unwrap();
+        child.join().unwrap();
+        assert_eq!(taken, [7, 9]);
     }
 }

@@ -38,8 +38,8 @@ pub struct Pty {
 }
 
 /// Opens `/dev/pts/ptmx` inside `root` (the container's devpts instance)
-/// and its peer.
-pub fn open_in_root(root: BorrowedFd<'_>) -> Result<Pty, TerminalError> {
+/// and its peer, sized as `process.consoleSize` says.
+pub fn open_in_root(root: BorrowedFd<'_>, process: &Process) -> Result<Pty, TerminalError> {
     let master = resolve::open(
         root,
         Path::new("/dev/pts/ptmx"),
@@ -52,11 +52,12 @@ pub fn open_in_root(root: BorrowedFd<'_>) -> Result<Pty, TerminalError> {
     rustix::pty::unlockpt(&master).map_err(|e| err("unlockpt")(e.into()))?;
     let slave = rustix::pty::ioctl_tiocgptpeer(&master, OpenptFlags::RDWR | OpenptFlags::NOCTTY)
         .map_err(|e| err("TIOCGPTPEER")(e.into()))?;
+    set_size(master.as_fd(), process)?;
     Ok(Pty { master, slave })
 }
 
 /// `process.consoleSize` on the pty.
-pub fn set_size(fd: BorrowedFd<'_>, process: &Process) -> Result<(), TerminalError> {
+fn set_size(fd: BorrowedFd<'_>, process: &Process) -> Result<(), TerminalError> {
     if let Some(size) = process.console_size() {
         let ws = rustix::termios::Winsize {
             ws_row: size.height() as u16,
@@ -98,7 +99,7 @@ pub fn bind_console(root: BorrowedFd<'_>, slave: &OwnedFd) -> Result<(), Termina
 }
 
 /// The peer becomes the controlling terminal and stdin/stdout/stderr.
-pub fn make_stdio(slave: &OwnedFd) -> Result<(), TerminalError> {
+fn make_stdio(slave: &OwnedFd) -> Result<(), TerminalError> {
     rustix::process::ioctl_tiocsctty(slave).map_err(|e| err("TIOCSCTTY")(e.into()))?;
     rustix::stdio::dup2_stdin(slave).map_err(|e| err("dup2 stdin")(e.into()))?;
     rustix::stdio::dup2_stdout(slave).map_err(|e| err("dup2 stdout")(e.into()))?;
@@ -106,8 +107,10 @@ pub fn make_stdio(slave: &OwnedFd) -> Result<(), TerminalError> {
     Ok(())
 }
 
-/// Sends `master` over the unix socket at `path` (connecting to it).
-pub fn send_to_socket(path: &Path, master: &OwnedFd) -> Result<(), TerminalError> {
+/// Connects to `--console-socket`. The runtime does it before forking
+/// (as runc does): the path is a host path, and the child joins the
+/// container's mount namespace before it has a terminal to send.
+pub fn connect(path: &Path) -> Result<OwnedFd, TerminalError> {
     let sock = socket::socket(
         socket::AddressFamily::Unix,
         socket::SockType::Stream,
@@ -119,7 +122,27 @@ pub fn send_to_socket(path: &Path, master: &OwnedFd) -> Result<(), TerminalError
         .map_err(|e| err(format!("console socket {}", path.display()))(e.into()))?;
     socket::connect(sock.as_raw_fd(), &addr)
         .map_err(|e| err(format!("connect console socket {}", path.display()))(e.into()))?;
-    send_fd(sock.as_fd(), master)
+    Ok(sock)
+}
+
+/// A connected pair for `run` and `exec` without --console-socket: the
+/// child sends its pty master on the second, rtctr receives it on the first.
+pub fn proxy_pair() -> Result<(OwnedFd, OwnedFd), TerminalError> {
+    socket::socketpair(
+        socket::AddressFamily::Unix,
+        socket::SockType::Stream,
+        None,
+        socket::SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| err("socketpair")(e.into()))
+}
+
+/// The pty's master goes to the console receiver, its peer becomes the
+/// controlling terminal and stdin/stdout/stderr.
+pub fn hand_over(pty: Pty, receiver: BorrowedFd<'_>) -> Result<(), TerminalError> {
+    send_fd(receiver, &pty.master)?;
+    drop(pty.master);
+    make_stdio(&pty.slave)
 }
 
 /// sendmsg with the fd as SCM_RIGHTS and the pty name as data.

@@ -76,7 +76,7 @@ impl Program {
 /// `pid` is the container process as seen by the runtime; `state` is the
 /// container's state (`status` "creating" during create). Call it from the
 /// runtime side, not from the filtered init.
-pub fn send_listener(
+pub(crate) fn send_listener(
     listener_path: &Path,
     fd: BorrowedFd<'_>,
     pid: i32,
@@ -115,11 +115,38 @@ pub fn send_listener(
     Ok(())
 }
 
+impl Program {
+    /// The runtime's half of `SCMP_ACT_NOTIFY`: copies listener `fd` out of
+    /// process `pid` (which reported its number) and sends it to
+    /// `listenerPath` with the container's state, as the spec says.
+    pub fn hand_over_listener(
+        &self,
+        pid: i32,
+        fd: i32,
+        state: &impl serde::Serialize,
+    ) -> Result<(), SeccompError> {
+        let Some(path) = self.listener_path() else {
+            return Ok(());
+        };
+        let listener = take_listener(pid, fd)?;
+        let state: State = serde_json::to_value(state)
+            .and_then(serde_json::from_value)
+            .map_err(SeccompError::StateJson)?;
+        send_listener(
+            path,
+            std::os::fd::AsFd::as_fd(&listener),
+            pid,
+            &state,
+            self.listener_metadata(),
+        )
+    }
+}
+
 /// Takes a copy of the listener fd `fd` from process `pid` (the container
 /// init) with `pidfd_open` + `pidfd_getfd` (Linux 5.6), so the init only has
 /// to report the fd *number* over the sync channel. Needs ptrace access to
 /// `pid` (the runtime, as its parent with the same or more privileges, has it).
-pub fn take_listener(pid: i32, fd: i32) -> Result<OwnedFd, SeccompError> {
+pub(crate) fn take_listener(pid: i32, fd: i32) -> Result<OwnedFd, SeccompError> {
     let err = |source: rustix::io::Errno| SeccompError::TakeListener {
         pid,
         fd,

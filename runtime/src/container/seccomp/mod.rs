@@ -7,7 +7,7 @@
 //! privileges, and calls [`Program::install`] as late as possible before
 //! `execve`. If the profile uses `SCMP_ACT_NOTIFY`, `install` returns the
 //! listener fd; the unfiltered runtime hands it to the agent with
-//! [`send_listener`].
+//! [`Program::hand_over_listener`].
 //!
 //! # How the per-syscall actions are combined
 //!
@@ -130,9 +130,8 @@
 //! let listener = program.install()?;                  // as late as possible
 //! if let Some(fd) = listener {                        // hand fd to the runtime:
 //!     // report fd.as_raw_fd() over the sync channel and wait; the runtime
-//!     // calls seccomp::take_listener(init_pid, n) (or receive the fd with
-//!     // SCM_RIGHTS), then seccomp::send_listener(path, fd, pid, &state, metadata)
-//!     // and answers; init then closes its copy.
+//!     // calls program.hand_over_listener(pid, n, &state) (pidfd_getfd, then
+//!     // sendmsg to listenerPath) and answers; the process closes its copy.
 //! }
 //! ... wait for start, execve ...
 //! ```
@@ -158,7 +157,8 @@ use oci_spec::runtime::{
 };
 use seccompiler::{sock_filter, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition};
 
-pub use kernel::{send_listener, take_listener};
+#[cfg(test)]
+use kernel::{send_listener, take_listener};
 
 /// Syscalls that may not use `SCMP_ACT_NOTIFY`: the init process uses them to
 /// hand the listener fd to the runtime, i.e. before any agent can answer.

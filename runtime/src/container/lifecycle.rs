@@ -1,0 +1,148 @@
+//! The steps after `create` that more than one verb takes: releasing a
+//! created container's init through its exec fifo (`start`, `run`), and
+//! removing every trace of a container (`delete`, `run`).
+
+use std::io::Write;
+use std::time::Duration;
+
+use nix::fcntl::OFlag;
+
+use super::{hooks, network, pidfd};
+use crate::state::{ContainerDir, State, StateError, Status, CONFIG_FILE, EXEC_FIFO};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("cannot start container {id}: it is {status}")]
+    BadStatus { id: String, status: Status },
+    #[error("cannot start container {id}: its init is gone ({source})")]
+    Fifo {
+        id: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config snapshot: {0}")]
+    Config(#[from] crate::spec::SpecError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DestroyError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Cgroup(#[from] rtctr_cgroups::Error),
+}
+
+/// Releases a created container's init (one byte into the exec fifo),
+/// then runs the poststart hooks once it has exec'd its program.
+pub fn start(dir: &ContainerDir, state: &mut State) -> Result<(), StartError> {
+    let status = dir.status(state);
+    if status != Status::Created {
+        return Err(StartError::BadStatus {
+            id: state.id.clone(),
+            status,
+        });
+    }
+    let init_exe = exe_id(state.pid);
+    release(dir, &state.id)?;
+    state.started = true;
+    dir.save(state)?;
+    run_poststart_hooks(dir, state, init_exe)
+}
+
+/// Writes to the fifo without blocking: with no reader (the init died)
+/// the open fails with ENXIO instead of hanging.
+fn release(dir: &ContainerDir, id: &str) -> Result<(), StartError> {
+    let fifo = dir.file(EXEC_FIFO);
+    let fifo_err = |source: std::io::Error| StartError::Fifo {
+        id: id.to_string(),
+        source,
+    };
+    let fd = nix::fcntl::open(
+        &fifo,
+        OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| fifo_err(e.into()))?;
+    std::fs::File::from(fd).write_all(b"0").map_err(fifo_err)?;
+    if let Err(e) = std::fs::remove_file(&fifo) {
+        log::debug!("remove {}: {e}", fifo.display());
+    }
+    Ok(())
+}
+
+/// poststart hooks, "called after the user-specified process is
+/// executed": after the init's execve (and its startContainer hooks) or
+/// its death. The config snapshot is parsed only when it can hold such
+/// hooks: `start` is on the hot path and most configs have none.
+fn run_poststart_hooks(
+    dir: &ContainerDir,
+    state: &State,
+    init_exe: Option<(u64, u64)>,
+) -> Result<(), StartError> {
+    let raw = std::fs::read(dir.file(CONFIG_FILE)).unwrap_or_default();
+    if !raw.windows(b"poststart".len()).any(|w| w == b"poststart") {
+        return Ok(());
+    }
+    let spec = dir.config()?;
+    let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststart().clone()) else {
+        return Ok(());
+    };
+    if let Some(fd) = pidfd::open_init(state.pid, state.pid_start) {
+        while exe_id(state.pid) == init_exe && !pidfd::wait_exit(&fd, Duration::from_millis(1)) {}
+    }
+    // A failing poststart hook is a warning: the container runs on.
+    hooks::run_all_warn("poststart", &h, &state_json(state, Status::Running));
+    Ok(())
+}
+
+/// (device, inode) of a process's executable: changes at execve.
+fn exe_id(pid: i32) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(format!("/proc/{pid}/exe")).ok()?;
+    Some((m.dev(), m.ino()))
+}
+
+fn state_json(state: &State, status: Status) -> Vec<u8> {
+    serde_json::to_vec(&state.oci(status)).unwrap_or_default()
+}
+
+/// SIGKILL everything in the container and wait for the init to go.
+pub fn stop(state: &State) {
+    if let Some(cg) = &state.cgroup {
+        // Thaws a paused container first: it cannot die frozen.
+        if let Err(e) = cg.kill_all(libc::SIGKILL) {
+            log::debug!("kill the processes of {}: {e}", state.id);
+        }
+    }
+    if let Some(fd) = pidfd::open_init(state.pid, state.pid_start) {
+        if let Err(e) = pidfd::send(&fd, libc::SIGKILL) {
+            log::debug!("kill the init of {}: {e}", state.id);
+        }
+        pidfd::wait_exit(&fd, Duration::from_secs(10));
+    }
+}
+
+/// Removes the cgroup, the network attachment, mounts made in rtctr's
+/// namespace and the state directory, then runs the poststop hooks
+/// (whose failures are only warnings).
+pub fn destroy(dir: ContainerDir, state: &State) -> Result<(), DestroyError> {
+    let spec = dir.config().ok();
+    if let Some(cg) = &state.cgroup {
+        // Processes the init left behind (no pid namespace) die with it.
+        cg.destroy_killing()?;
+    }
+    if let Some(net) = state.network.as_ref().and_then(|n| n["network"].as_str()) {
+        network::detach(&state.id, net);
+    }
+    if state.host_mounts {
+        super::rootfs::unmount_under(&state.rootfs);
+    }
+    dir.remove()?;
+    let poststop = spec.as_ref().and_then(|s| s.hooks().as_ref());
+    if let Some(h) = poststop.and_then(|h| h.poststop().as_deref()) {
+        hooks::run_all_warn("poststop", h, &state_json(state, Status::Stopped));
+    }
+    Ok(())
+}

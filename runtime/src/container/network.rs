@@ -1,0 +1,127 @@
+//! The built-in network (annotation `rtctr.network`, code in `rtctr-hooks`):
+//! attached by the parent at the createRuntime point, when the container's
+//! network namespace exists, with resolv.conf and hosts written into the
+//! state directory; the init binds those over the image's /etc files.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+
+use crate::container::resolve;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    #[error(transparent)]
+    Net(#[from] rtctr_hooks::NetError),
+    #[error("write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("bind {source_path} on /etc/{name}: {source}")]
+    Bind {
+        source_path: PathBuf,
+        name: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The files the init binds into /etc.
+const FILES: [&str; 2] = ["resolv.conf", "hosts"];
+
+/// What [`attach`] made, for the state and for undoing it.
+pub struct Attached {
+    /// The network's name.
+    pub network: String,
+    /// The attachment as the state records it.
+    pub record: serde_json::Value,
+}
+
+/// Checks the annotations before anything exists (a bad one fails create
+/// without a trace).
+pub fn check(
+    id: &str,
+    annotations: &std::collections::HashMap<String, String>,
+) -> Result<(), NetworkError> {
+    rtctr_hooks::Request::from_annotations(id, 0, annotations)?;
+    Ok(())
+}
+
+/// Attaches the container (init `pid`) to the network its annotations
+/// name, if any, and writes resolv.conf and hosts into `state_dir`.
+pub fn attach(
+    id: &str,
+    pid: i32,
+    annotations: &std::collections::HashMap<String, String>,
+    hostname: &str,
+    state_dir: &Path,
+) -> Result<Option<Attached>, NetworkError> {
+    let Some(req) = rtctr_hooks::Request::from_annotations(id, pid as u32, annotations)? else {
+        return Ok(None);
+    };
+    let att = rtctr_hooks::setup(&req)?;
+    let attached = Attached {
+        network: att.network.clone(),
+        record: serde_json::to_value(&att).map_err(|e| NetworkError::Write {
+            path: state_dir.to_path_buf(),
+            source: io::Error::other(e),
+        })?,
+    };
+    let files = [
+        rtctr_hooks::files::resolv_conf(),
+        rtctr_hooks::files::hosts(hostname, Some(att.ip)),
+    ];
+    for (name, text) in FILES.iter().zip(files) {
+        let path = state_dir.join(name);
+        if let Err(source) = std::fs::write(&path, text) {
+            detach(id, &attached.network);
+            return Err(NetworkError::Write { path, source });
+        }
+    }
+    Ok(Some(attached))
+}
+
+/// Removes the container's attachment (lease, veth, port rules); a failure
+/// is logged, as cleanup goes on.
+pub fn detach(id: &str, network: &str) {
+    if let Err(e) = rtctr_hooks::teardown(id, Some(network)) {
+        log::warn!("network teardown of {id}: {e}");
+    }
+}
+
+/// In the init: resolv.conf and hosts from the state directory are bound
+/// over the image's /etc files when it has none (a read-only image
+/// without /etc/resolv.conf is left alone).
+pub fn bind_files(state_dir: &Path, root: BorrowedFd<'_>) -> Result<(), NetworkError> {
+    for name in FILES {
+        let source = state_dir.join(name);
+        if !source.exists() {
+            continue;
+        }
+        let dest = Path::new("/etc").join(name);
+        if resolve::open_path(root, &dest, false)
+            .is_ok_and(|fd| nix::sys::stat::fstat(fd.as_fd()).is_ok_and(|st| st.st_size > 0))
+        {
+            continue;
+        }
+        let Ok(target) = resolve::create_file(root, &dest) else {
+            log::warn!("no /etc/{name} in the image and it is read-only: not providing one");
+            continue;
+        };
+        nix::mount::mount(
+            Some(&source),
+            &resolve::fd_path(&target),
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| NetworkError::Bind {
+            source_path: source.clone(),
+            name,
+            source: e.into(),
+        })?;
+    }
+    Ok(())
+}
