@@ -1,12 +1,32 @@
 //! The command line, spelled as runc spells it, so engines call rtctr
-//! unchanged. Go's flag package also takes long flags with one dash
-//! (`-bundle`, `-no-subreaper`); [`normalize_go_flags`] rewrites those
-//! before clap sees them.
+//! unchanged: every clap type, and the conversion of flags into the plain
+//! option structs the library's verbs take. Go's flag package also takes
+//! long flags with one dash (`-bundle`, `-no-subreaper`);
+//! [`normalize_go_flags`] rewrites those before clap sees them.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxPids, LinuxResources};
+use rtctr::commands::create::CreateOptions;
+use rtctr::commands::events::EventsOptions;
+use rtctr::commands::exec::ExecOptions;
+use rtctr::commands::ps::PsOptions;
+use rtctr::commands::run::RunOptions;
+use rtctr::commands::update::UpdateOptions;
+
+/// A flag whose value cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("invalid value for --{flag}: {value:?} ({why})")]
+    BadValue {
+        flag: &'static str,
+        value: String,
+        why: String,
+    },
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -107,15 +127,15 @@ pub enum Command {
         rest: Vec<String>,
     },
     /// Change a container's resource limits (flags, or -r FILE|-).
-    Update(Box<crate::commands::update::UpdateArgs>),
+    Update(Box<UpdateArgs>),
     /// Freeze every process of a container.
     Pause { id: String },
     /// Thaw a paused container.
     Resume { id: String },
     /// List a container's processes (ps ID [ps args]).
-    Ps(crate::commands::ps::PsArgs),
+    Ps(PsArgs),
     /// Print a container's stats and OOM events (runc's JSON lines).
-    Events(crate::commands::events::EventsArgs),
+    Events(EventsArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -239,6 +259,342 @@ pub struct RunArgs {
     /// Do not become the subreaper of the container's init.
     #[arg(long = "no-subreaper")]
     pub no_subreaper: bool,
+}
+
+impl CreateArgs {
+    pub fn options(&self, systemd_cgroup: bool) -> CreateOptions {
+        CreateOptions {
+            id: self.id.clone(),
+            bundle: self.bundle.clone(),
+            pid_file: self.pid_file.clone(),
+            console_socket: self.console_socket.clone(),
+            no_pivot: self.no_pivot,
+            no_new_keyring: self.no_new_keyring,
+            preserve_fds: self.preserve_fds,
+            systemd_cgroup,
+        }
+    }
+}
+
+impl RunArgs {
+    pub fn options(&self, systemd_cgroup: bool) -> RunOptions {
+        RunOptions {
+            create: self.create.options(systemd_cgroup),
+            detach: self.detach,
+            keep: self.keep,
+            no_subreaper: self.no_subreaper,
+        }
+    }
+}
+
+impl ExecArgs {
+    pub fn options(&self) -> ExecOptions {
+        ExecOptions {
+            id: self.id.clone(),
+            process: self.process.clone(),
+            args: self.command.clone(),
+            tty: self.tty,
+            detach: self.detach,
+            pid_file: self.pid_file.clone(),
+            console_socket: self.console_socket.clone(),
+            env: self.env.clone(),
+            cwd: self.cwd.clone(),
+            user: self.user.clone(),
+            additional_gids: self.additional_gids.clone(),
+            caps: self.cap.clone(),
+            no_new_privs: self.no_new_privs,
+            preserve_fds: self.preserve_fds,
+            ignore_paused: self.ignore_paused,
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct UpdateArgs {
+    /// A LinuxResources JSON file, or - for stdin; other flags are then ignored.
+    #[arg(short, long, value_name = "FILE")]
+    pub resources: Option<String>,
+    /// Block IO weight (10-1000).
+    #[arg(long = "blkio-weight", value_name = "N")]
+    pub blkio_weight: Option<u16>,
+    /// CPU CFS period (microseconds).
+    #[arg(long = "cpu-period", value_name = "US")]
+    pub cpu_period: Option<u64>,
+    /// CPU CFS quota (microseconds) per period; -1 for none.
+    #[arg(long = "cpu-quota", value_name = "US", allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// CPU CFS burst (microseconds).
+    #[arg(long = "cpu-burst", value_name = "US")]
+    pub cpu_burst: Option<u64>,
+    /// CPU shares (relative weight).
+    #[arg(long = "cpu-share", alias = "cpu-shares", value_name = "N")]
+    pub cpu_share: Option<u64>,
+    /// CPU realtime period (microseconds).
+    #[arg(long = "cpu-rt-period", value_name = "US")]
+    pub cpu_rt_period: Option<u64>,
+    /// CPU realtime runtime (microseconds).
+    #[arg(long = "cpu-rt-runtime", value_name = "US", allow_hyphen_values = true)]
+    pub cpu_rt_runtime: Option<i64>,
+    /// CPUs to run on ("0-2,4").
+    #[arg(long = "cpuset-cpus", value_name = "LIST")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes to use.
+    #[arg(long = "cpuset-mems", value_name = "LIST")]
+    pub cpuset_mems: Option<String>,
+    /// SCHED_IDLE for the cgroup (0 or 1).
+    #[arg(long = "cpu-idle", value_name = "N")]
+    pub cpu_idle: Option<i64>,
+    /// Kernel memory limit: accepted and ignored, as runc does.
+    #[arg(
+        long = "kernel-memory",
+        value_name = "BYTES",
+        allow_hyphen_values = true
+    )]
+    pub kernel_memory: Option<String>,
+    /// Kernel TCP buffer limit: accepted and ignored (deprecated).
+    #[arg(
+        long = "kernel-memory-tcp",
+        value_name = "BYTES",
+        allow_hyphen_values = true
+    )]
+    pub kernel_memory_tcp: Option<String>,
+    /// Memory limit (512m, 1g, -1 for none).
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
+    pub memory: Option<String>,
+    /// Memory soft limit.
+    #[arg(
+        long = "memory-reservation",
+        value_name = "BYTES",
+        allow_hyphen_values = true
+    )]
+    pub memory_reservation: Option<String>,
+    /// Memory plus swap limit; -1 for unlimited swap.
+    #[arg(long = "memory-swap", value_name = "BYTES", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Maximum number of pids (-1 for none).
+    #[arg(long = "pids-limit", value_name = "N", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Intel RDT L3 cache schema (needs linux.intelRdt).
+    #[arg(long = "l3-cache-schema", value_name = "SCHEMA")]
+    pub l3_cache_schema: Option<String>,
+    /// Intel RDT memory bandwidth schema (needs linux.intelRdt).
+    #[arg(long = "mem-bw-schema", value_name = "SCHEMA")]
+    pub mem_bw_schema: Option<String>,
+    pub id: String,
+}
+
+impl UpdateArgs {
+    pub fn options(&self) -> Result<UpdateOptions, CliError> {
+        let rdt = [
+            ("l3-cache-schema", &self.l3_cache_schema),
+            ("mem-bw-schema", &self.mem_bw_schema),
+        ];
+        Ok(UpdateOptions {
+            id: self.id.clone(),
+            resources_json: self.resources.clone(),
+            flags: from_flags(self)?,
+            intel_rdt_flag: rdt.into_iter().find(|(_, v)| v.is_some()).map(|(f, _)| f),
+        })
+    }
+}
+
+/// Byte sizes as docker's `units.RAMInBytes` reads them: a number
+/// (fractions allowed) with an optional binary unit k, m, g, t, p, an
+/// optional `i` and `b` ("512m", "1.5GiB", "100 kb"); "-1" is unlimited.
+fn parse_bytes(s: &str) -> Result<i64, String> {
+    if s == "-1" {
+        return Ok(-1);
+    }
+    let t = s.strip_suffix(['b', 'B']).unwrap_or(s);
+    let t = t.strip_suffix(['i', 'I']).unwrap_or(t);
+    let (num, mult) = match t.chars().last().map(|c| c.to_ascii_lowercase()) {
+        Some(c @ ('k' | 'm' | 'g' | 't' | 'p')) => {
+            let pow = "kmgtp".find(c).unwrap_or(0) as u32 + 1;
+            (&t[..t.len() - 1], 1024f64.powi(pow as i32))
+        }
+        _ if t.len() < s.len() && !s.ends_with(['b', 'B']) => return Err("bad unit".into()),
+        _ => (t, 1.0),
+    };
+    let num = num.strip_suffix(' ').unwrap_or(num);
+    if num.is_empty() || !num.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err("not a size like 512m or 1g".into());
+    }
+    let v: f64 = num.parse().map_err(|_| "not a number".to_string())?;
+    let bytes = v * mult;
+    if bytes >= i64::MAX as f64 {
+        return Err("too large".into());
+    }
+    Ok(bytes as i64)
+}
+
+fn bytes_flag(flag: &'static str, v: &Option<String>) -> Result<Option<i64>, CliError> {
+    v.as_deref()
+        .map(|s| {
+            parse_bytes(s).map_err(|why| CliError::BadValue {
+                flag,
+                value: s.to_string(),
+                why,
+            })
+        })
+        .transpose()
+}
+
+/// The resources the flags ask for (unset flags stay `None`).
+fn from_flags(a: &UpdateArgs) -> Result<LinuxResources, CliError> {
+    let mut res = LinuxResources::default();
+    let mut mem = LinuxMemory::default();
+    mem.set_limit(bytes_flag("memory", &a.memory)?);
+    mem.set_reservation(bytes_flag("memory-reservation", &a.memory_reservation)?);
+    mem.set_swap(bytes_flag("memory-swap", &a.memory_swap)?);
+    // Checked for syntax, then dropped: runc ignores kernel memory too.
+    bytes_flag("kernel-memory", &a.kernel_memory)?;
+    bytes_flag("kernel-memory-tcp", &a.kernel_memory_tcp)?;
+    for (flag, v) in [
+        ("kernel-memory", &a.kernel_memory),
+        ("kernel-memory-tcp", &a.kernel_memory_tcp),
+    ] {
+        if v.is_some() {
+            log::warn!("--{flag} is deprecated and ignored (as in runc)");
+        }
+    }
+    if mem != LinuxMemory::default() {
+        res.set_memory(Some(mem));
+    }
+    let mut cpu = LinuxCpu::default();
+    cpu.set_shares(a.cpu_share);
+    cpu.set_quota(a.cpu_quota);
+    cpu.set_period(a.cpu_period);
+    cpu.set_burst(a.cpu_burst);
+    cpu.set_realtime_period(a.cpu_rt_period);
+    cpu.set_realtime_runtime(a.cpu_rt_runtime);
+    cpu.set_cpus(a.cpuset_cpus.clone());
+    cpu.set_mems(a.cpuset_mems.clone());
+    cpu.set_idle(a.cpu_idle);
+    if cpu != LinuxCpu::default() {
+        res.set_cpu(Some(cpu));
+    }
+    if let Some(w) = a.blkio_weight {
+        let mut b = LinuxBlockIo::default();
+        b.set_weight(Some(w));
+        res.set_block_io(Some(b));
+    }
+    if let Some(l) = a.pids_limit {
+        let mut p = LinuxPids::default();
+        p.set_limit(l);
+        res.set_pids(Some(p));
+    }
+    Ok(res)
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PsArgs {
+    /// table or json.
+    #[arg(short, long, default_value = "table")]
+    pub format: String,
+    /// The container id, then arguments for ps(1) (default -ef). Flags
+    /// after the id are ps's, as in runc (`ps ID -f` is ps's `-f`).
+    #[arg(
+        value_name = "ID [PS ARGS]",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub args: Vec<String>,
+}
+
+impl PsArgs {
+    pub fn options(&self) -> Result<PsOptions, CliError> {
+        let json = match self.format.as_str() {
+            "json" => true,
+            "table" => false,
+            other => {
+                return Err(CliError::BadValue {
+                    flag: "format",
+                    value: other.to_string(),
+                    why: "use table or json".into(),
+                })
+            }
+        };
+        Ok(PsOptions {
+            id: self.args[0].clone(),
+            json,
+            ps_args: self.args[1..].to_vec(),
+        })
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct EventsArgs {
+    /// Time between stats lines (Go duration: 5s, 100ms, 1m30s).
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub interval: String,
+    /// Print the container's stats once and exit.
+    #[arg(long)]
+    pub stats: bool,
+    pub id: String,
+}
+
+impl EventsArgs {
+    pub fn options(&self) -> Result<EventsOptions, CliError> {
+        let bad = |why: &str| CliError::BadValue {
+            flag: "interval",
+            value: self.interval.clone(),
+            why: why.to_string(),
+        };
+        let interval = parse_go_duration(&self.interval).map_err(bad)?;
+        if interval.is_zero() {
+            return Err(bad("must be greater than 0"));
+        }
+        Ok(EventsOptions {
+            id: self.id.clone(),
+            stats: self.stats,
+            interval,
+        })
+    }
+}
+
+/// Go's `time.ParseDuration`: a sequence of decimal numbers with units
+/// ns, us (µs), ms, s, m, h ("1m30s", "1.5s"); a bare "0" is zero.
+fn parse_go_duration(s: &str) -> Result<Duration, &'static str> {
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if s.is_empty() {
+        return Err("empty duration");
+    }
+    if s.starts_with('-') {
+        return Err("negative duration");
+    }
+    let mut rest = s.strip_prefix('+').unwrap_or(s);
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or("missing unit")?;
+        if n == 0 {
+            return Err("expected a number");
+        }
+        let value: f64 = rest[..n].parse().map_err(|_| "bad number")?;
+        rest = &rest[n..];
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let nanos = match &rest[..u] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return Err("unknown unit (use ns, us, ms, s, m, h)"),
+        };
+        total += value * nanos;
+        rest = &rest[u..];
+    }
+    if total > u64::MAX as f64 {
+        return Err("too large");
+    }
+    Ok(Duration::from_nanos(total as u64))
 }
 
 /// Rewrites Go-style `-name` / `-name=v` into `--name` when `name` is a
@@ -425,5 +781,101 @@ mod tests {
             "c",
         ]))
         .unwrap();
+    }
+
+    #[test]
+    fn byte_sizes_as_docker_reads_them() {
+        let m = 1024 * 1024;
+        for (s, want) in [
+            ("512m", 512 * m),
+            ("1g", 1024 * m),
+            ("1G", 1024 * m),
+            ("1GiB", 1024 * m),
+            ("1gb", 1024 * m),
+            ("100", 100),
+            ("100b", 100),
+            ("1.5k", 1536),
+            ("2 mb", 2 * m),
+            ("-1", -1),
+        ] {
+            assert_eq!(parse_bytes(s), Ok(want), "{s}");
+        }
+        for bad in ["", "m", "-2", "1x", "1.2.3k", "abc", "1kk"] {
+            assert!(parse_bytes(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn flags_set_only_what_is_given() {
+        let a = UpdateArgs {
+            memory: Some("64m".into()),
+            cpu_share: Some(256),
+            pids_limit: Some(-1),
+            id: "c".into(),
+            ..Default::default()
+        };
+        let r = serde_json::to_value(a.options().unwrap().flags).unwrap();
+        assert_eq!(
+            r,
+            serde_json::json!({"memory": {"limit": 67108864}, "cpu": {"shares": 256}, "pids": {"limit": -1}})
+        );
+    }
+
+    fn parse_ps(argv: &[&str]) -> PsOptions {
+        let argv = normalize_go_flags(argv.iter().map(Into::into).collect());
+        match Cli::try_parse_from(argv).unwrap().command {
+            Some(Command::Ps(a)) => a.options().unwrap(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn ps_argv_as_engines_send_it() {
+        let a = parse_ps(&["rtctr", "ps", "--format", "table", "c", "-o", "pid,comm"]);
+        assert_eq!((a.json, a.id.as_str()), (false, "c"));
+        assert_eq!(a.ps_args, ["-o", "pid,comm"]);
+        let a = parse_ps(&["rtctr", "ps", "--format", "json", "c"]);
+        assert_eq!((a.json, a.id.as_str()), (true, "c"));
+        assert!(a.ps_args.is_empty());
+        let a = parse_ps(&["rtctr", "ps", "-f", "json", "c"]);
+        assert!(a.json);
+        // After the id, -f is ps's.
+        let a = parse_ps(&["rtctr", "ps", "c", "-f"]);
+        assert_eq!((a.json, a.id.as_str()), (false, "c"));
+        assert_eq!(a.ps_args, ["-f"]);
+        let a = parse_ps(&["rtctr", "ps", "-format=json", "c", "-ef"]);
+        assert!(a.json);
+        assert_eq!(a.ps_args, ["-ef"]);
+        let argv = normalize_go_flags(
+            ["rtctr", "ps", "-f", "yaml", "c"]
+                .iter()
+                .map(Into::into)
+                .collect(),
+        );
+        match Cli::try_parse_from(argv).unwrap().command {
+            Some(Command::Ps(a)) => assert!(a.options().is_err()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn go_durations() {
+        let ms = Duration::from_millis;
+        for (s, want) in [
+            ("5s", ms(5000)),
+            ("100ms", ms(100)),
+            ("1m", ms(60_000)),
+            ("1m30s", ms(90_000)),
+            ("1.5s", ms(1500)),
+            ("2h", ms(7_200_000)),
+            ("10us", Duration::from_micros(10)),
+            ("7ns", Duration::from_nanos(7)),
+            ("0", Duration::ZERO),
+        ] {
+            assert_eq!(parse_go_duration(s), Ok(want), "{s}");
+        }
+        for bad in ["", "5", "s", "-1s", "5x", "1.2.3s", "ms5"] {
+            assert!(parse_go_duration(bad).is_err(), "{bad} accepted");
+        }
     }
 }

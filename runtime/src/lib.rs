@@ -1,31 +1,40 @@
 //! rtctr: an OCI container runtime with runc's command line.
 //!
-//! Follow a container from `create` to `exec` top-down:
-//! - [`cli`]: the command line; `main.rs` dispatches one verb to one function.
-//! - [`spec`]: `config.json` parsed (errors name the JSON path) and checked.
-//! - [`state`]: `<root>/<id>/` — locked, atomically written state, derived status.
-//! - [`create`]: the recipe. It forks an intermediate process that joins and
-//!   unshares [`namespaces`] and forks the container init, which builds the
-//!   root filesystem ([`rootfs`], [`mounts`], [`devices`], with paths
-//!   resolved inside the root by [`resolve`]), sets up the [`process`], and
-//!   waits on the exec fifo. Parent and children talk over [`create::sync`].
-//! - [`start`], [`kill`], [`delete`], [`run`], [`list`]: the other verbs.
-//! - [`update`], [`pause`] (and resume), [`ps`], [`events`]: the verbs that
-//!   work on a container's cgroup through `rtctr-cgroups`.
-//! - [`hooks`]: OCI hooks. [`logging`]: runc-shaped log lines.
-//! - [`capabilities`] and [`seccomp`] (OCI profile → one BPF program).
-//! - `sys` (and `seccomp::kernel`): the only `unsafe` code, thin syscall wrappers.
+//! Three parts, each a directory:
+//! - [`commands`]: the verbs, one file each (`create`, `start`, `exec`, ...).
+//!   A verb opens the container's [`state`], checks its status and calls
+//!   into `container`; no verb calls another. The clap command line lives in
+//!   the binary (`main.rs`, `cli.rs`) and maps flags to the verbs' plain
+//!   option structs.
+//! - `container`: the steps that build a container. Follow `create`
+//!   top-down: `spec` loads and validates `config.json` into a `Config`;
+//!   `container::parent` plans (everything that can fail before anything
+//!   exists), then runs the parent recipe: state dir, cgroup, fork of the
+//!   intermediate (which enters cgroup and namespaces and forks the init),
+//!   id maps, network, createRuntime hooks, "created". The child recipe is
+//!   `container::init::run_init`: root filesystem (`rootfs`, `mounts`,
+//!   `devices`, paths resolved inside the root by `resolve`), terminal,
+//!   hooks, names, sysctls, masked paths, pivot, then `container::process`
+//!   — the one path to execve that `exec`'d processes take too — and the
+//!   wait on the exec fifo. Parent and children talk over `container::sync`.
+//! - `sys`: the only `unsafe` code, thin syscall wrappers (with
+//!   `seccomp::kernel`).
+//!
+//! [`state`]: `<root>/<id>/` — locked, atomically written state, derived
+//! status. [`logging`]: runc-shaped log lines.
 
 #![deny(unsafe_code)]
 
-pub mod cli;
 pub mod commands;
-pub mod container;
+mod container;
 pub mod logging;
-pub mod spec;
+mod spec;
 pub mod state;
 #[allow(unsafe_code)]
 mod sys;
+
+/// The seccomp compiler, public for `runtime/benches`.
+pub use container::seccomp;
 
 /// rtctr's version line, in the shape go-runc parses (`<name> version X`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -2,14 +2,14 @@
 //! error once (stderr, and the `--log` file), exit 1 on failure.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+mod cli;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use rtctr::cli::{self, Cli, Command, LogFormat};
-use rtctr::commands::run::RunOptions;
-use rtctr::container::parent::CreateOptions;
+use cli::{Cli, Command, LogFormat};
 use rtctr::state::Store;
 
 fn main() -> ExitCode {
@@ -115,19 +115,6 @@ fn default_root() -> PathBuf {
     }
 }
 
-fn create_options(cli: &Cli, a: &cli::CreateArgs) -> CreateOptions {
-    CreateOptions {
-        id: a.id.clone(),
-        bundle: a.bundle.clone(),
-        pid_file: a.pid_file.clone(),
-        console_socket: a.console_socket.clone(),
-        no_pivot: a.no_pivot,
-        no_new_keyring: a.no_new_keyring,
-        preserve_fds: a.preserve_fds,
-        systemd_cgroup: cli.systemd_cgroup,
-    }
-}
-
 fn network(cmd: &cli::NetworkCommand) -> Result<()> {
     use cli::NetworkCommand::*;
     match cmd {
@@ -164,27 +151,16 @@ fn dispatch(cli: &Cli) -> Result<u8> {
     let store = Store::new(cli.root.clone().unwrap_or_else(default_root));
     match command {
         Command::Create(a) => {
-            rtctr::commands::create::create(&store, &create_options(cli, a))?;
+            rtctr::commands::create::create(&store, &a.options(cli.systemd_cgroup))?;
         }
         Command::Start { id } => rtctr::commands::start::start(&store, id)?,
-        Command::State { id } => {
-            let dir = store.open(id)?;
-            let state = dir.load()?;
-            let status = dir.status(&state);
-            print(&serde_json::to_string_pretty(&state.oci(status))?)?;
-        }
+        Command::State { id } => print(&rtctr::commands::state::state(&store, id)?)?,
         Command::Kill { all, id, signal } => {
             rtctr::commands::kill::kill(&store, id, signal.as_deref().unwrap_or("SIGTERM"), *all)?
         }
         Command::Delete { force, id } => rtctr::commands::delete::delete(&store, id, *force)?,
         Command::Run(a) => {
-            let opts = RunOptions {
-                create: create_options(cli, &a.create),
-                detach: a.detach,
-                keep: a.keep,
-                no_subreaper: a.no_subreaper,
-            };
-            let code = rtctr::commands::run::run(&store, &opts)?;
+            let code = rtctr::commands::run::run(&store, &a.options(cli.systemd_cgroup))?;
             return Ok(code.clamp(0, 255) as u8);
         }
         Command::List { format, quiet } => {
@@ -196,34 +172,11 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             rtctr::commands::list::list(&store, json, *quiet, &mut std::io::stdout().lock())?;
         }
         Command::Spec { bundle, .. } => {
-            let dir = bundle.clone().unwrap_or_else(|| PathBuf::from("."));
-            let path = dir.join("config.json");
-            if path.exists() {
-                bail!("{} exists: remove it first", path.display());
-            }
-            std::fs::write(&path, rtctr::spec::DEFAULT_CONFIG)
-                .with_context(|| format!("write {}", path.display()))?;
+            rtctr::commands::spec::spec(bundle.as_deref().unwrap_or(Path::new(".")))?
         }
         Command::Network(n) => network(n)?,
         Command::Exec(a) => {
-            let opts = rtctr::commands::exec::ExecOptions {
-                id: a.id.clone(),
-                process: a.process.clone(),
-                args: a.command.clone(),
-                tty: a.tty,
-                detach: a.detach,
-                pid_file: a.pid_file.clone(),
-                console_socket: a.console_socket.clone(),
-                env: a.env.clone(),
-                cwd: a.cwd.clone(),
-                user: a.user.clone(),
-                additional_gids: a.additional_gids.clone(),
-                caps: a.cap.clone(),
-                no_new_privs: a.no_new_privs,
-                preserve_fds: a.preserve_fds,
-                ignore_paused: a.ignore_paused,
-            };
-            let code = rtctr::commands::exec::exec(&store, &opts)?;
+            let code = rtctr::commands::exec::exec(&store, &a.options())?;
             return Ok(code.clamp(0, 255) as u8);
         }
         Command::Features => print(&serde_json::to_string_pretty(
@@ -231,12 +184,14 @@ fn dispatch(cli: &Cli) -> Result<u8> {
         )?)?,
         Command::Restore { .. } => bail!("restore is not supported by rtctr yet"),
         Command::Checkpoint { .. } => bail!("checkpoint is not supported by rtctr yet"),
-        Command::Update(a) => rtctr::commands::update::update(&store, a)?,
+        Command::Update(a) => rtctr::commands::update::update(&store, &a.options()?)?,
         Command::Pause { id } => rtctr::commands::pause::pause(&store, id)?,
         Command::Resume { id } => rtctr::commands::pause::resume(&store, id)?,
-        Command::Ps(a) => rtctr::commands::ps::ps(&store, a, &mut std::io::stdout().lock())?,
+        Command::Ps(a) => {
+            rtctr::commands::ps::ps(&store, &a.options()?, &mut std::io::stdout().lock())?
+        }
         Command::Events(a) => {
-            rtctr::commands::events::events(&store, a, &mut std::io::stdout().lock())?
+            rtctr::commands::events::events(&store, &a.options()?, &mut std::io::stdout().lock())?
         }
     }
     Ok(0)

@@ -12,5 +12,7 @@ pub mod list;
 pub mod pause;
 pub mod ps;
 pub mod run;
+pub mod spec;
 pub mod start;
+pub mod state;
 pub mod update;

@@ -55,14 +55,13 @@ pub fn resume(store: &Store, id: &str) -> Result<(), PauseError> {
     let frozen = state
         .cgroup
         .as_ref()
-        .is_some_and(|cg| cg.is_frozen().unwrap_or(false));
-    if status == Status::Stopped || !frozen {
+        .filter(|cg| cg.is_frozen().unwrap_or(false));
+    let Some(cg) = frozen.filter(|_| status != Status::Stopped) else {
         return Err(PauseError::NotPaused {
             id: id.to_string(),
             status,
         });
-    }
-    let cg = state.cgroup.as_ref().expect("frozen implies a cgroup");
+    };
     cg.thaw().map_err(|source| PauseError::Cgroup {
         verb: "resume",
         id: id.to_string(),

@@ -5,42 +5,22 @@
 
 use std::io::Write;
 
-use clap::Args;
-
 use crate::state::{StateError, Store};
 
-#[derive(Args, Debug, Clone)]
-pub struct PsArgs {
-    /// table or json.
-    #[arg(short, long, default_value = "table")]
-    pub format: String,
-    /// The container id, then arguments for ps(1) (default -ef). Flags
-    /// after the id are ps's, as in runc (`ps ID -f` is ps's `-f`).
-    #[arg(
-        value_name = "ID [PS ARGS]",
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true
-    )]
-    pub args: Vec<String>,
-}
-
-impl PsArgs {
-    pub fn id(&self) -> &str {
-        &self.args[0]
-    }
-
-    pub fn ps_args(&self) -> &[String] {
-        &self.args[1..]
-    }
+/// What `ps` shows.
+#[derive(Debug, Clone, Default)]
+pub struct PsOptions {
+    pub id: String,
+    /// `--format json`: the pids only.
+    pub json: bool,
+    /// Arguments for ps(1) (default -ef).
+    pub ps_args: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum PsError {
     #[error(transparent)]
     State(#[from] StateError),
-    #[error("invalid format {0:?}: use table or json")]
-    Format(String),
     #[error("container {0} has no cgroup")]
     NoCgroup(String),
     #[error("list the processes of {id}: {source}")]
@@ -61,13 +41,8 @@ pub enum PsError {
     Write(#[from] std::io::Error),
 }
 
-pub fn ps(store: &Store, a: &PsArgs, out: &mut dyn Write) -> Result<(), PsError> {
-    let json = match a.format.as_str() {
-        "json" => true,
-        "table" => false,
-        other => return Err(PsError::Format(other.to_string())),
-    };
-    let id = a.id();
+pub fn ps(store: &Store, a: &PsOptions, out: &mut dyn Write) -> Result<(), PsError> {
+    let id = a.id.as_str();
     let pids = {
         let dir = store.open(id)?;
         let state = dir.load()?;
@@ -80,18 +55,15 @@ pub fn ps(store: &Store, a: &PsArgs, out: &mut dyn Write) -> Result<(), PsError>
             source,
         })?
     };
-    if json {
-        writeln!(
-            out,
-            "{}",
-            serde_json::to_string(&pids).expect("pids serialize")
-        )?;
+    if a.json {
+        let list: Vec<String> = pids.iter().map(i32::to_string).collect();
+        writeln!(out, "[{}]", list.join(","))?;
         return Ok(());
     }
-    let args = if a.ps_args().is_empty() {
+    let args = if a.ps_args.is_empty() {
         vec!["-ef".to_string()]
     } else {
-        a.ps_args().to_vec()
+        a.ps_args.clone()
     };
     let o = std::process::Command::new("ps")
         .args(&args)
@@ -136,34 +108,6 @@ pub fn filter_table(output: &str, pids: &[i32]) -> Result<String, PsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn parse(argv: &[&str]) -> PsArgs {
-        use clap::Parser;
-        let argv = crate::cli::normalize_go_flags(argv.iter().map(Into::into).collect());
-        match crate::cli::Cli::try_parse_from(argv).unwrap().command {
-            Some(crate::cli::Command::Ps(a)) => a,
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn argv_as_engines_send_it() {
-        let a = parse(&["rtctr", "ps", "--format", "table", "c", "-o", "pid,comm"]);
-        assert_eq!((a.format.as_str(), a.id()), ("table", "c"));
-        assert_eq!(a.ps_args(), ["-o", "pid,comm"]);
-        let a = parse(&["rtctr", "ps", "--format", "json", "c"]);
-        assert_eq!((a.format.as_str(), a.id()), ("json", "c"));
-        assert!(a.ps_args().is_empty());
-        let a = parse(&["rtctr", "ps", "-f", "json", "c"]);
-        assert_eq!(a.format, "json");
-        // After the id, -f is ps's.
-        let a = parse(&["rtctr", "ps", "c", "-f"]);
-        assert_eq!((a.format.as_str(), a.id()), ("table", "c"));
-        assert_eq!(a.ps_args(), ["-f"]);
-        let a = parse(&["rtctr", "ps", "-format=json", "c", "-ef"]);
-        assert_eq!(a.format, "json");
-        assert_eq!(a.ps_args(), ["-ef"]);
-    }
 
     #[test]
     fn keeps_header_and_container_lines() {
