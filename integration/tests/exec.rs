@@ -33,50 +33,47 @@ fn a_bad_process_file_fails_as_a_bad_config_does() {
     running(&rt, &b, "vp");
     let before = pids(&rt, "vp");
     let good = json!({"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0}});
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, &str)> = vec![
+    // (what, field, its new value or None to leave it out, expected message)
+    let cases = [
         (
             "empty args",
-            Box::new(|p| p["args"] = json!([])),
+            "args",
+            Some(json!([])),
             "args: must name the program",
         ),
-        (
-            "no args",
-            Box::new(|p| {
-                p.as_object_mut().unwrap().remove("args");
-            }),
-            "args: must name the program",
-        ),
+        ("no args", "args", None, "args: must name the program"),
         (
             "empty program",
-            Box::new(|p| p["args"] = json!([""])),
+            "args",
+            Some(json!([""])),
             "args: must name the program",
         ),
-        (
-            "no cwd",
-            Box::new(|p| {
-                p.as_object_mut().unwrap().remove("cwd");
-            }),
-            "missing field `cwd`",
-        ),
+        ("no cwd", "cwd", None, "missing field `cwd`"),
         (
             "relative cwd",
-            Box::new(|p| p["cwd"] = json!("tmp")),
+            "cwd",
+            Some(json!("tmp")),
             "cwd: \"tmp\" is not an absolute path",
         ),
         (
             "bad env",
-            Box::new(|p| p["env"] = json!(["X"])),
+            "env",
+            Some(json!(["X"])),
             "env[0]: \"X\" is not of the form NAME=value",
         ),
         (
             "rlimit",
-            Box::new(|p| p["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 1, "soft": 2}])),
+            "rlimits",
+            Some(json!([{"type": "RLIMIT_NOFILE", "hard": 1, "soft": 2}])),
             "rlimits[0]: soft limit 2 is above hard limit 1",
         ),
     ];
-    for (what, edit, msg) in cases {
+    for (what, field, value, msg) in cases {
         let mut process = good.clone();
-        edit(&mut process);
+        match value {
+            Some(v) => process[field] = v,
+            None => drop(process.as_object_mut().unwrap().remove(field)),
+        }
         let file = b.path().join("process.json");
         std::fs::write(&file, process.to_string()).unwrap();
         let out = rt.run(&["exec", "--process", file.to_str().unwrap(), "vp"]);
