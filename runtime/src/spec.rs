@@ -237,45 +237,80 @@ pub fn validate_process(
             format!("{:?} is not an absolute path", process.cwd()),
         ));
     }
-    for (i, e) in process
-        .env()
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
-        if !e.contains('=') {
-            return Err(invalid(
-                format!("env[{i}]"),
-                format!("{e:?} is not of the form NAME=value"),
-            ));
-        }
+    let env = process.env().as_deref().unwrap_or_default();
+    if let Some((i, e)) = env.iter().enumerate().find(|(_, e)| !e.contains('=')) {
+        return Err(invalid(
+            format!("env[{i}]"),
+            format!("{e:?} is not of the form NAME=value"),
+        ));
     }
-    let mut seen = HashSet::new();
-    for (i, r) in process
-        .rlimits()
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
-        if !seen.insert(format!("{:?}", r.typ())) {
-            return Err(invalid(
-                format!("rlimits[{i}].type"),
-                "duplicate rlimit".into(),
-            ));
-        }
-        if r.soft() > r.hard() {
-            return Err(invalid(
-                format!("rlimits[{i}]"),
-                format!("soft limit {} is above hard limit {}", r.soft(), r.hard()),
-            ));
-        }
-    }
+    check_rlimits(process.rlimits().as_deref().unwrap_or_default())
+        .map_err(|(field, msg)| invalid(field, msg))?;
     Ok(ValidProcess { process, argv })
 }
 
 fn validate_linux(spec: &Spec, linux: &Linux) -> Result<(), SpecError> {
+    check_namespaces(linux)?;
+    check_absolute_paths(linux)?;
+    let ns = Namespaces(linux.namespaces().as_deref().unwrap_or_default());
+    for (field, value) in [
+        ("hostname", spec.hostname()),
+        ("domainname", spec.domainname()),
+    ] {
+        if value.as_deref().is_some_and(|v| !v.is_empty()) && !ns.has(LinuxNamespaceType::Uts) {
+            return Err(invalid(
+                field,
+                format!("cannot set a {field} without a private UTS namespace"),
+            ));
+        }
+    }
+    check_id_mappings(linux, &ns)?;
+    if linux.time_offsets().is_some() && !ns.creates(LinuxNamespaceType::Time) {
+        return Err(invalid(
+            "linux.timeOffsets",
+            "time offsets need a new time namespace",
+        ));
+    }
+    for key in linux.sysctl().iter().flat_map(|s| s.keys()) {
+        check_sysctl(key, &ns)?;
+    }
+    let propagation = linux.rootfs_propagation().as_deref().unwrap_or_default();
+    const PROPAGATIONS: &[&str] = &[
+        "",
+        "private",
+        "rprivate",
+        "slave",
+        "rslave",
+        "shared",
+        "rshared",
+        "unbindable",
+        "runbindable",
+    ];
+    if !PROPAGATIONS.contains(&propagation) {
+        return Err(invalid(
+            "linux.rootfsPropagation",
+            format!("unknown propagation {propagation:?}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The container's `linux.namespaces`, asked which it has.
+struct Namespaces<'a>(&'a [oci_spec::runtime::LinuxNamespace]);
+
+impl Namespaces<'_> {
+    /// New or joined by path.
+    fn has(&self, t: LinuxNamespaceType) -> bool {
+        self.0.iter().any(|n| n.typ() == t)
+    }
+
+    fn creates(&self, t: LinuxNamespaceType) -> bool {
+        self.0.iter().any(|n| n.typ() == t && n.path().is_none())
+    }
+}
+
+/// Each namespace type once; joined ones by absolute path.
+fn check_namespaces(linux: &Linux) -> Result<(), SpecError> {
     let namespaces = linux.namespaces().as_deref().unwrap_or_default();
     let mut seen = HashSet::new();
     for (i, ns) in namespaces.iter().enumerate() {
@@ -285,15 +320,17 @@ fn validate_linux(spec: &Spec, linux: &Linux) -> Result<(), SpecError> {
                 format!("duplicate namespace {}", ns.typ()),
             ));
         }
-        if let Some(p) = ns.path() {
-            if !p.is_absolute() {
-                return Err(invalid(
-                    format!("linux.namespaces[{i}].path"),
-                    format!("{p:?} is not an absolute path"),
-                ));
-            }
+        if let Some(p) = ns.path().as_ref().filter(|p| !p.is_absolute()) {
+            return Err(invalid(
+                format!("linux.namespaces[{i}].path"),
+                format!("{p:?} is not an absolute path"),
+            ));
         }
     }
+    Ok(())
+}
+
+fn check_absolute_paths(linux: &Linux) -> Result<(), SpecError> {
     for (field, paths) in [
         ("linux.maskedPaths", linux.masked_paths()),
         ("linux.readonlyPaths", linux.readonly_paths()),
@@ -307,79 +344,39 @@ fn validate_linux(spec: &Spec, linux: &Linux) -> Result<(), SpecError> {
             }
         }
     }
-    let has_new_or_joined = |t: LinuxNamespaceType| namespaces.iter().any(|n| n.typ() == t);
-    let creates = |t: LinuxNamespaceType| {
-        namespaces
-            .iter()
-            .any(|n| n.typ() == t && n.path().is_none())
-    };
-    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty())
-        && !has_new_or_joined(LinuxNamespaceType::Uts)
-    {
+    Ok(())
+}
+
+/// A new user namespace needs both maps; maps need a user namespace.
+fn check_id_mappings(linux: &Linux, ns: &Namespaces) -> Result<(), SpecError> {
+    let uid = linux.uid_mappings().as_deref().unwrap_or_default();
+    let gid = linux.gid_mappings().as_deref().unwrap_or_default();
+    if ns.creates(LinuxNamespaceType::User) && (uid.is_empty() || gid.is_empty()) {
         return Err(invalid(
-            "hostname",
-            "cannot set a hostname without a private UTS namespace",
+            "linux.uidMappings",
+            "a new user namespace needs uidMappings and gidMappings",
         ));
     }
-    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty())
-        && !has_new_or_joined(LinuxNamespaceType::Uts)
-    {
-        return Err(invalid(
-            "domainname",
-            "cannot set a domainname without a private UTS namespace",
-        ));
-    }
-    let maps = linux.uid_mappings().as_deref().unwrap_or_default().len()
-        + linux.gid_mappings().as_deref().unwrap_or_default().len();
-    if creates(LinuxNamespaceType::User) {
-        if linux
-            .uid_mappings()
-            .as_deref()
-            .unwrap_or_default()
-            .is_empty()
-            || linux
-                .gid_mappings()
-                .as_deref()
-                .unwrap_or_default()
-                .is_empty()
-        {
-            return Err(invalid(
-                "linux.uidMappings",
-                "a new user namespace needs uidMappings and gidMappings",
-            ));
-        }
-    } else if maps > 0 && !has_new_or_joined(LinuxNamespaceType::User) {
+    if !ns.has(LinuxNamespaceType::User) && uid.len() + gid.len() > 0 {
         return Err(invalid(
             "linux.uidMappings",
             "uid/gid mappings need a user namespace",
         ));
     }
-    if linux.time_offsets().is_some() && !creates(LinuxNamespaceType::Time) {
-        return Err(invalid(
-            "linux.timeOffsets",
-            "time offsets need a new time namespace",
-        ));
-    }
-    if let Some(sysctl) = linux.sysctl() {
-        for key in sysctl.keys() {
-            check_sysctl(key, &has_new_or_joined)?;
+    Ok(())
+}
+
+/// Each rlimit once, soft at most hard: (field, message) on error.
+fn check_rlimits(rlimits: &[oci_spec::runtime::PosixRlimit]) -> Result<(), (String, String)> {
+    let mut seen = HashSet::new();
+    for (i, r) in rlimits.iter().enumerate() {
+        if !seen.insert(format!("{:?}", r.typ())) {
+            return Err((format!("rlimits[{i}].type"), "duplicate rlimit".into()));
         }
-    }
-    if let Some(p) = linux.rootfs_propagation() {
-        if !matches!(
-            p.as_str(),
-            "" | "private"
-                | "rprivate"
-                | "slave"
-                | "rslave"
-                | "shared"
-                | "rshared"
-                | "unbindable"
-                | "runbindable"
-        ) {
-            return Err(invalid(
-                "linux.rootfsPropagation",
-                format!("unknown propagation {p:?}"),
+        if r.soft() > r.hard() {
+            return Err((
+                format!("rlimits[{i}]"),
+                format!("soft limit {} is above hard limit {}", r.soft(), r.hard()),
             ));
         }
     }
@@ -388,7 +385,7 @@ fn validate_linux(spec: &Spec, linux: &Linux) -> Result<(), SpecError> {
 
 /// A sysctl may only be set when the namespace it belongs to is the
 /// container's own (as runc checks).
-fn check_sysctl(key: &str, has: &dyn Fn(LinuxNamespaceType) -> bool) -> Result<(), SpecError> {
+fn check_sysctl(key: &str, namespaces: &Namespaces) -> Result<(), SpecError> {
     let path = format!("linux.sysctl.{key}");
     if key.contains("..") || key.starts_with('/') || key.is_empty() {
         return Err(invalid(path, "not a sysctl name"));
@@ -417,7 +414,7 @@ fn check_sysctl(key: &str, has: &dyn Fn(LinuxNamespaceType) -> bool) -> Result<(
             "not namespaced: setting it would change the host",
         ));
     };
-    if !has(ns) {
+    if !namespaces.has(ns) {
         return Err(invalid(
             path,
             format!("needs the container's own {ns} namespace"),
@@ -691,10 +688,83 @@ mod tests {
                 "process.rlimits[0]",
             ),
         ];
-        for (raw, field) in cases {
-            let err = check(&raw).unwrap_err();
-            assert!(err.contains(field), "expected {field} in {err}");
+        let more: Vec<(Vec<u8>, &str)> = vec![
+            (
+                with(|v| v["linux"]["rootfsPropagation"] = "bogus".into()),
+                "config.json: linux.rootfsPropagation: unknown propagation \"bogus\"",
+            ),
+            (
+                with(|v| v["linux"]["timeOffsets"] = serde_json::json!({"monotonic": {"secs": 1}})),
+                "config.json: linux.timeOffsets: time offsets need a new time namespace",
+            ),
+            (
+                with(|v| {
+                    v["domainname"] = "d".into();
+                    v["hostname"] = "".into();
+                    v["linux"]["namespaces"] = serde_json::json!([{"type": "mount"}]);
+                }),
+                "config.json: domainname: cannot set a domainname without a private UTS namespace",
+            ),
+            (
+                with(|v| v["linux"]["namespaces"][0]["path"] = "proc/1/ns/pid".into()),
+                "config.json: linux.namespaces[0].path: \"proc/1/ns/pid\" is not an absolute path",
+            ),
+            (
+                with(|v| v["linux"]["maskedPaths"][0] = "proc/kcore".into()),
+                "config.json: linux.maskedPaths[0]: \"proc/kcore\" is not an absolute path",
+            ),
+            (
+                with(|v| {
+                    v["linux"]["uidMappings"] =
+                        serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}])
+                }),
+                "config.json: linux.uidMappings: uid/gid mappings need a user namespace",
+            ),
+            (
+                with(|v| {
+                    v["process"]["rlimits"] = serde_json::json!([
+                        {"type": "RLIMIT_NOFILE", "hard": 2, "soft": 1},
+                        {"type": "RLIMIT_NOFILE", "hard": 2, "soft": 1}
+                    ])
+                }),
+                "config.json: process.rlimits[1].type: duplicate rlimit",
+            ),
+            (
+                with(|v| v["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1"})),
+                "",
+            ),
+        ];
+        for (raw, field) in cases.into_iter().chain(more) {
+            match check(&raw) {
+                Err(err) => assert!(
+                    !field.is_empty() && err.contains(field),
+                    "expected {field:?} in {err}"
+                ),
+                Ok(_) => assert!(field.is_empty(), "accepted, wanted {field}"),
+            }
         }
+    }
+
+    #[test]
+    fn an_exec_process_is_checked_like_the_configs() {
+        let process: Process = serde_json::from_value(serde_json::json!(
+            {"args": [], "cwd": "/", "user": {"uid": 0, "gid": 0}}
+        ))
+        .unwrap();
+        let err = validate_process(process, "/tmp/p.json", "").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/tmp/p.json: args: must name the program to run"
+        );
+        let process: Process = serde_json::from_value(serde_json::json!(
+            {"args": ["sh"], "cwd": "/", "env": ["A=1", "B"], "user": {"uid": 0, "gid": 0}}
+        ))
+        .unwrap();
+        let err = validate_process(process, "p.json", "").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "p.json: env[1]: \"B\" is not of the form NAME=value"
+        );
     }
 
     #[test]

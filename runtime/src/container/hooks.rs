@@ -58,56 +58,21 @@ pub fn run(kind: &'static str, hook: &Hook, state_json: &[u8]) -> Result<(), Hoo
         path: path.clone(),
         source,
     };
-    let mut cmd = Command::new(hook.path());
-    if let Some(args) = hook.args() {
-        if let Some((argv0, rest)) = args.split_first() {
-            std::os::unix::process::CommandExt::arg0(&mut cmd, argv0);
-            cmd.args(rest);
-        }
-    }
-    cmd.env_clear();
-    for e in hook.env().as_deref().unwrap_or_default() {
-        if let Some((k, v)) = e.split_once('=') {
-            cmd.env(k, v);
-        }
-    }
-    // The state is written into the pipe before the hook starts: writing
-    // to a hook that exited without reading would raise SIGPIPE, which
-    // kills the container init (it runs with default dispositions).
-    let stdin = prefilled_pipe(state_json).map_err(spawn_err)?;
-    cmd.stdin(Stdio::from(stdin))
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(spawn_err)?;
-    let mut stderr = child.stderr.take().expect("stderr is piped");
-    let deadline = hook
-        .timeout()
-        .filter(|t| *t > 0)
-        .map(|t| (t, Instant::now() + Duration::from_secs(t as u64)));
-    let pidfd = rustix::process::pidfd_open(
-        rustix::process::Pid::from_raw(child.id() as i32).expect("child pid is positive"),
-        rustix::process::PidfdFlags::empty(),
-    )
-    .map_err(|e| spawn_err(e.into()))?;
-    loop {
-        let timeout = deadline.map(|(_, d)| d.saturating_duration_since(Instant::now()));
-        if wait_readable(&pidfd, timeout) {
-            break;
-        }
-        if let Some((secs, d)) = deadline {
-            if Instant::now() >= d {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(HookError::Timeout { kind, path, secs });
-            }
-        }
+    let mut child = spawn(hook, state_json).map_err(spawn_err)?;
+    if !wait(&mut child, hook.timeout().filter(|t| *t > 0)).map_err(spawn_err)? {
+        let _ = child.kill();
+        let _ = child.wait();
+        let secs = hook.timeout().unwrap_or_default();
+        return Err(HookError::Timeout { kind, path, secs });
     }
     let status = child.wait().map_err(spawn_err)?;
     if status.success() {
         return Ok(());
     }
     let mut text = String::new();
-    let _ = stderr.read_to_string(&mut text);
+    if let Some(mut stderr) = child.stderr.take() {
+        let _ = stderr.read_to_string(&mut text);
+    }
     let text = text.trim();
     Err(HookError::Failed {
         kind,
@@ -119,6 +84,47 @@ pub fn run(kind: &'static str, hook: &Hook, state_json: &[u8]) -> Result<(), Hoo
             format!(": {text}")
         },
     })
+}
+
+/// The hook with its `path`, `args` and `env` only, the state on stdin
+/// and its stderr kept for the error message.
+fn spawn(hook: &Hook, state_json: &[u8]) -> io::Result<std::process::Child> {
+    let mut cmd = Command::new(hook.path());
+    if let Some((argv0, rest)) = hook.args().as_deref().and_then(|a| a.split_first()) {
+        std::os::unix::process::CommandExt::arg0(&mut cmd, argv0);
+        cmd.args(rest);
+    }
+    cmd.env_clear();
+    for e in hook.env().as_deref().unwrap_or_default() {
+        if let Some((k, v)) = e.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    // The state is written into the pipe before the hook starts: writing
+    // to a hook that exited without reading would raise SIGPIPE, which
+    // kills the container init (it runs with default dispositions).
+    let stdin = prefilled_pipe(state_json)?;
+    cmd.stdin(Stdio::from(stdin))
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::piped())
+        .spawn()
+}
+
+/// Waits for the hook to exit: false if `timeout` seconds passed first.
+fn wait(child: &mut std::process::Child, timeout: Option<i64>) -> io::Result<bool> {
+    let deadline = timeout.map(|t| Instant::now() + Duration::from_secs(t as u64));
+    let pid = rustix::process::Pid::from_raw(child.id() as i32)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
+    let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())?;
+    loop {
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if wait_readable(&pidfd, left) {
+            return Ok(true);
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(false);
+        }
+    }
 }
 
 /// The state JSON with another status (for hooks that run after create).
