@@ -10,7 +10,7 @@ use oci_spec::runtime::{Process, Spec};
 
 use crate::container::supervise::{SuperviseError, Supervisor};
 use crate::container::tenant::{self, TenantError};
-use crate::container::{capabilities, lsm, namespaces, process, seccomp, terminal};
+use crate::container::{capabilities, namespaces, process, terminal};
 use crate::spec::{self, SpecError, ValidProcess};
 use crate::state::{self, State, StateError, Status, Store};
 
@@ -39,11 +39,9 @@ pub enum ExecError {
     #[error(transparent)]
     Ns(#[from] namespaces::NsError),
     #[error(transparent)]
+    Plan(#[from] process::PlanError),
+    #[error(transparent)]
     Caps(#[from] capabilities::CapError),
-    #[error(transparent)]
-    Seccomp(#[from] seccomp::SeccompError),
-    #[error(transparent)]
-    Lsm(#[from] lsm::LsmError),
     #[error(transparent)]
     Terminal(#[from] terminal::TerminalError),
     #[error(transparent)]
@@ -78,10 +76,8 @@ pub fn exec(store: &Store, o: &ExecOptions) -> Result<i32, ExecError> {
     if process.terminal() && o.detach && o.console_socket.is_none() {
         return Err(ExecError::DetachedTerminal);
     }
-    lsm::check_enabled(&process)?;
-    let (caps, _warnings) = capabilities::plan(process.capabilities().as_ref())?;
     let linux = spec.linux().clone().unwrap_or_default();
-    let filter = linux.seccomp().as_ref().map(seccomp::compile).transpose()?;
+    let plan = process::plan(&process, &linux)?;
     let ns = namespaces::plan_joining(&linux, state.pid)?;
     let supervisor = match o.detach {
         true => None,
@@ -90,8 +86,7 @@ pub fn exec(store: &Store, o: &ExecOptions) -> Result<i32, ExecError> {
     let (console, proxy) = console(&process, o)?;
     let setup = process::Setup {
         process: &process,
-        caps: &caps,
-        seccomp: filter.as_ref(),
+        plan: &plan,
         preserve_fds: o.preserve_fds,
     };
     let pid = tenant::spawn(&state, &ns, &setup, console.as_ref().map(|c| c.as_fd()))?;

@@ -13,11 +13,9 @@ use nix::unistd::Pid;
 use oci_spec::runtime::LinuxNamespaceType;
 use rtctr_cgroups::Cgroup;
 
-use super::capabilities::{self, CapabilityPlan};
 use super::init::{self, Enter};
-use super::seccomp::{self, Program};
 use super::sync::{Channel, Msg, SyncError};
-use super::{hooks, lsm, namespaces, network, pidfd, process, terminal};
+use super::{hooks, namespaces, network, pidfd, process, seccomp, terminal};
 use crate::spec::{self, Config};
 use crate::state::{self, ContainerDir, State, StateError, Status, Store};
 
@@ -49,13 +47,11 @@ pub enum CreateError {
     #[error(transparent)]
     Terminal(#[from] terminal::TerminalError),
     #[error(transparent)]
-    Caps(#[from] capabilities::CapError),
+    Process(#[from] process::PlanError),
     #[error(transparent)]
     Network(#[from] network::NetworkError),
     #[error(transparent)]
     Seccomp(#[from] seccomp::SeccompError),
-    #[error(transparent)]
-    Lsm(#[from] lsm::LsmError),
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> CreateError + 'a {
@@ -97,8 +93,7 @@ pub struct Plan<'a> {
     pub rootfs: PathBuf,
     pub ns: namespaces::Plan,
     pub cgroup: Cgroup,
-    caps: CapabilityPlan,
-    seccomp: Option<Program>,
+    process: process::Plan,
     /// Where the terminal master goes: a connected --console-socket, or
     /// `run`'s own socket.
     console: Option<Console<'a>>,
@@ -130,8 +125,7 @@ impl Plan<'_> {
     pub fn process_setup(&self) -> process::Setup<'_> {
         process::Setup {
             process: &self.config.process,
-            caps: &self.caps,
-            seccomp: self.seccomp.as_ref(),
+            plan: &self.process,
             preserve_fds: self.opts.preserve_fds,
         }
     }
@@ -172,15 +166,11 @@ fn plan<'a>(
     let (spec, raw) = spec::load(&bundle)?;
     let config = spec::validate(spec)?;
     let rootfs = rootfs_path(&bundle, &config.root_path)?;
-    lsm::check_enabled(&config.process)?;
+    let process = process::plan(&config.process, &config.linux)?;
     let console = console_receiver(opts, &config, console)?;
     let ns = namespaces::plan(&config.linux)?;
     let cgroups_path = config.linux.cgroups_path().as_deref();
     let cgroup = Cgroup::resolve(cgroups_path, &opts.id, opts.systemd_cgroup)?;
-    let (caps, warnings) = capabilities::plan(config.process.capabilities().as_ref())?;
-    warnings.iter().for_each(|w| log::warn!("{w}"));
-    let seccomp = config.linux.seccomp().as_ref().map(seccomp::compile);
-    let seccomp = seccomp.transpose()?;
     let annotations = config.spec.annotations().clone().unwrap_or_default();
     network::check(&opts.id, &annotations)?;
     Ok(Plan {
@@ -191,8 +181,7 @@ fn plan<'a>(
         rootfs,
         ns,
         cgroup,
-        caps,
-        seccomp,
+        process,
         console,
     })
 }
@@ -362,7 +351,7 @@ fn hand_over_listener(
     fd: i32,
     state: &state::OciState,
 ) -> Result<(), CreateError> {
-    match &plan.seccomp {
+    match plan.process.seccomp() {
         Some(program) => Ok(program.hand_over_listener(pid, fd, state)?),
         None => Ok(()),
     }

@@ -16,12 +16,12 @@ use std::path::{Path, PathBuf};
 
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::unistd::{Gid, Uid};
-use oci_spec::runtime::{PosixRlimit, PosixRlimitType, Process};
+use oci_spec::runtime::{Linux, PosixRlimit, PosixRlimitType, Process};
 
-use super::capabilities::{CapError, CapabilityPlan};
+use super::capabilities::{self, CapError, CapabilityPlan};
 use super::lsm::{self, LsmError};
 use super::resolve;
-use super::seccomp::{Program, SeccompError};
+use super::seccomp::{self, Program, SeccompError};
 use super::sync::{Channel, Msg, SyncError};
 use crate::spec::ValidProcess;
 
@@ -92,12 +92,45 @@ fn sys(op: &'static str) -> impl FnOnce(nix::Error) -> ProcessError {
     }
 }
 
+/// A process's own failures found before anything is forked.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Lsm(#[from] LsmError),
+    #[error(transparent)]
+    Caps(#[from] CapError),
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
+}
+
 /// What a container process is made of besides its config, planned by the
 /// runtime before it forks (the child reads it from its copy of memory).
+pub struct Plan {
+    caps: CapabilityPlan,
+    seccomp: Option<Program>,
+}
+
+impl Plan {
+    /// The compiled `linux.seccomp` profile, if any.
+    pub fn seccomp(&self) -> Option<&Program> {
+        self.seccomp.as_ref()
+    }
+}
+
+/// Checks that a requested LSM label can be applied, and computes the
+/// capability sets and the seccomp program — for `create` and `exec` alike.
+pub fn plan(process: &ValidProcess, linux: &Linux) -> Result<Plan, PlanError> {
+    lsm::check_enabled(process)?;
+    let (caps, warnings) = capabilities::plan(process.capabilities().as_ref())?;
+    warnings.iter().for_each(|w| log::warn!("{w}"));
+    let seccomp = linux.seccomp().as_ref().map(seccomp::compile).transpose()?;
+    Ok(Plan { caps, seccomp })
+}
+
+/// Everything [`prepare`] works from.
 pub struct Setup<'a> {
     pub process: &'a ValidProcess,
-    pub caps: &'a CapabilityPlan,
-    pub seccomp: Option<&'a Program>,
+    pub plan: &'a Plan,
     /// `--preserve-fds`: descriptors 3..3+N stay open across execve.
     pub preserve_fds: u32,
 }
@@ -128,14 +161,14 @@ pub fn prepare(setup: &Setup, chan: &Channel) -> Result<Ready, ProcessError> {
     })?;
     let nnp = process.no_new_privileges();
     let mut listener = None;
-    if let (Some(filter), false) = (setup.seccomp, nnp) {
+    if let (Some(filter), false) = (setup.plan.seccomp(), nnp) {
         // Without no_new_privs the kernel wants CAP_SYS_ADMIN for the
         // filter: install it before the capabilities are dropped.
         listener = filter.install()?;
     }
-    become_user(process, setup.caps)?;
+    become_user(process, &setup.plan.caps)?;
     let ready = resolve_program(process)?;
-    if let (Some(filter), true) = (setup.seccomp, nnp) {
+    if let (Some(filter), true) = (setup.plan.seccomp(), nnp) {
         // As late as possible: rtctr's own set-up is not filtered.
         listener = filter.install()?;
     }

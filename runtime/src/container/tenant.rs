@@ -45,7 +45,7 @@ pub fn spawn(
     let _ = nix::sys::wait::waitpid(intermediate, None);
     let pid = pid?;
     let running = state.oci(Status::Running);
-    let served = chan.serve_listeners(None, |fd| match setup.seccomp {
+    let served = chan.serve_listeners(None, |fd| match setup.plan.seccomp() {
         Some(program) => Ok(program.hand_over_listener(pid, fd, &running)?),
         None => Ok::<(), TenantError>(()),
     });
