@@ -1,7 +1,8 @@
 //! `rtctr create`: a container from a bundle, its init waiting for `start`.
 
-pub use crate::container::parent::CreateOptions;
-use crate::container::parent::{self, CreateError};
+use crate::container::parent;
+use crate::container::plan::CreateError;
+pub use crate::container::plan::CreateOptions;
 use crate::state::Store;
 
 pub fn create(store: &Store, opts: &CreateOptions) -> Result<(), CreateError> {

@@ -5,7 +5,8 @@
 use std::os::fd::AsFd;
 
 use crate::container::lifecycle::{self, DestroyError, StartError};
-use crate::container::parent::{self, CreateError, CreateOptions};
+use crate::container::parent;
+use crate::container::plan::{CreateError, CreateOptions};
 use crate::container::supervise::{self, SuperviseError, Supervisor};
 use crate::container::{pidfd, terminal};
 use crate::state::{StateError, Store};

@@ -17,7 +17,7 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::unistd::{Gid, Pid, Uid};
 use oci_spec::runtime::LinuxNamespaceType;
 
-use super::parent::Plan;
+use super::plan::Plan;
 use super::proc_files::{self, ProcFile};
 use super::sync::{self, Channel, Msg, SyncError};
 use super::{hooks, namespaces, network, process, resolve, rootfs, terminal};

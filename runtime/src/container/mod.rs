@@ -22,6 +22,7 @@ pub mod namespaces;
 pub mod network;
 pub mod parent;
 pub mod pidfd;
+pub mod plan;
 pub mod proc_files;
 pub mod process;
 pub mod resolve;

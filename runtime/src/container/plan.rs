@@ -1,0 +1,183 @@
+//! What `create` decides before anything exists: the config validated,
+//! the host paths it names resolved, the namespaces, cgroup, capability
+//! sets and seccomp program worked out. A failure here leaves no trace.
+//! The parent recipe ([`super::parent`]) and the child recipe
+//! ([`super::init`], which reads it in its copy of memory) both work from
+//! the [`Plan`].
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::LinuxNamespaceType;
+use rtctr_cgroups::Cgroup;
+
+use super::sync::SyncError;
+use super::{hooks, namespaces, network, process, seccomp, terminal};
+use crate::spec::{self, Config};
+use crate::state::{self, StateError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error(transparent)]
+    Spec(#[from] spec::SpecError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Ns(#[from] namespaces::NsError),
+    #[error(transparent)]
+    Cgroup(#[from] rtctr_cgroups::Error),
+    #[error(transparent)]
+    Hook(#[from] hooks::HookError),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("process.terminal is true: cannot allocate a terminal without --console-socket")]
+    TerminalWithoutConsole,
+    #[error("--console-socket given but process.terminal is false")]
+    ConsoleWithoutTerminal,
+    #[error(transparent)]
+    Terminal(#[from] terminal::TerminalError),
+    #[error(transparent)]
+    Process(#[from] process::PlanError),
+    #[error(transparent)]
+    Network(#[from] network::NetworkError),
+    #[error(transparent)]
+    Seccomp(#[from] seccomp::SeccompError),
+}
+
+pub(super) fn io_err<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> CreateError + 'a {
+    move |source| CreateError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct CreateOptions {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    pub systemd_cgroup: bool,
+}
+
+/// What `create` decided before anything exists; the parent recipe and
+/// the child recipe (which sees it in its copy of memory) both read it.
+pub struct Plan<'a> {
+    pub opts: &'a CreateOptions,
+    pub config: Config,
+    /// config.json as read, kept as the container's snapshot.
+    pub raw: Vec<u8>,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub ns: namespaces::Plan,
+    pub cgroup: Cgroup,
+    pub process: process::Plan,
+    /// Where the terminal master goes: a connected --console-socket, or
+    /// `run`'s own socket.
+    console: Option<Console<'a>>,
+}
+
+enum Console<'a> {
+    Connected(OwnedFd),
+    Given(BorrowedFd<'a>),
+}
+
+impl Plan<'_> {
+    /// The container has a mount namespace of its own (else it shares
+    /// rtctr's and chroots).
+    pub fn own_mounts(&self) -> bool {
+        self.ns.has(LinuxNamespaceType::Mount)
+    }
+
+    pub fn new_cgroupns(&self) -> bool {
+        self.ns.creates(LinuxNamespaceType::Cgroup)
+    }
+
+    pub fn console(&self) -> Option<BorrowedFd<'_>> {
+        self.console.as_ref().map(|c| match c {
+            Console::Connected(fd) => fd.as_fd(),
+            Console::Given(fd) => *fd,
+        })
+    }
+
+    pub fn process_setup(&self) -> process::Setup<'_> {
+        process::Setup {
+            process: &self.config.process,
+            plan: &self.process,
+            preserve_fds: self.opts.preserve_fds,
+        }
+    }
+}
+
+/// Everything that can fail before anything exists: the config, the host
+/// paths it names, the capability and seccomp programs, the annotations.
+pub fn plan<'a>(
+    opts: &'a CreateOptions,
+    console: Option<BorrowedFd<'a>>,
+) -> Result<Plan<'a>, CreateError> {
+    state::validate_id(&opts.id)?;
+    let bundle = std::fs::canonicalize(&opts.bundle).map_err(io_err("bundle", &opts.bundle))?;
+    let (spec, raw) = spec::load(&bundle)?;
+    let config = spec::validate(spec)?;
+    let rootfs = rootfs_path(&bundle, &config.root_path)?;
+    let process = process::plan(&config.process, &config.linux)?;
+    let console = console_receiver(opts, &config, console)?;
+    let ns = namespaces::plan(&config.linux)?;
+    let cgroups_path = config.linux.cgroups_path().as_deref();
+    let cgroup = Cgroup::resolve(cgroups_path, &opts.id, opts.systemd_cgroup)?;
+    let annotations = config.spec.annotations().clone().unwrap_or_default();
+    network::check(&opts.id, &annotations)?;
+    Ok(Plan {
+        opts,
+        config,
+        raw,
+        bundle,
+        rootfs,
+        ns,
+        cgroup,
+        process,
+        console,
+    })
+}
+
+fn rootfs_path(bundle: &Path, root: &Path) -> Result<PathBuf, CreateError> {
+    let path = bundle.join(root);
+    let path = std::fs::canonicalize(&path).map_err(io_err("root.path", &path))?;
+    if !path.is_dir() {
+        return Err(io_err("root.path", &path)(io::Error::from_raw_os_error(
+            libc::ENOTDIR,
+        )));
+    }
+    Ok(path)
+}
+
+/// The terminal's receiver: --console-socket, connected here (a host
+/// path), or `run`'s socket. Refused when it and process.terminal disagree.
+fn console_receiver<'a>(
+    opts: &CreateOptions,
+    config: &Config,
+    given: Option<BorrowedFd<'a>>,
+) -> Result<Option<Console<'a>>, CreateError> {
+    match (config.process.terminal(), &opts.console_socket, given) {
+        (true, Some(path), _) => Ok(Some(Console::Connected(terminal::connect(path)?))),
+        (true, None, Some(fd)) => Ok(Some(Console::Given(fd))),
+        (true, None, None) => Err(CreateError::TerminalWithoutConsole),
+        (false, Some(_), _) => Err(CreateError::ConsoleWithoutTerminal),
+        (false, None, _) => Ok(None),
+    }
+}
