@@ -29,8 +29,6 @@ pub enum RootfsError {
     Mount(#[from] mounts::MountError),
     #[error(transparent)]
     Device(#[from] devices::DeviceError),
-    #[error("linux.devices: {0}")]
-    DevicePlan(String),
     #[error("{field} {path}: {op}: {source}")]
     Path {
         field: &'static str,
@@ -203,7 +201,7 @@ pub fn mount_all(
             .as_ref()
             .and_then(|l| l.devices().as_deref())
             .unwrap_or_default();
-        let nodes = devices::plan(configured).map_err(RootfsError::DevicePlan)?;
+        let nodes = devices::plan(configured)?;
         devices::create(root.fd.as_fd(), &nodes)?;
         devices::symlinks(root.fd.as_fd())?;
     }
