@@ -168,6 +168,35 @@ pub fn unmount_under(dir: &Path) {
     }
 }
 
+/// What [`mount_all`] does, in order.
+#[derive(Debug, PartialEq)]
+pub struct Plan {
+    pub mounts: Vec<mounts::Planned>,
+    /// The device nodes to create; none when /dev is itself a bind mount.
+    pub devices: Option<Vec<devices::Node>>,
+}
+
+/// Plans `mounts` and the device nodes (pure but for `is_dir`, which
+/// looks at bind sources).
+pub fn plan(spec: &Spec, bundle: &Path, is_dir: mounts::IsDir) -> Result<Plan, RootfsError> {
+    let list = spec.mounts().as_deref().unwrap_or_default();
+    let mounts = mounts::plan(list, bundle, is_dir)?;
+    let dev_is_bind = mounts
+        .iter()
+        .any(|p| p.dest == Path::new("/dev") && matches!(p.op, mounts::MountOp::Bind { .. }));
+    let devices = if dev_is_bind {
+        None
+    } else {
+        let configured = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.devices().as_deref())
+            .unwrap_or_default();
+        Some(devices::plan(configured)?)
+    };
+    Ok(Plan { mounts, devices })
+}
+
 /// Step 2: `mounts` in order, then the devices (unless /dev is a bind).
 pub fn mount_all(
     spec: &Spec,
@@ -176,33 +205,17 @@ pub fn mount_all(
     cgroup: Option<&rtctr_cgroups::Cgroup>,
     cgroupns: bool,
 ) -> Result<(), RootfsError> {
+    let plan = plan(spec, bundle, &mounts::host_is_dir)?;
     let ctx = mounts::Ctx {
         root: root.fd.as_fd(),
-        bundle,
         cgroup,
         cgroupns,
     };
-    let list = spec.mounts().as_deref().unwrap_or_default();
-    for (i, m) in list.iter().enumerate() {
-        mounts::apply(&ctx, i, m)?;
+    for op in &plan.mounts {
+        mounts::apply(&ctx, op)?;
     }
-    let dev_is_bind = list.iter().any(|m| {
-        m.destination() == Path::new("/dev")
-            && (m.typ().as_deref() == Some("bind")
-                || m.options()
-                    .as_deref()
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|o| o == "bind" || o == "rbind"))
-    });
-    if !dev_is_bind {
-        let configured = spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.devices().as_deref())
-            .unwrap_or_default();
-        let nodes = devices::plan(configured)?;
-        devices::create(root.fd.as_fd(), &nodes)?;
+    if let Some(nodes) = &plan.devices {
+        devices::create(root.fd.as_fd(), nodes)?;
         devices::symlinks(root.fd.as_fd())?;
     }
     Ok(())
@@ -385,4 +398,59 @@ pub fn move_root(root: &Root) -> Result<(), RootfsError> {
 pub fn readonly_root() -> Result<(), RootfsError> {
     mounts::remount_bind(Path::new("/"), MsFlags::MS_RDONLY)
         .map_err(root_err(Path::new("/"), "remount read-only"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(v: serde_json::Value) -> Spec {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn all_dirs(_: &Path) -> io::Result<bool> {
+        Ok(true)
+    }
+
+    fn plan_of(v: serde_json::Value) -> Plan {
+        plan(&spec(v), Path::new("/bundle"), &all_dirs).unwrap()
+    }
+
+    #[test]
+    fn devices_are_created_unless_dev_is_a_bind() {
+        let tmpfs = plan_of(serde_json::json!({"mounts": [
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["mode=755"]}
+        ]}));
+        assert_eq!(tmpfs.devices.map(|d| d.len()), Some(6));
+        for dev in [
+            serde_json::json!({"destination": "/dev", "type": "bind", "source": "/dev"}),
+            serde_json::json!({"destination": "/dev/", "type": "none", "source": "/dev", "options": ["rbind"]}),
+        ] {
+            let p = plan_of(serde_json::json!({"mounts": [dev],
+                "linux": {"devices": [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]}}));
+            assert_eq!(p.devices, None, "{dev}");
+        }
+        let bind_below_dev = plan_of(serde_json::json!({"mounts": [
+            {"destination": "/dev/fuse", "type": "bind", "source": "/dev/fuse"}
+        ]}));
+        assert!(bind_below_dev.devices.is_some());
+    }
+
+    #[test]
+    fn plan_errors_name_their_field() {
+        let s =
+            spec(serde_json::json!({"linux": {"devices": [{"path": "/dev/all", "type": "a"}]}}));
+        let err = plan(&s, Path::new("/bundle"), &all_dirs).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "linux.devices[0].type: \"a\" is not a device type"
+        );
+        let s = spec(serde_json::json!({"mounts": [
+            {"destination": "/m", "type": "bind", "source": "/x", "options": ["ridmap"]}]}));
+        let err = plan(&s, Path::new("/bundle"), &all_dirs).unwrap_err();
+        assert!(matches!(
+            err,
+            RootfsError::Mount(mounts::MountError::Unsupported { index: 0, .. })
+        ));
+    }
 }
