@@ -13,6 +13,7 @@ use nix::sys::stat::{makedev, Mode, SFlag};
 use nix::unistd::{Gid, Uid};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
 
+use crate::container::mounts::{Step, StepExt};
 use crate::container::resolve;
 
 #[derive(Debug, thiserror::Error)]
@@ -28,13 +29,6 @@ pub enum DeviceError {
         #[source]
         source: io::Error,
     },
-}
-
-/// A failed step of one node: what was done, and the kernel's answer.
-type Step = Result<(), (&'static str, io::Error)>;
-
-fn step(op: &'static str) -> impl FnOnce(nix::Error) -> (&'static str, io::Error) {
-    move |e| (op, e.into())
 }
 
 /// One node to create.
@@ -121,7 +115,7 @@ pub fn create(root: BorrowedFd<'_>, nodes: &[Node]) -> Result<(), DeviceError> {
 
 fn create_node(root: BorrowedFd<'_>, n: &Node) -> Step {
     let parent = n.path.parent().unwrap_or(Path::new("/"));
-    let dir = resolve::mkdir_all(root, parent, 0o755).map_err(|e| ("create parent", e))?;
+    let dir = resolve::mkdir_all(root, parent, 0o755).op("create parent")?;
     let name = n
         .path
         .file_name()
@@ -132,7 +126,7 @@ fn create_node(root: BorrowedFd<'_>, n: &Node) -> Step {
     match nix::sys::stat::mknodat(dir.as_fd(), name, n.kind, mode, makedev(n.major, n.minor)) {
         Ok(()) => set_mode_and_owner(dir.as_fd(), name, n),
         Err(nix::Error::EPERM) => bind_host_node(root, n),
-        Err(e) => Err(step("mknod")(e)),
+        Err(e) => Err(("mknod", e.into())),
     }
 }
 
@@ -145,7 +139,7 @@ fn set_mode_and_owner(dir: BorrowedFd<'_>, name: &OsStr, n: &Node) -> Step {
         nix::sys::stat::FchmodatFlags::NoFollowSymlink,
     ) {
         Ok(()) | Err(nix::Error::EOPNOTSUPP) => {}
-        Err(e) => return Err(step("chmod")(e)),
+        Err(e) => return Err(("chmod", e.into())),
     }
     nix::unistd::fchownat(
         dir,
@@ -154,11 +148,11 @@ fn set_mode_and_owner(dir: BorrowedFd<'_>, name: &OsStr, n: &Node) -> Step {
         Some(Gid::from_raw(n.gid)),
         nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
     )
-    .map_err(step("chown"))
+    .op("chown")
 }
 
 fn bind_host_node(root: BorrowedFd<'_>, n: &Node) -> Step {
-    let target = resolve::create_file(root, &n.path).map_err(|e| ("create bind target", e))?;
+    let target = resolve::create_file(root, &n.path).op("create bind target")?;
     mount(
         Some(&n.path),
         &resolve::fd_path(&target),
@@ -166,7 +160,7 @@ fn bind_host_node(root: BorrowedFd<'_>, n: &Node) -> Step {
         MsFlags::MS_BIND,
         None::<&str>,
     )
-    .map_err(step("bind host device"))
+    .op("bind host device")
 }
 
 /// /dev/fd, /dev/std{in,out,err}, /dev/core and /dev/ptmx -> pts/ptmx.

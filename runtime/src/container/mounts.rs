@@ -35,10 +35,11 @@ pub enum MountError {
 #[error("option {0:?} is not supported")]
 pub struct UnsupportedOption(pub String);
 
-/// A failed step of one operation: what was done, and the kernel's answer.
-type Step<T = ()> = Result<T, (&'static str, io::Error)>;
+/// A failed step of one operation: what was done, and the kernel's answer
+/// (the caller adds which mount, device or path it was for).
+pub(crate) type Step<T = ()> = Result<T, (&'static str, io::Error)>;
 
-trait StepExt<T> {
+pub(crate) trait StepExt<T> {
     fn op(self, op: &'static str) -> Step<T>;
 }
 
@@ -339,18 +340,12 @@ fn plan_one(
         return Ok(vec![MountOp::Cgroup { flags, readonly }]);
     }
     let mut ops = if is_bind {
-        let source = m
-            .source()
-            .as_ref()
-            .map(|s| bundle.join(s))
-            .unwrap_or_default();
-        let file = !is_dir(&source).map_err(|source| MountError::Op {
+        plan_bind(&opts, m, bundle, is_dir).map_err(|source| MountError::Op {
             index,
             op: "stat bind source",
             dest: m.destination().clone(),
             source,
-        })?;
-        plan_bind(&opts, source, file)
+        })?
     } else {
         vec![plan_filesystem(&opts, typ, m.source().as_deref())]
     };
@@ -364,18 +359,24 @@ fn plan_one(
     Ok(ops)
 }
 
-fn plan_bind(opts: &Options, source: PathBuf, file: bool) -> Vec<MountOp> {
-    let recursive = opts.flags.contains(MsFlags::MS_REC);
+/// The bind, then a remount if the options set or clear flags.
+fn plan_bind(opts: &Options, m: &Mount, bundle: &Path, is_dir: IsDir) -> io::Result<Vec<MountOp>> {
+    let source = match m.source() {
+        Some(s) if s.is_relative() => bundle.join(s),
+        Some(s) => s.clone(),
+        None => PathBuf::new(),
+    };
+    let file = !is_dir(&source)?;
     let mut ops = vec![MountOp::Bind {
         source,
-        recursive,
+        recursive: opts.flags.contains(MsFlags::MS_REC),
         file,
     }];
     let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     if !extra.is_empty() || !opts.cleared.is_empty() {
         ops.push(MountOp::Remount { flags: extra });
     }
-    ops
+    Ok(ops)
 }
 
 fn plan_filesystem(opts: &Options, typ: &str, source: Option<&Path>) -> MountOp {
