@@ -213,8 +213,7 @@ fn run_init(ctx: &Ctx) -> Result<Infallible, InitError> {
             .map_err(sys_io(format!("write {}", file.path().display())))?;
     }
     let dev_null = rootfs::open_dev_null().map_err(sys_io("open /dev/null"))?;
-    rootfs::readonly_paths(spec, root.fd.as_fd())?;
-    rootfs::masked_paths(spec, root.fd.as_fd(), &dev_null)?;
+    rootfs::protect_paths(spec, root.fd.as_fd(), &dev_null)?;
     resolve::mkdir_all(root.fd.as_fd(), proc_.cwd(), 0o755).map_err(sys_io(format!(
         "process.cwd {}: create",
         proc_.cwd().display()

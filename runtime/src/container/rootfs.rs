@@ -1,7 +1,6 @@
-//! The container's root filesystem, in the order the kernel needs:
-//! propagation of `/`, the rootfs bound onto itself, `mounts` in order,
-//! devices, then (after the createContainer hooks) sysctls, read-only and
-//! masked paths, and finally pivot_root and the read-only root.
+//! The container's root filesystem. [`plan`] lists the mounts and device
+//! nodes, [`plan_paths`] the read-only and masked paths; the steps apply
+//! them in the order the kernel needs, up to pivot_root and a read-only `/`.
 
 use std::fs::File;
 use std::io;
@@ -13,6 +12,7 @@ use std::path::{Path, PathBuf};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use oci_spec::runtime::Spec;
 
+use crate::container::mounts::{Step, StepExt};
 use crate::container::proc_files::{Proc, ProcFile};
 use crate::container::{devices, mounts, resolve};
 
@@ -245,48 +245,6 @@ pub fn sysctl(spec: &Spec) -> Result<(), RootfsError> {
     Ok(())
 }
 
-/// `linux.readonlyPaths`: each becomes a read-only bind of itself.
-/// Missing paths are skipped.
-pub fn readonly_paths(spec: &Spec, root: BorrowedFd<'_>) -> Result<(), RootfsError> {
-    let paths = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.readonly_paths().as_deref())
-        .unwrap_or_default();
-    for p in paths {
-        let err = |op| {
-            let path = p.clone();
-            move |source: io::Error| RootfsError::Path {
-                field: "linux.readonlyPaths",
-                path,
-                op,
-                source,
-            }
-        };
-        let fd = match resolve::open_path(root, Path::new(p), true) {
-            Ok(fd) => fd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(err("open")(e)),
-        };
-        let target = resolve::fd_path(&fd);
-        mount(
-            Some(&target),
-            &target,
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .map_err(|e| err("bind")(nix_io(e)))?;
-        let mounted = resolve::open_path(root, Path::new(p), true).map_err(err("reopen"))?;
-        mounts::remount_bind(
-            &resolve::fd_path(&mounted),
-            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        )
-        .map_err(err("remount read-only"))?;
-    }
-    Ok(())
-}
-
 /// The host's /dev/null, opened and checked to really be the character
 /// device 1:3 before it is bound over anything.
 pub fn open_dev_null() -> io::Result<OwnedFd> {
@@ -300,64 +258,109 @@ pub fn open_dev_null() -> io::Result<OwnedFd> {
     Ok(f.into())
 }
 
-/// `linux.maskedPaths`: files get the verified /dev/null bound over them,
-/// directories a read-only empty tmpfs. Missing paths are skipped.
-pub fn masked_paths(
+/// Where a path of `linux.readonlyPaths` or `linux.maskedPaths` came from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PathKind {
+    /// Becomes a read-only bind of itself.
+    Readonly,
+    /// A file gets /dev/null bound over it, a directory an empty read-only
+    /// tmpfs (which of the two is known only once the mounts are made).
+    Masked,
+}
+
+impl PathKind {
+    fn field(self) -> &'static str {
+        match self {
+            PathKind::Readonly => "linux.readonlyPaths",
+            PathKind::Masked => "linux.maskedPaths",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathOp {
+    pub kind: PathKind,
+    pub path: String,
+}
+
+/// `linux.readonlyPaths`, then `linux.maskedPaths`.
+pub fn plan_paths(spec: &Spec) -> Vec<PathOp> {
+    let linux = spec.linux().as_ref();
+    let readonly = linux.and_then(|l| l.readonly_paths().as_deref());
+    let masked = linux.and_then(|l| l.masked_paths().as_deref());
+    let with = |kind| {
+        move |path: &String| PathOp {
+            kind,
+            path: path.clone(),
+        }
+    };
+    (readonly
+        .unwrap_or_default()
+        .iter()
+        .map(with(PathKind::Readonly)))
+    .chain(
+        masked
+            .unwrap_or_default()
+            .iter()
+            .map(with(PathKind::Masked)),
+    )
+    .collect()
+}
+
+/// Read-only and masked paths, in [`plan_paths`] order. Paths missing in
+/// the container are skipped.
+pub fn protect_paths(
     spec: &Spec,
     root: BorrowedFd<'_>,
     dev_null: &OwnedFd,
 ) -> Result<(), RootfsError> {
-    let paths = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.masked_paths().as_deref())
-        .unwrap_or_default();
-    for p in paths {
-        let err = |op| {
-            let path = p.clone();
-            move |source: io::Error| RootfsError::Path {
-                field: "linux.maskedPaths",
-                path,
-                op,
-                source,
-            }
-        };
-        let fd = match resolve::open_path(root, Path::new(p), true) {
-            Ok(fd) => fd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(err("open")(e)),
-        };
-        let is_dir = nix::sys::stat::fstat(fd.as_fd())
-            .map(|st| SFlagExt::is_dir(st.st_mode))
-            .map_err(|e| err("stat")(nix_io(e)))?;
-        let target = resolve::fd_path(&fd);
-        if is_dir {
-            mount(
-                Some("tmpfs"),
-                &target,
-                Some("tmpfs"),
-                MsFlags::MS_RDONLY,
-                Some("size=0,nr_inodes=1"),
-            )
-            .map_err(|e| err("mount tmpfs")(nix_io(e)))?;
-        } else {
-            mount(
-                Some(&resolve::fd_path(dev_null)),
-                &target,
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
-            )
-            .map_err(|e| err("bind /dev/null")(nix_io(e)))?;
-        }
+    for p in plan_paths(spec) {
+        protect(root, &p, dev_null).map_err(|(op, source)| RootfsError::Path {
+            field: p.kind.field(),
+            path: p.path.clone(),
+            op,
+            source,
+        })?;
     }
     Ok(())
 }
 
-struct SFlagExt;
-impl SFlagExt {
-    fn is_dir(mode: libc::mode_t) -> bool {
-        mode & libc::S_IFMT == libc::S_IFDIR
+fn protect(root: BorrowedFd<'_>, p: &PathOp, dev_null: &OwnedFd) -> Step {
+    let path = Path::new(&p.path);
+    let fd = match resolve::open_path(root, path, true) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(("open", e)),
+    };
+    let target = resolve::fd_path(&fd);
+    match p.kind {
+        PathKind::Readonly => {
+            let rec = MsFlags::MS_BIND | MsFlags::MS_REC;
+            mount(Some(&target), &target, None::<&str>, rec, None::<&str>).op("bind")?;
+            let mounted = resolve::open_path(root, path, true).op("reopen")?;
+            let flags =
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            mounts::remount_bind(&resolve::fd_path(&mounted), flags).op("remount read-only")
+        }
+        PathKind::Masked => mask(&fd, &target, dev_null),
+    }
+}
+
+fn mask(fd: &OwnedFd, target: &Path, dev_null: &OwnedFd) -> Step {
+    let st = nix::sys::stat::fstat(fd.as_fd()).op("stat")?;
+    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        let (tmpfs, data) = (Some("tmpfs"), Some("size=0,nr_inodes=1"));
+        mount(tmpfs, target, tmpfs, MsFlags::MS_RDONLY, data).op("mount tmpfs")
+    } else {
+        let null = resolve::fd_path(dev_null);
+        mount(
+            Some(&null),
+            target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .op("bind /dev/null")
     }
 }
 
@@ -452,5 +455,39 @@ mod tests {
             err,
             RootfsError::Mount(mounts::MountError::Unsupported { index: 0, .. })
         ));
+    }
+
+    #[test]
+    fn readonly_paths_come_before_masked_ones_and_none_is_dropped() {
+        let s = spec(serde_json::json!({"linux": {
+            "maskedPaths": ["/proc/keys", "/sys/firmware", "/proc/nonexistent", "/proc/keys"],
+            "readonlyPaths": ["/proc/sys", "/proc/bus"]
+        }}));
+        let ops = plan_paths(&s);
+        let planned: Vec<(PathKind, &str)> =
+            ops.iter().map(|p| (p.kind, p.path.as_str())).collect();
+        assert_eq!(
+            planned,
+            [
+                (PathKind::Readonly, "/proc/sys"),
+                (PathKind::Readonly, "/proc/bus"),
+                (PathKind::Masked, "/proc/keys"),
+                (PathKind::Masked, "/sys/firmware"),
+                (PathKind::Masked, "/proc/nonexistent"),
+                (PathKind::Masked, "/proc/keys"),
+            ]
+        );
+        assert_eq!(PathKind::Masked.field(), "linux.maskedPaths");
+        assert!(plan_paths(&spec(serde_json::json!({}))).is_empty());
+        let masked_only = plan_paths(&spec(
+            serde_json::json!({"linux": {"maskedPaths": ["/proc/kcore"]}}),
+        ));
+        assert_eq!(
+            masked_only,
+            [PathOp {
+                kind: PathKind::Masked,
+                path: "/proc/kcore".into()
+            }]
+        );
     }
 }
