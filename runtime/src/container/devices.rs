@@ -1,7 +1,6 @@
-//! Device nodes in the container's /dev. [`plan`] (pure) lists the nodes:
-//! runc's defaults, replaced or extended by `linux.devices`; [`create`]
-//! makes them (mknod, or a bind of the host's node in a user namespace) and
-//! [`symlinks`] adds /dev/fd, /dev/std{in,out,err}, /dev/core and /dev/ptmx.
+//! The container's /dev: [`plan`] (pure) lists runc's default nodes and
+//! `linux.devices`; [`create`] makes them (mknod, or a bind of the host's node
+//! in a user namespace); [`symlinks`] adds /dev/fd, /dev/std*, core and ptmx.
 
 use std::ffi::OsStr;
 use std::io;

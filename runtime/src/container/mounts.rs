@@ -1,7 +1,6 @@
-//! `mounts` of the config. [`plan`] (pure) turns each entry into
-//! operations: options parsed into flags, bind or new filesystem or cgroup,
-//! file or directory target; [`apply`] performs one operation on a target
-//! resolved inside the root.
+//! `mounts` of the config: [`plan`] (pure) turns each entry into operations
+//! (a new filesystem, a bind, a remount, cgroups, propagation and attributes);
+//! [`apply`] performs one on its destination, resolved inside the root.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
