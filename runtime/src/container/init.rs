@@ -192,7 +192,7 @@ pub fn run_init(plan: &Plan, state_dir: &Path, chan: &Channel) -> Result<Infalli
     set_names(&plan.config.spec)?;
     rootfs::sysctl(&plan.config.linux)?;
     set_oom_score_adj(&plan.config.process)?;
-    rootfs::protect_paths(&plan.config.linux, root.fd.as_fd())?;
+    rootfs::protect_paths(&plan.config.spec, root.fd.as_fd())?;
     make_cwd(&plan.config.process, root.fd.as_fd())?;
     let fifo = open_fifo(&state_dir.join(crate::state::EXEC_FIFO))?;
     rootfs::enter(

@@ -1,8 +1,9 @@
-//! `mounts` of the config: options parsed into flags (pure, unit-tested),
-//! then applied one by one onto targets resolved inside the root.
+//! `mounts` of the config: [`plan`] (pure) turns each entry into operations
+//! (a new filesystem, a bind, a remount, cgroups, propagation and attributes);
+//! [`apply`] performs one on its destination, resolved inside the root.
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, MsFlags};
@@ -15,17 +16,36 @@ pub enum MountError {
     #[error("mounts[{index}] ({dest}): option {option:?} is not supported")]
     Unsupported {
         index: usize,
-        dest: String,
+        dest: PathBuf,
         option: String,
     },
     #[error("mounts[{index}]: {op} {dest}: {source}")]
     Op {
         index: usize,
         op: &'static str,
-        dest: String,
+        dest: PathBuf,
         #[source]
         source: io::Error,
     },
+}
+
+/// A mount option rtctr knows but does not implement (`idmap`).
+#[derive(Debug, PartialEq, thiserror::Error)]
+#[error("option {0:?} is not supported")]
+pub struct UnsupportedOption(pub String);
+
+/// A failed step of one operation: what was done, and the kernel's answer
+/// (the caller adds which mount, device or path it was for).
+pub(crate) type Step<T = ()> = Result<T, (&'static str, io::Error)>;
+
+pub(crate) trait StepExt<T> {
+    fn op(self, op: &'static str) -> Step<T>;
+}
+
+impl<T, E: Into<io::Error>> StepExt<T> for Result<T, E> {
+    fn op(self, op: &'static str) -> Step<T> {
+        self.map_err(|e| (op, e.into()))
+    }
 }
 
 /// What the options of one mount mean to the kernel.
@@ -48,7 +68,7 @@ pub struct Options {
 }
 
 /// Parses mount options as runc does; unknown words go to `data`.
-pub fn parse_options(options: &[String]) -> Result<Options, String> {
+pub fn parse_options(options: &[String]) -> Result<Options, UnsupportedOption> {
     let mut o = Options {
         flags: MsFlags::empty(),
         cleared: MsFlags::empty(),
@@ -61,71 +81,65 @@ pub fn parse_options(options: &[String]) -> Result<Options, String> {
     };
     let mut data = Vec::new();
     for opt in options {
-        let (set, clear) = match opt.as_str() {
-            "defaults" => (MsFlags::empty(), MsFlags::empty()),
-            "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
-            "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
-            "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty()),
-            "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID),
-            "nodev" => (MsFlags::MS_NODEV, MsFlags::empty()),
-            "dev" => (MsFlags::empty(), MsFlags::MS_NODEV),
-            "noexec" => (MsFlags::MS_NOEXEC, MsFlags::empty()),
-            "exec" => (MsFlags::empty(), MsFlags::MS_NOEXEC),
-            "sync" => (MsFlags::MS_SYNCHRONOUS, MsFlags::empty()),
-            "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS),
-            "dirsync" => (MsFlags::MS_DIRSYNC, MsFlags::empty()),
-            "remount" => (MsFlags::MS_REMOUNT, MsFlags::empty()),
-            "mand" => (MsFlags::MS_MANDLOCK, MsFlags::empty()),
-            "nomand" => (MsFlags::empty(), MsFlags::MS_MANDLOCK),
-            "noatime" => (MsFlags::MS_NOATIME, MsFlags::empty()),
-            "atime" => (MsFlags::empty(), MsFlags::MS_NOATIME),
-            "nodiratime" => (MsFlags::MS_NODIRATIME, MsFlags::empty()),
-            "diratime" => (MsFlags::empty(), MsFlags::MS_NODIRATIME),
-            "relatime" => (MsFlags::MS_RELATIME, MsFlags::empty()),
-            "norelatime" => (MsFlags::empty(), MsFlags::MS_RELATIME),
-            "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty()),
-            "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME),
-            "lazytime" => (MsFlags::MS_LAZYTIME, MsFlags::empty()),
-            "nolazytime" => (MsFlags::empty(), MsFlags::MS_LAZYTIME),
-            "silent" => (MsFlags::MS_SILENT, MsFlags::empty()),
-            "loud" => (MsFlags::empty(), MsFlags::MS_SILENT),
-            "iversion" => (MsFlags::MS_I_VERSION, MsFlags::empty()),
-            "noiversion" => (MsFlags::empty(), MsFlags::MS_I_VERSION),
-            "bind" => {
-                o.bind = true;
-                (MsFlags::MS_BIND, MsFlags::empty())
-            }
-            "rbind" => {
-                o.bind = true;
-                (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty())
-            }
-            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable"
-            | "runbindable" => {
-                o.propagation
-                    .push(propagation_flag(opt).expect("listed above"));
-                continue;
-            }
-            "tmpcopyup" => {
-                o.copy_up = true;
-                continue;
-            }
-            "idmap" | "ridmap" => return Err(opt.clone()),
-            other => {
-                if let Some((set, clear)) = recursive_attr(other) {
-                    o.rec_set |= set;
-                    o.rec_clear |= clear;
-                } else {
-                    data.push(other.to_string());
-                }
-                continue;
-            }
-        };
-        o.flags |= set;
-        o.flags &= !clear;
-        o.cleared |= clear;
+        if let Some((set, clear)) = flag(opt) {
+            o.bind |= set.contains(MsFlags::MS_BIND);
+            o.flags |= set;
+            o.flags &= !clear;
+            o.cleared |= clear;
+        } else if let Some(p) = propagation_flag(opt) {
+            o.propagation.push(p);
+        } else if let Some((set, clear)) = recursive_attr(opt) {
+            o.rec_set |= set;
+            o.rec_clear |= clear;
+        } else if opt == "tmpcopyup" {
+            o.copy_up = true;
+        } else if opt == "idmap" || opt == "ridmap" {
+            return Err(UnsupportedOption(opt.clone()));
+        } else {
+            data.push(opt.as_str());
+        }
     }
     o.data = data.join(",");
     Ok(o)
+}
+
+/// mount(2) flags an option sets and clears.
+fn flag(name: &str) -> Option<(MsFlags, MsFlags)> {
+    let none = MsFlags::empty();
+    Some(match name {
+        "defaults" => (none, none),
+        "ro" => (MsFlags::MS_RDONLY, none),
+        "rw" => (none, MsFlags::MS_RDONLY),
+        "nosuid" => (MsFlags::MS_NOSUID, none),
+        "suid" => (none, MsFlags::MS_NOSUID),
+        "nodev" => (MsFlags::MS_NODEV, none),
+        "dev" => (none, MsFlags::MS_NODEV),
+        "noexec" => (MsFlags::MS_NOEXEC, none),
+        "exec" => (none, MsFlags::MS_NOEXEC),
+        "sync" => (MsFlags::MS_SYNCHRONOUS, none),
+        "async" => (none, MsFlags::MS_SYNCHRONOUS),
+        "dirsync" => (MsFlags::MS_DIRSYNC, none),
+        "remount" => (MsFlags::MS_REMOUNT, none),
+        "mand" => (MsFlags::MS_MANDLOCK, none),
+        "nomand" => (none, MsFlags::MS_MANDLOCK),
+        "noatime" => (MsFlags::MS_NOATIME, none),
+        "atime" => (none, MsFlags::MS_NOATIME),
+        "nodiratime" => (MsFlags::MS_NODIRATIME, none),
+        "diratime" => (none, MsFlags::MS_NODIRATIME),
+        "relatime" => (MsFlags::MS_RELATIME, none),
+        "norelatime" => (none, MsFlags::MS_RELATIME),
+        "strictatime" => (MsFlags::MS_STRICTATIME, none),
+        "nostrictatime" => (none, MsFlags::MS_STRICTATIME),
+        "lazytime" => (MsFlags::MS_LAZYTIME, none),
+        "nolazytime" => (none, MsFlags::MS_LAZYTIME),
+        "silent" => (MsFlags::MS_SILENT, none),
+        "loud" => (none, MsFlags::MS_SILENT),
+        "iversion" => (MsFlags::MS_I_VERSION, none),
+        "noiversion" => (none, MsFlags::MS_I_VERSION),
+        "bind" => (MsFlags::MS_BIND, none),
+        "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, none),
+        _ => return None,
+    })
 }
 
 /// `shared`, `rslave`, ... as mount(2) flags.
@@ -237,148 +251,263 @@ pub const OPTION_NAMES: &[&str] = &[
     "rsymfollow",
 ];
 
-/// Everything a mount needs from its surroundings.
+/// One operation on the mount at `dest`, from `mounts[index]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Planned {
+    pub index: usize,
+    pub dest: PathBuf,
+    pub op: MountOp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum MountOp {
+    /// A new filesystem on a directory.
+    Filesystem(Filesystem),
+    /// `source` (on the host) bound onto a file or directory target.
+    Bind {
+        source: PathBuf,
+        recursive: bool,
+        file: bool,
+    },
+    /// The bind at `dest` remounted with these flags (and MS_BIND|MS_REMOUNT).
+    Remount { flags: MsFlags },
+    /// `type: cgroup`: the container's cgroup hierarchies at `dest`.
+    Cgroup { flags: MsFlags, readonly: bool },
+    /// After the mount: propagation changes in order, then recursive
+    /// mount_setattr attributes (when any is non-zero).
+    Attributes {
+        propagation: Vec<MsFlags>,
+        set: u64,
+        clear: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filesystem {
+    pub fstype: String,
+    pub source: PathBuf,
+    pub flags: MsFlags,
+    pub data: Option<String>,
+    /// `tmpcopyup`: copy what the image has at `dest` into the new mount.
+    pub copy_up: bool,
+    /// Where the kernel refuses a new instance (sysfs or mqueue without a
+    /// network or IPC namespace of its own), the host's one to bind instead.
+    pub fallback: Option<PathBuf>,
+}
+
+/// Whether a host path is a directory (follows symlinks): bind sources.
+pub type IsDir<'a> = &'a dyn Fn(&Path) -> io::Result<bool>;
+
+/// The real [`IsDir`] probe.
+pub fn host_is_dir(path: &Path) -> io::Result<bool> {
+    Ok(std::fs::metadata(path)?.is_dir())
+}
+
+/// The operations for `mounts`, in order. Relative bind sources are taken
+/// from `bundle`; `is_dir` tells whether a bind source is a directory.
+pub fn plan(mounts: &[Mount], bundle: &Path, is_dir: IsDir) -> Result<Vec<Planned>, MountError> {
+    let mut ops = Vec::new();
+    for (index, m) in mounts.iter().enumerate() {
+        let at = |op| Planned {
+            index,
+            dest: m.destination().clone(),
+            op,
+        };
+        ops.extend(plan_one(index, m, bundle, is_dir)?.into_iter().map(at));
+    }
+    Ok(ops)
+}
+
+fn plan_one(
+    index: usize,
+    m: &Mount,
+    bundle: &Path,
+    is_dir: IsDir,
+) -> Result<Vec<MountOp>, MountError> {
+    let opts = parse_options(m.options().as_deref().unwrap_or_default()).map_err(
+        |UnsupportedOption(option)| MountError::Unsupported {
+            index,
+            dest: m.destination().clone(),
+            option,
+        },
+    )?;
+    let typ = m.typ().as_deref().unwrap_or("");
+    let is_bind = opts.bind || typ == "bind";
+    if typ == "cgroup" && !is_bind {
+        let flags = opts.flags & !(MsFlags::MS_RDONLY | MsFlags::MS_REMOUNT | MsFlags::MS_BIND);
+        let readonly = opts.flags.contains(MsFlags::MS_RDONLY);
+        return Ok(vec![MountOp::Cgroup { flags, readonly }]);
+    }
+    let mut ops = if is_bind {
+        plan_bind(&opts, m, bundle, is_dir).map_err(|source| MountError::Op {
+            index,
+            op: "stat bind source",
+            dest: m.destination().clone(),
+            source,
+        })?
+    } else {
+        vec![plan_filesystem(&opts, typ, m.source().as_deref())]
+    };
+    if !opts.propagation.is_empty() || opts.rec_set != 0 || opts.rec_clear != 0 {
+        ops.push(MountOp::Attributes {
+            propagation: opts.propagation,
+            set: opts.rec_set,
+            clear: opts.rec_clear,
+        });
+    }
+    Ok(ops)
+}
+
+/// The bind, then a remount if the options set or clear flags.
+fn plan_bind(opts: &Options, m: &Mount, bundle: &Path, is_dir: IsDir) -> io::Result<Vec<MountOp>> {
+    let source = match m.source() {
+        Some(s) if s.is_relative() => bundle.join(s),
+        Some(s) => s.clone(),
+        None => PathBuf::new(),
+    };
+    let file = !is_dir(&source)?;
+    let mut ops = vec![MountOp::Bind {
+        source,
+        recursive: opts.flags.contains(MsFlags::MS_REC),
+        file,
+    }];
+    let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    if !extra.is_empty() || !opts.cleared.is_empty() {
+        ops.push(MountOp::Remount { flags: extra });
+    }
+    Ok(ops)
+}
+
+fn plan_filesystem(opts: &Options, typ: &str, source: Option<&Path>) -> MountOp {
+    let fallback = match typ {
+        "sysfs" => Some(PathBuf::from("/sys")),
+        "mqueue" => Some(PathBuf::from("/dev/mqueue")),
+        _ => None,
+    };
+    MountOp::Filesystem(Filesystem {
+        fstype: typ.to_string(),
+        source: source.map_or_else(|| PathBuf::from(typ), Path::to_path_buf),
+        flags: opts.flags & !MsFlags::MS_REMOUNT,
+        data: (!opts.data.is_empty()).then(|| opts.data.clone()),
+        copy_up: opts.copy_up,
+        fallback,
+    })
+}
+
+/// Everything an operation needs from its surroundings.
 pub struct Ctx<'a> {
     pub root: BorrowedFd<'a>,
-    pub bundle: &'a Path,
     /// The container's cgroup, for `type: cgroup` mounts.
     pub cgroup: Option<&'a rtctr_cgroups::Cgroup>,
     /// A new cgroup namespace: cgroupfs can be mounted fresh.
     pub cgroupns: bool,
 }
 
-pub fn apply(ctx: &Ctx, index: usize, m: &Mount) -> Result<(), MountError> {
-    let dest = m.destination().display().to_string();
-    let opts = parse_options(m.options().as_deref().unwrap_or_default()).map_err(|option| {
-        MountError::Unsupported {
-            index,
-            dest: dest.clone(),
-            option,
-        }
-    })?;
-    let op_err = |op: &'static str| {
-        let dest = dest.clone();
-        move |source: io::Error| MountError::Op {
-            index,
-            op,
-            dest,
+/// Performs one planned operation.
+pub fn apply(ctx: &Ctx, p: &Planned) -> Result<(), MountError> {
+    let dest = p.dest.as_path();
+    match &p.op {
+        MountOp::Filesystem(fs) => mount_filesystem(ctx, dest, fs),
+        MountOp::Bind {
             source,
+            recursive,
+            file,
+        } => bind(ctx, dest, source, *recursive, *file),
+        MountOp::Remount { flags } => remount(ctx, dest, *flags),
+        MountOp::Cgroup { flags, readonly } => {
+            mount_cgroup(ctx, dest, *flags, *readonly).op("mount cgroup")
         }
-    };
-    let typ = m.typ().as_deref().unwrap_or("");
-    let is_bind = opts.bind || typ == "bind";
-    if typ == "cgroup" && !is_bind {
-        return mount_cgroup(ctx, m.destination(), &opts).map_err(op_err("mount cgroup"));
+        MountOp::Attributes {
+            propagation,
+            set,
+            clear,
+        } => set_attributes(ctx, dest, propagation, *set, *clear),
     }
-    let source: Option<PathBuf> = m.source().as_ref().map(|s| {
-        if is_bind && s.is_relative() {
-            ctx.bundle.join(s)
-        } else {
-            s.clone()
-        }
-    });
-    let target = if is_bind {
-        let src = source.as_deref().unwrap_or(Path::new(""));
-        let meta = std::fs::metadata(src).map_err(op_err("stat bind source"))?;
-        if meta.is_dir() {
-            resolve::mkdir_all(ctx.root, m.destination(), 0o755)
-        } else {
-            resolve::create_file(ctx.root, m.destination())
-        }
-    } else {
-        resolve::mkdir_all(ctx.root, m.destination(), 0o755)
-    }
-    .map_err(op_err("create mount point"))?;
+    .map_err(|(op, source)| MountError::Op {
+        index: p.index,
+        op,
+        dest: p.dest.clone(),
+        source,
+    })
+}
+
+/// The mount now at `dest` (a descriptor opened before the mount still
+/// names the covered directory).
+fn reopen(ctx: &Ctx, dest: &Path) -> Step<OwnedFd> {
+    resolve::open_path(ctx.root, dest, false).op("reopen mount point")
+}
+
+fn mount_filesystem(ctx: &Ctx, dest: &Path, fs: &Filesystem) -> Step {
+    let target = resolve::mkdir_all(ctx.root, dest, 0o755).op("create mount point")?;
     let target_path = resolve::fd_path(&target);
-    if is_bind {
-        let src = source.as_deref().unwrap_or(Path::new(""));
-        let rec = opts.flags & MsFlags::MS_REC;
-        mount(
-            Some(src),
-            &target_path,
-            None::<&str>,
-            MsFlags::MS_BIND | rec,
-            None::<&str>,
-        )
-        .map_err(|e| op_err("bind mount")(e.into()))?;
-        let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
-        if !extra.is_empty() || !opts.cleared.is_empty() {
-            // The fd still names the covered directory: reopen the target.
-            let mounted = resolve::open_path(ctx.root, m.destination(), false)
-                .map_err(op_err("reopen mount point"))?;
-            remount_bind(&resolve::fd_path(&mounted), extra).map_err(op_err("remount bind"))?;
-        }
+    // Opened before the mount: the image's directory, still reachable
+    // through this fd once the new filesystem covers it.
+    let below = if fs.copy_up {
+        Some(open_dir(ctx.root, dest).op("open for tmpcopyup")?)
     } else {
-        let src = source
-            .as_deref()
-            .map(|p| p.as_os_str())
-            .unwrap_or(typ.as_ref());
-        let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
-        let flags = opts.flags & !MsFlags::MS_REMOUNT;
-        // The directory underneath, still reachable through this fd once
-        // the tmpfs covers it.
-        let below = if opts.copy_up {
-            Some(
-                resolve::open(
-                    ctx.root,
-                    m.destination(),
-                    nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
-                    nix::sys::stat::Mode::empty(),
-                )
-                .map_err(op_err("open for tmpcopyup"))?,
-            )
-        } else {
-            None
-        };
-        let result = mount(Some(src), &target_path, Some(typ), flags, data);
-        if let (Ok(()), Some(below)) = (&result, &below) {
-            let mounted = resolve::open_path(ctx.root, m.destination(), false)
-                .map_err(op_err("reopen mount point"))?;
-            copy_tree(&resolve::fd_path(below), &resolve::fd_path(&mounted))
-                .map_err(op_err("tmpcopyup"))?;
-        }
-        match result {
-            Ok(()) => {}
-            // Without a netns of its own the kernel refuses a new sysfs:
-            // bind the host's instead, as runc does.
-            Err(nix::Error::EPERM) if typ == "sysfs" || typ == "mqueue" => {
-                let host = if typ == "sysfs" {
-                    "/sys"
-                } else {
-                    "/dev/mqueue"
-                };
-                mount(
-                    Some(host),
-                    &target_path,
-                    None::<&str>,
-                    MsFlags::MS_BIND | MsFlags::MS_REC,
-                    None::<&str>,
-                )
-                .map_err(|e| op_err("bind mount")(e.into()))?;
-                let mounted = resolve::open_path(ctx.root, m.destination(), false)
-                    .map_err(op_err("reopen mount point"))?;
-                remount_bind(&resolve::fd_path(&mounted), flags).map_err(op_err("remount bind"))?;
+        None
+    };
+    let (fstype, data) = (Some(fs.fstype.as_str()), fs.data.as_deref());
+    let result = mount(Some(&fs.source), &target_path, fstype, fs.flags, data);
+    match (result, &fs.fallback) {
+        (Ok(()), _) => match below {
+            Some(below) => {
+                let mounted = reopen(ctx, dest)?;
+                copy_tree(&resolve::fd_path(&below), &resolve::fd_path(&mounted)).op("tmpcopyup")
             }
-            Err(e) => return Err(op_err("mount")(e.into())),
+            None => Ok(()),
+        },
+        (Err(nix::Error::EPERM), Some(host)) => {
+            let rec = MsFlags::MS_BIND | MsFlags::MS_REC;
+            mount(Some(host), &target_path, None::<&str>, rec, None::<&str>).op("bind mount")?;
+            remount(ctx, dest, fs.flags)
         }
+        (Err(e), _) => Err(("mount", e.into())),
     }
-    if !opts.propagation.is_empty() || opts.rec_set != 0 || opts.rec_clear != 0 {
-        let mounted = resolve::open_path(ctx.root, m.destination(), false)
-            .map_err(op_err("reopen mount point"))?;
-        for p in &opts.propagation {
-            mount(
-                None::<&str>,
-                &resolve::fd_path(&mounted),
-                None::<&str>,
-                *p,
-                None::<&str>,
-            )
-            .map_err(|e| op_err("set propagation")(e.into()))?;
-        }
-        if opts.rec_set != 0 || opts.rec_clear != 0 {
-            crate::sys::mount::mount_setattr(mounted.as_fd(), true, opts.rec_set, opts.rec_clear)
-                .map_err(op_err("mount_setattr"))?;
-        }
+}
+
+fn open_dir(root: BorrowedFd<'_>, dest: &Path) -> io::Result<OwnedFd> {
+    use nix::fcntl::OFlag;
+    resolve::open(
+        root,
+        dest,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+        nix::sys::stat::Mode::empty(),
+    )
+}
+
+fn bind(ctx: &Ctx, dest: &Path, source: &Path, recursive: bool, file: bool) -> Step {
+    let target = if file {
+        resolve::create_file(ctx.root, dest)
+    } else {
+        resolve::mkdir_all(ctx.root, dest, 0o755)
+    }
+    .op("create mount point")?;
+    let mut flags = MsFlags::MS_BIND;
+    flags.set(MsFlags::MS_REC, recursive);
+    mount(
+        Some(source),
+        &resolve::fd_path(&target),
+        None::<&str>,
+        flags,
+        None::<&str>,
+    )
+    .op("bind mount")
+}
+
+fn remount(ctx: &Ctx, dest: &Path, flags: MsFlags) -> Step {
+    let mounted = reopen(ctx, dest)?;
+    remount_bind(&resolve::fd_path(&mounted), flags).op("remount bind")
+}
+
+fn set_attributes(ctx: &Ctx, dest: &Path, propagation: &[MsFlags], set: u64, clear: u64) -> Step {
+    let mounted = reopen(ctx, dest)?;
+    let path = resolve::fd_path(&mounted);
+    for p in propagation {
+        mount(None::<&str>, &path, None::<&str>, *p, None::<&str>).op("set propagation")?;
+    }
+    if set != 0 || clear != 0 {
+        crate::sys::mount::mount_setattr(mounted.as_fd(), true, set, clear).op("mount_setattr")?;
     }
     Ok(())
 }
@@ -450,62 +579,30 @@ pub fn remount_bind(path: &Path, flags: MsFlags) -> io::Result<()> {
 /// `type: cgroup`: the container's own cgroup at the destination. With a
 /// cgroup namespace each hierarchy is mounted fresh (its root is the
 /// container's cgroup); without one, the container's directories are bound.
-fn mount_cgroup(ctx: &Ctx, dest: &Path, opts: &Options) -> io::Result<()> {
+fn mount_cgroup(ctx: &Ctx, dest: &Path, flags: MsFlags, readonly: bool) -> io::Result<()> {
     let Some(cgroup) = ctx.cgroup else {
         return Ok(());
     };
-    let flags = opts.flags & !(MsFlags::MS_RDONLY | MsFlags::MS_REMOUNT | MsFlags::MS_BIND);
     let mounts = cgroup.mounts();
     let single_v2 = mounts.len() == 1 && mounts[0].fstype == "cgroup2" && mounts[0].name.is_empty();
     let mut to_seal = Vec::new();
     if !single_v2 {
         // v1 / hybrid: a tmpfs holding one directory per hierarchy.
         let dir = resolve::mkdir_all(ctx.root, dest, 0o755)?;
+        let tmpfs = Some("tmpfs");
         mount(
-            Some("tmpfs"),
+            tmpfs,
             &resolve::fd_path(&dir),
-            Some("tmpfs"),
+            tmpfs,
             flags,
             Some("mode=755"),
         )?;
         to_seal.push(dest.to_path_buf());
     }
     for cm in &mounts {
-        let sub = if cm.name.is_empty() {
-            dest.to_path_buf()
-        } else {
-            dest.join(&cm.name)
-        };
-        let dir = resolve::mkdir_all(ctx.root, &sub, 0o755)?;
-        let target = resolve::fd_path(&dir);
-        if ctx.cgroupns {
-            let data = (!cm.options.is_empty()).then_some(cm.options.as_str());
-            mount(
-                Some("cgroup"),
-                &target,
-                Some(cm.fstype.as_str()),
-                flags,
-                data,
-            )?;
-        } else {
-            mount(
-                Some(&cm.host_dir),
-                &target,
-                None::<&str>,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                None::<&str>,
-            )?;
-        }
-        for link in &cm.symlinks {
-            let parent = resolve::mkdir_all(ctx.root, dest, 0o755)?;
-            match nix::unistd::symlinkat(cm.name.as_str(), parent.as_fd(), link.as_str()) {
-                Ok(()) | Err(nix::Error::EEXIST) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        to_seal.push(sub);
+        to_seal.push(mount_hierarchy(ctx, dest, cm, flags)?);
     }
-    if opts.flags.contains(MsFlags::MS_RDONLY) {
+    if readonly {
         // Sub-mounts first, the tmpfs last.
         for path in to_seal.iter().rev() {
             let fd = resolve::open_path(ctx.root, path, false)?;
@@ -515,12 +612,72 @@ fn mount_cgroup(ctx: &Ctx, dest: &Path, opts: &Options) -> io::Result<()> {
     Ok(())
 }
 
+/// One hierarchy under `dest` (and its symlinks, e.g. cpu -> cpu,cpuacct);
+/// returns where it was mounted.
+fn mount_hierarchy(
+    ctx: &Ctx,
+    dest: &Path,
+    cm: &rtctr_cgroups::CgroupMount,
+    flags: MsFlags,
+) -> io::Result<PathBuf> {
+    let sub = if cm.name.is_empty() {
+        dest.to_path_buf()
+    } else {
+        dest.join(&cm.name)
+    };
+    let dir = resolve::mkdir_all(ctx.root, &sub, 0o755)?;
+    let target = resolve::fd_path(&dir);
+    if ctx.cgroupns {
+        let data = (!cm.options.is_empty()).then_some(cm.options.as_str());
+        mount(
+            Some("cgroup"),
+            &target,
+            Some(cm.fstype.as_str()),
+            flags,
+            data,
+        )?;
+    } else {
+        let rec = MsFlags::MS_BIND | MsFlags::MS_REC;
+        mount(Some(&cm.host_dir), &target, None::<&str>, rec, None::<&str>)?;
+    }
+    for link in &cm.symlinks {
+        let parent = resolve::mkdir_all(ctx.root, dest, 0o755)?;
+        match nix::unistd::symlinkat(cm.name.as_str(), parent.as_fd(), link.as_str()) {
+            Ok(()) | Err(nix::Error::EEXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(sub)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn opts(o: &[&str]) -> Options {
         parse_options(&o.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+    }
+
+    /// Host paths under /host/dirs are directories, /host/missing does not
+    /// exist, anything else is a file.
+    fn fake_is_dir(p: &Path) -> io::Result<bool> {
+        if p.starts_with("/host/missing") {
+            return Err(io::ErrorKind::NotFound.into());
+        }
+        Ok(p.starts_with("/host/dirs") || p.starts_with("/bundle"))
+    }
+
+    fn plan_json(mounts: serde_json::Value) -> Result<Vec<Planned>, MountError> {
+        let mounts: Vec<Mount> = serde_json::from_value(mounts).unwrap();
+        plan(&mounts, Path::new("/bundle"), &fake_is_dir)
+    }
+
+    fn ops(mounts: serde_json::Value) -> Vec<MountOp> {
+        plan_json(mounts)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.op)
+            .collect()
     }
 
     #[test]
@@ -550,6 +707,211 @@ mod tests {
     #[test]
     fn unsupported_options_are_named() {
         let err = parse_options(&["idmap".to_string()]).unwrap_err();
-        assert_eq!(err, "idmap");
+        assert_eq!(err, UnsupportedOption("idmap".into()));
+        let err = plan_json(serde_json::json!([
+            {"destination": "/a", "type": "tmpfs", "source": "tmpfs"},
+            {"destination": "/data", "type": "bind", "source": "/host/dirs/d", "options": ["rbind", "idmap"]}
+        ]))
+        .unwrap_err();
+        assert!(matches!(err, MountError::Unsupported { index: 1, .. }));
+        assert_eq!(
+            err.to_string(),
+            "mounts[1] (/data): option \"idmap\" is not supported"
+        );
+    }
+
+    #[test]
+    fn bind_filesystem_and_cgroup_are_told_apart() {
+        let planned = plan_json(serde_json::json!([
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/a", "type": "bind", "source": "/host/dirs/a"},
+            {"destination": "/b", "type": "none", "source": "/host/dirs/b", "options": ["rbind"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+             "options": ["nosuid", "ro", "rprivate"]},
+            {"destination": "/c", "type": "cgroup", "source": "/host/dirs/c", "options": ["bind"]}
+        ]))
+        .unwrap();
+        let at: Vec<(usize, &str)> = planned
+            .iter()
+            .map(|p| (p.index, p.dest.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            at,
+            [
+                (0, "/proc"),
+                (1, "/a"),
+                (2, "/b"),
+                (3, "/sys/fs/cgroup"),
+                (4, "/c")
+            ]
+        );
+        let MountOp::Filesystem(proc_) = &planned[0].op else {
+            panic!("{:?}", planned[0]);
+        };
+        assert_eq!(
+            (proc_.fstype.as_str(), proc_.data.as_deref()),
+            ("proc", None)
+        );
+        assert_eq!(proc_.source, Path::new("proc"));
+        let bind = |source: &str, recursive| MountOp::Bind {
+            source: source.into(),
+            recursive,
+            file: false,
+        };
+        assert_eq!(planned[1].op, bind("/host/dirs/a", false));
+        assert_eq!(planned[2].op, bind("/host/dirs/b", true));
+        assert_eq!(
+            planned[3].op,
+            MountOp::Cgroup {
+                flags: MsFlags::MS_NOSUID,
+                readonly: true
+            }
+        );
+        assert_eq!(planned[4].op, bind("/host/dirs/c", false));
+    }
+
+    #[test]
+    fn bind_target_is_a_file_or_directory_as_the_source_is() {
+        let ops = ops(serde_json::json!([
+            {"destination": "/etc/hosts", "type": "bind", "source": "/host/hosts"},
+            {"destination": "/d", "type": "bind", "source": "/host/dirs/d"}
+        ]));
+        assert!(matches!(ops[0], MountOp::Bind { file: true, .. }));
+        assert!(matches!(ops[1], MountOp::Bind { file: false, .. }));
+        let err = plan_json(serde_json::json!([
+            {"destination": "/x", "type": "bind", "source": "/host/missing"}
+        ]))
+        .unwrap_err();
+        assert!(
+            matches!(&err, MountError::Op { index: 0, op: "stat bind source", source, .. }
+                if source.kind() == io::ErrorKind::NotFound),
+            "{err:?}"
+        );
+        assert!(err
+            .to_string()
+            .starts_with("mounts[0]: stat bind source /x: "));
+    }
+
+    #[test]
+    fn relative_bind_sources_are_taken_from_the_bundle() {
+        let ops = ops(serde_json::json!([
+            {"destination": "/r", "type": "bind", "source": "data/r"},
+            {"destination": "/abs", "type": "bind", "source": "/host/dirs/abs"},
+            {"destination": "/t", "type": "tmpfs", "source": "tmpfs"}
+        ]));
+        assert!(
+            matches!(&ops[0], MountOp::Bind { source, .. } if source == Path::new("/bundle/data/r"))
+        );
+        assert!(
+            matches!(&ops[1], MountOp::Bind { source, .. } if source == Path::new("/host/dirs/abs"))
+        );
+        // Only bind sources are paths: a filesystem's source is left alone.
+        assert!(matches!(&ops[2], MountOp::Filesystem(fs) if fs.source == Path::new("tmpfs")));
+    }
+
+    #[test]
+    fn propagation_changes_come_after_the_mount_in_order() {
+        let ops = ops(serde_json::json!([
+            {"destination": "/p", "type": "bind", "source": "/host/dirs/p",
+             "options": ["rbind", "rprivate", "shared", "rslave"]}
+        ]));
+        assert_eq!(ops.len(), 2);
+        assert_eq!(
+            ops[1],
+            MountOp::Attributes {
+                propagation: vec![
+                    MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+                    MsFlags::MS_SHARED,
+                    MsFlags::MS_SLAVE | MsFlags::MS_REC
+                ],
+                set: 0,
+                clear: 0
+            }
+        );
+    }
+
+    #[test]
+    fn recursive_attributes_are_planned_after_the_bind() {
+        let ops = ops(serde_json::json!([
+            {"destination": "/r", "type": "bind", "source": "/host/dirs/r",
+             "options": ["rbind", "rro", "rnoexec", "rrelatime"]}
+        ]));
+        assert_eq!(
+            ops,
+            [
+                MountOp::Bind {
+                    source: "/host/dirs/r".into(),
+                    recursive: true,
+                    file: false
+                },
+                MountOp::Attributes {
+                    propagation: vec![],
+                    set: libc::MOUNT_ATTR_RDONLY
+                        | libc::MOUNT_ATTR_NOEXEC
+                        | libc::MOUNT_ATTR_RELATIME,
+                    clear: libc::MOUNT_ATTR__ATIME
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bind_with_flags_is_remounted() {
+        let ops = ops(serde_json::json!([
+            {"destination": "/ro", "type": "bind", "source": "/host/dirs/ro",
+             "options": ["rbind", "ro", "nosuid", "remount"]},
+            {"destination": "/rw", "type": "bind", "source": "/host/dirs/rw", "options": ["rbind", "rw"]},
+            {"destination": "/plain", "type": "bind", "source": "/host/dirs/plain", "options": ["rbind"]}
+        ]));
+        assert_eq!(ops.len(), 5, "{ops:?}");
+        assert_eq!(
+            ops[1],
+            MountOp::Remount {
+                flags: MsFlags::MS_RDONLY | MsFlags::MS_NOSUID
+            }
+        );
+        // "rw" clears a flag: remounted with none.
+        assert_eq!(
+            ops[3],
+            MountOp::Remount {
+                flags: MsFlags::empty()
+            }
+        );
+        assert!(matches!(ops[4], MountOp::Bind { .. }));
+    }
+
+    #[test]
+    fn only_sysfs_and_mqueue_fall_back_to_the_hosts() {
+        let ops = ops(serde_json::json!([
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "ro", "remount"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue"},
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["mode=1777"]}
+        ]));
+        let fs: Vec<&Filesystem> = ops
+            .iter()
+            .map(|op| match op {
+                MountOp::Filesystem(fs) => fs,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(fs[0].fallback.as_deref(), Some(Path::new("/sys")));
+        assert_eq!(fs[0].flags, MsFlags::MS_NOSUID | MsFlags::MS_RDONLY);
+        assert_eq!(fs[1].fallback.as_deref(), Some(Path::new("/dev/mqueue")));
+        assert_eq!(fs[2].fallback, None);
+        assert_eq!(fs[3].fallback, None);
+        assert_eq!(fs[3].data.as_deref(), Some("mode=1777"));
+    }
+
+    #[test]
+    fn tmpcopyup_is_planned_on_the_filesystem() {
+        let ops = ops(serde_json::json!([
+            {"destination": "/etc", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup", "mode=755"]},
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}
+        ]));
+        assert!(
+            matches!(&ops[0], MountOp::Filesystem(fs) if fs.copy_up && fs.data.as_deref() == Some("mode=755"))
+        );
+        assert!(matches!(&ops[1], MountOp::Filesystem(fs) if !fs.copy_up));
     }
 }

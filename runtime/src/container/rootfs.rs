@@ -1,7 +1,6 @@
-//! The container's root filesystem, in the order the kernel needs:
-//! propagation of `/`, the rootfs bound onto itself, `mounts` in order,
-//! devices, then (after the createContainer hooks) sysctls, read-only and
-//! masked paths, and finally pivot_root and the read-only root.
+//! The container's root filesystem. [`plan`] lists the mounts and device
+//! nodes, [`plan_paths`] the read-only and masked paths; the steps apply
+//! them in the order the kernel needs, up to pivot_root and a read-only `/`.
 
 use std::fs::File;
 use std::io;
@@ -11,10 +10,11 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use oci_spec::runtime::Linux;
+use oci_spec::runtime::{Linux, Spec};
 
 use crate::spec::Config;
 
+use crate::container::mounts::{Step, StepExt};
 use crate::container::proc_files::{Proc, ProcFile};
 use crate::container::{devices, mounts, resolve};
 
@@ -31,8 +31,6 @@ pub enum RootfsError {
     Mount(#[from] mounts::MountError),
     #[error(transparent)]
     Device(#[from] devices::DeviceError),
-    #[error("linux.devices: {0}")]
-    DevicePlan(String),
     #[error("{field} {path}: {op}: {source}")]
     Path {
         field: &'static str,
@@ -171,6 +169,35 @@ pub fn unmount_under(dir: &Path) {
     }
 }
 
+/// What [`mount_all`] does, in order.
+#[derive(Debug, PartialEq)]
+pub struct Plan {
+    pub mounts: Vec<mounts::Planned>,
+    /// The device nodes to create; none when /dev is itself a bind mount.
+    pub devices: Option<Vec<devices::Node>>,
+}
+
+/// Plans `mounts` and the device nodes (pure but for `is_dir`, which
+/// looks at bind sources).
+pub fn plan(spec: &Spec, bundle: &Path, is_dir: mounts::IsDir) -> Result<Plan, RootfsError> {
+    let list = spec.mounts().as_deref().unwrap_or_default();
+    let mounts = mounts::plan(list, bundle, is_dir)?;
+    let dev_is_bind = mounts
+        .iter()
+        .any(|p| p.dest == Path::new("/dev") && matches!(p.op, mounts::MountOp::Bind { .. }));
+    let devices = if dev_is_bind {
+        None
+    } else {
+        let configured = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.devices().as_deref())
+            .unwrap_or_default();
+        Some(devices::plan(configured)?)
+    };
+    Ok(Plan { mounts, devices })
+}
+
 /// Step 2: `mounts` in order, then the devices (unless /dev is a bind).
 pub fn mount_all(
     config: &Config,
@@ -179,29 +206,17 @@ pub fn mount_all(
     cgroup: Option<&rtctr_cgroups::Cgroup>,
     cgroupns: bool,
 ) -> Result<(), RootfsError> {
+    let plan = plan(&config.spec, bundle, &mounts::host_is_dir)?;
     let ctx = mounts::Ctx {
         root: root.fd.as_fd(),
-        bundle,
         cgroup,
         cgroupns,
     };
-    let list = config.spec.mounts().as_deref().unwrap_or_default();
-    for (i, m) in list.iter().enumerate() {
-        mounts::apply(&ctx, i, m)?;
+    for op in &plan.mounts {
+        mounts::apply(&ctx, op)?;
     }
-    let dev_is_bind = list.iter().any(|m| {
-        m.destination() == Path::new("/dev")
-            && (m.typ().as_deref() == Some("bind")
-                || m.options()
-                    .as_deref()
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|o| o == "bind" || o == "rbind"))
-    });
-    if !dev_is_bind {
-        let configured = config.linux.devices().as_deref().unwrap_or_default();
-        let nodes = devices::plan(configured).map_err(RootfsError::DevicePlan)?;
-        devices::create(root.fd.as_fd(), &nodes)?;
+    if let Some(nodes) = &plan.devices {
+        devices::create(root.fd.as_fd(), nodes)?;
         devices::symlinks(root.fd.as_fd())?;
     }
     Ok(())
@@ -231,44 +246,6 @@ pub fn sysctl(linux: &Linux) -> Result<(), RootfsError> {
     Ok(())
 }
 
-/// `linux.readonlyPaths`: each becomes a read-only bind of itself.
-/// Missing paths are skipped.
-fn readonly_paths(linux: &Linux, root: BorrowedFd<'_>) -> Result<(), RootfsError> {
-    let paths = linux.readonly_paths().as_deref().unwrap_or_default();
-    for p in paths {
-        let err = |op| {
-            let path = p.clone();
-            move |source: io::Error| RootfsError::Path {
-                field: "linux.readonlyPaths",
-                path,
-                op,
-                source,
-            }
-        };
-        let fd = match resolve::open_path(root, Path::new(p), true) {
-            Ok(fd) => fd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(err("open")(e)),
-        };
-        let target = resolve::fd_path(&fd);
-        mount(
-            Some(&target),
-            &target,
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .map_err(|e| err("bind")(nix_io(e)))?;
-        let mounted = resolve::open_path(root, Path::new(p), true).map_err(err("reopen"))?;
-        mounts::remount_bind(
-            &resolve::fd_path(&mounted),
-            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        )
-        .map_err(err("remount read-only"))?;
-    }
-    Ok(())
-}
-
 /// The host's /dev/null, opened and checked to really be the character
 /// device 1:3 before it is bound over anything.
 fn open_dev_null() -> io::Result<OwnedFd> {
@@ -282,60 +259,112 @@ fn open_dev_null() -> io::Result<OwnedFd> {
     Ok(f.into())
 }
 
-/// `linux.maskedPaths`: files get the verified /dev/null bound over them,
-/// directories a read-only empty tmpfs. Missing paths are skipped.
-fn masked_paths(
-    linux: &Linux,
-    root: BorrowedFd<'_>,
-    dev_null: &OwnedFd,
-) -> Result<(), RootfsError> {
-    let paths = linux.masked_paths().as_deref().unwrap_or_default();
-    for p in paths {
-        let err = |op| {
-            let path = p.clone();
-            move |source: io::Error| RootfsError::Path {
-                field: "linux.maskedPaths",
-                path,
-                op,
-                source,
-            }
-        };
-        let fd = match resolve::open_path(root, Path::new(p), true) {
-            Ok(fd) => fd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(err("open")(e)),
-        };
-        let is_dir = nix::sys::stat::fstat(fd.as_fd())
-            .map(|st| SFlagExt::is_dir(st.st_mode))
-            .map_err(|e| err("stat")(nix_io(e)))?;
-        let target = resolve::fd_path(&fd);
-        if is_dir {
-            mount(
-                Some("tmpfs"),
-                &target,
-                Some("tmpfs"),
-                MsFlags::MS_RDONLY,
-                Some("size=0,nr_inodes=1"),
-            )
-            .map_err(|e| err("mount tmpfs")(nix_io(e)))?;
-        } else {
-            mount(
-                Some(&resolve::fd_path(dev_null)),
-                &target,
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
-            )
-            .map_err(|e| err("bind /dev/null")(nix_io(e)))?;
+/// Where a path of `linux.readonlyPaths` or `linux.maskedPaths` came from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PathKind {
+    /// Becomes a read-only bind of itself.
+    Readonly,
+    /// A file gets /dev/null bound over it, a directory an empty read-only
+    /// tmpfs (which of the two is known only once the mounts are made).
+    Masked,
+}
+
+impl PathKind {
+    fn field(self) -> &'static str {
+        match self {
+            PathKind::Readonly => "linux.readonlyPaths",
+            PathKind::Masked => "linux.maskedPaths",
         }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathOp {
+    pub kind: PathKind,
+    pub path: String,
+}
+
+/// `linux.readonlyPaths`, then `linux.maskedPaths`.
+pub fn plan_paths(spec: &Spec) -> Vec<PathOp> {
+    let linux = spec.linux().as_ref();
+    let readonly = linux.and_then(|l| l.readonly_paths().as_deref());
+    let masked = linux.and_then(|l| l.masked_paths().as_deref());
+    let with = |kind| {
+        move |path: &String| PathOp {
+            kind,
+            path: path.clone(),
+        }
+    };
+    (readonly
+        .unwrap_or_default()
+        .iter()
+        .map(with(PathKind::Readonly)))
+    .chain(
+        masked
+            .unwrap_or_default()
+            .iter()
+            .map(with(PathKind::Masked)),
+    )
+    .collect()
+}
+
+/// Read-only and masked paths, in [`plan_paths`] order (after the
+/// createContainer hooks, which may still write there). Paths missing in
+/// the container are skipped.
+pub fn protect_paths(spec: &Spec, root: BorrowedFd<'_>) -> Result<(), RootfsError> {
+    let dev_null = open_dev_null().map_err(|source| RootfsError::Path {
+        field: "linux.maskedPaths",
+        path: "/dev/null".into(),
+        op: "open",
+        source,
+    })?;
+    for p in plan_paths(spec) {
+        protect(root, &p, &dev_null).map_err(|(op, source)| RootfsError::Path {
+            field: p.kind.field(),
+            path: p.path.clone(),
+            op,
+            source,
+        })?;
     }
     Ok(())
 }
 
-struct SFlagExt;
-impl SFlagExt {
-    fn is_dir(mode: libc::mode_t) -> bool {
-        mode & libc::S_IFMT == libc::S_IFDIR
+fn protect(root: BorrowedFd<'_>, p: &PathOp, dev_null: &OwnedFd) -> Step {
+    let path = Path::new(&p.path);
+    let fd = match resolve::open_path(root, path, true) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(("open", e)),
+    };
+    let target = resolve::fd_path(&fd);
+    match p.kind {
+        PathKind::Readonly => {
+            let rec = MsFlags::MS_BIND | MsFlags::MS_REC;
+            mount(Some(&target), &target, None::<&str>, rec, None::<&str>).op("bind")?;
+            let mounted = resolve::open_path(root, path, true).op("reopen")?;
+            let flags =
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            mounts::remount_bind(&resolve::fd_path(&mounted), flags).op("remount read-only")
+        }
+        PathKind::Masked => mask(&fd, &target, dev_null),
+    }
+}
+
+fn mask(fd: &OwnedFd, target: &Path, dev_null: &OwnedFd) -> Step {
+    let st = nix::sys::stat::fstat(fd.as_fd()).op("stat")?;
+    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        let (tmpfs, data) = (Some("tmpfs"), Some("size=0,nr_inodes=1"));
+        mount(tmpfs, target, tmpfs, MsFlags::MS_RDONLY, data).op("mount tmpfs")
+    } else {
+        let null = resolve::fd_path(dev_null);
+        mount(
+            Some(&null),
+            target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .op("bind /dev/null")
     }
 }
 
@@ -387,19 +416,6 @@ pub fn prepare_root(config: &Config, rootfs: &Path, own_mounts: bool) -> Result<
     }
 }
 
-/// `linux.readonlyPaths` then `linux.maskedPaths` (after the
-/// createContainer hooks, which may still write there).
-pub fn protect_paths(linux: &Linux, root: BorrowedFd<'_>) -> Result<(), RootfsError> {
-    let dev_null = open_dev_null().map_err(|source| RootfsError::Path {
-        field: "linux.maskedPaths",
-        path: "/dev/null".into(),
-        op: "open",
-        source,
-    })?;
-    readonly_paths(linux, root)?;
-    masked_paths(linux, root, &dev_null)
-}
-
 /// Step 3: the rootfs becomes `/` (chroot without a mount namespace of
 /// the container's own, whose `/` is the host's and never remounted).
 pub fn enter(
@@ -421,4 +437,93 @@ pub fn enter(
         readonly_root()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(v: serde_json::Value) -> Spec {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn all_dirs(_: &Path) -> io::Result<bool> {
+        Ok(true)
+    }
+
+    fn plan_of(v: serde_json::Value) -> Plan {
+        plan(&spec(v), Path::new("/bundle"), &all_dirs).unwrap()
+    }
+
+    #[test]
+    fn devices_are_created_unless_dev_is_a_bind() {
+        let tmpfs = plan_of(serde_json::json!({"mounts": [
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["mode=755"]}
+        ]}));
+        assert_eq!(tmpfs.devices.map(|d| d.len()), Some(6));
+        for dev in [
+            serde_json::json!({"destination": "/dev", "type": "bind", "source": "/dev"}),
+            serde_json::json!({"destination": "/dev/", "type": "none", "source": "/dev", "options": ["rbind"]}),
+        ] {
+            let p = plan_of(serde_json::json!({"mounts": [dev],
+                "linux": {"devices": [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]}}));
+            assert_eq!(p.devices, None, "{dev}");
+        }
+        let bind_below_dev = plan_of(serde_json::json!({"mounts": [
+            {"destination": "/dev/fuse", "type": "bind", "source": "/dev/fuse"}
+        ]}));
+        assert!(bind_below_dev.devices.is_some());
+    }
+
+    #[test]
+    fn plan_errors_name_their_field() {
+        let s =
+            spec(serde_json::json!({"linux": {"devices": [{"path": "/dev/all", "type": "a"}]}}));
+        let err = plan(&s, Path::new("/bundle"), &all_dirs).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "linux.devices[0].type: \"a\" is not a device type"
+        );
+        let s = spec(serde_json::json!({"mounts": [
+            {"destination": "/m", "type": "bind", "source": "/x", "options": ["ridmap"]}]}));
+        let err = plan(&s, Path::new("/bundle"), &all_dirs).unwrap_err();
+        assert!(matches!(
+            err,
+            RootfsError::Mount(mounts::MountError::Unsupported { index: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn readonly_paths_come_before_masked_ones_and_none_is_dropped() {
+        let s = spec(serde_json::json!({"linux": {
+            "maskedPaths": ["/proc/keys", "/sys/firmware", "/proc/nonexistent", "/proc/keys"],
+            "readonlyPaths": ["/proc/sys", "/proc/bus"]
+        }}));
+        let ops = plan_paths(&s);
+        let planned: Vec<(PathKind, &str)> =
+            ops.iter().map(|p| (p.kind, p.path.as_str())).collect();
+        assert_eq!(
+            planned,
+            [
+                (PathKind::Readonly, "/proc/sys"),
+                (PathKind::Readonly, "/proc/bus"),
+                (PathKind::Masked, "/proc/keys"),
+                (PathKind::Masked, "/sys/firmware"),
+                (PathKind::Masked, "/proc/nonexistent"),
+                (PathKind::Masked, "/proc/keys"),
+            ]
+        );
+        assert_eq!(PathKind::Masked.field(), "linux.maskedPaths");
+        assert!(plan_paths(&spec(serde_json::json!({}))).is_empty());
+        let masked_only = plan_paths(&spec(
+            serde_json::json!({"linux": {"maskedPaths": ["/proc/kcore"]}}),
+        ));
+        assert_eq!(
+            masked_only,
+            [PathOp {
+                kind: PathKind::Masked,
+                path: "/proc/kcore".into()
+            }]
+        );
+    }
 }
