@@ -154,6 +154,28 @@ fn recv_with_fds(sock: &UnixStream) -> (Value, Vec<OwnedFd>) {
     (msg, fds)
 }
 
+/// The next connection, or a panic after `secs` seconds without one.
+fn accept_within(listener: &UnixListener, secs: u64) -> UnixStream {
+    listener.set_nonblocking(true).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        match listener.accept() {
+            Ok((conn, _)) => {
+                conn.set_nonblocking(false).unwrap();
+                return conn;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no listener reached the agent within {secs} s"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
+}
+
 fn is_seccomp_notify(fd: &OwnedFd) -> bool {
     let link = std::fs::read_link(format!(
         "/proc/self/fd/{}",
@@ -186,8 +208,8 @@ fn exec_hands_its_seccomp_listener_to_the_agent() {
     // The agent keeps the init's listener, checks the exec'd process's and
     // lets go of it: its notified mkdir then fails (ENOSYS) instead of waiting.
     let agent = std::thread::spawn(move || {
-        let (init_msg, init_fds) = recv_with_fds(&listener.accept().unwrap().0);
-        let (exec_msg, exec_fds) = recv_with_fds(&listener.accept().unwrap().0);
+        let (init_msg, init_fds) = recv_with_fds(&accept_within(&listener, 10));
+        let (exec_msg, exec_fds) = recv_with_fds(&accept_within(&listener, 10));
         let notify = exec_fds.len() == 1 && is_seccomp_notify(&exec_fds[0]);
         (init_msg, init_fds, exec_msg, notify)
     });
@@ -202,7 +224,8 @@ fn exec_hands_its_seccomp_listener_to_the_agent() {
         "-c",
         "mkdir /tmp/y; echo rc=$?",
     ]);
-    let (init_msg, init_fds, exec_msg, exec_notify) = agent.join().unwrap();
+    let (init_msg, init_fds, exec_msg, exec_notify) =
+        agent.join().expect("the agent got both listeners");
     let init_pid = rt.state("nx").unwrap()["pid"].as_i64().unwrap();
     assert_eq!(init_msg["pid"].as_i64(), Some(init_pid), "{init_msg}");
     let exec_pid: i64 = std::fs::read_to_string(&pid_file)
