@@ -602,76 +602,84 @@ fn parse_go_duration(s: &str) -> Result<Duration, &'static str> {
 /// and at the first positional after the subcommand's own flags, so
 /// arguments meant for the container are never touched.
 pub fn normalize_go_flags(args: Vec<OsString>) -> Vec<OsString> {
-    let cmd = Cli::command();
-    let mut out = Vec::with_capacity(args.len());
     let mut iter = args.into_iter();
-    if let Some(argv0) = iter.next() {
-        out.push(argv0);
-    }
-    let mut current = cmd.clone();
-    let mut in_sub = false;
-    let mut skip_value = false;
-    let mut done = false;
+    let mut out: Vec<OsString> = iter.next().into_iter().collect();
+    let mut scan = Scan {
+        cmd: Cli::command(),
+        current: None,
+        skip_value: false,
+        done: false,
+    };
     for arg in iter {
-        if done || skip_value {
-            skip_value = false;
-            out.push(arg);
-            continue;
-        }
-        let Some(s) = arg.to_str() else {
-            out.push(arg);
-            continue;
+        let rewritten = match arg.to_str() {
+            Some(s) if !scan.done && !scan.skip_value => scan.next(s),
+            _ => {
+                scan.skip_value = false;
+                None
+            }
         };
-        if s == "--" {
-            done = true;
-            out.push(arg);
-            continue;
-        }
-        if let Some(body) = s
-            .strip_prefix('-')
-            .filter(|b| !b.starts_with('-') && b.len() > 1)
-        {
-            let name = body.split('=').next().unwrap_or(body);
-            let long = find_long(&current, name).or_else(|| find_long(&cmd, name));
-            if let Some(takes_value) = long {
-                skip_value = takes_value && !body.contains('=');
-                out.push(OsString::from(format!("-{s}")));
-                continue;
-            }
-        }
-        if let Some(body) = s.strip_prefix("--") {
-            let name = body.split('=').next().unwrap_or(body);
-            skip_value = find_long(&current, name).or_else(|| find_long(&cmd, name)) == Some(true)
-                && !body.contains('=');
-            out.push(arg);
-            continue;
-        }
-        if s.starts_with('-') {
-            // short flags: does the last one take a value?
-            let last = s.chars().last().unwrap_or('-');
-            skip_value = s.len() == 2
-                && current
-                    .get_arguments()
-                    .chain(cmd.get_arguments())
-                    .any(|a| a.get_short() == Some(last) && a.get_action().takes_values());
-            out.push(arg);
-            continue;
-        }
-        if !in_sub {
-            if let Some(sub) = cmd.find_subcommand(s) {
-                current = sub.clone();
-                in_sub = true;
-                out.push(arg);
-                continue;
-            }
-        }
-        // A positional of the subcommand: everything after is the container's.
-        if in_sub && matches!(current.get_name(), "exec" | "ps") {
-            done = true;
-        }
-        out.push(arg);
+        out.push(rewritten.map(OsString::from).unwrap_or(arg));
     }
     out
+}
+
+/// Where [`normalize_go_flags`] is in the command line.
+struct Scan {
+    cmd: clap::Command,
+    /// The subcommand, once seen.
+    current: Option<clap::Command>,
+    /// The next argument is the value of the flag just seen.
+    skip_value: bool,
+    /// Past `--` or the subcommand's first positional of exec/ps.
+    done: bool,
+}
+
+impl Scan {
+    /// Looks at one argument; Some(rewritten) for a Go-style long flag.
+    fn next(&mut self, s: &str) -> Option<String> {
+        if s == "--" {
+            self.done = true;
+            return None;
+        }
+        if let Some(body) = s.strip_prefix("--") {
+            self.skip_value = self.long(body) == Some(true) && !body.contains('=');
+            return None;
+        }
+        if let Some(body) = s.strip_prefix('-').filter(|b| b.len() > 1) {
+            if let Some(takes_value) = self.long(body) {
+                self.skip_value = takes_value && !body.contains('=');
+                return Some(format!("-{s}"));
+            }
+        }
+        if s.starts_with('-') {
+            // Short flags: does the last one take a value?
+            let last = s.chars().last().unwrap_or('-');
+            self.skip_value = s.len() == 2
+                && self
+                    .arguments()
+                    .any(|a| a.get_short() == Some(last) && a.get_action().takes_values());
+            return None;
+        }
+        match &self.current {
+            None => self.current = self.cmd.find_subcommand(s).cloned(),
+            // A positional of the subcommand: everything after is the container's.
+            Some(sub) => self.done = matches!(sub.get_name(), "exec" | "ps"),
+        }
+        None
+    }
+
+    /// Some(takes_value) when `body` (`name` or `name=value`) names a long
+    /// flag of the subcommand or of rtctr itself.
+    fn long(&self, body: &str) -> Option<bool> {
+        let name = body.split('=').next().unwrap_or(body);
+        let sub = self.current.as_ref().and_then(|c| find_long(c, name));
+        sub.or_else(|| find_long(&self.cmd, name))
+    }
+
+    fn arguments(&self) -> impl Iterator<Item = &clap::Arg> {
+        let sub = self.current.iter().flat_map(|c| c.get_arguments());
+        sub.chain(self.cmd.get_arguments())
+    }
 }
 
 /// Some(takes_value) when `name` is a long flag of `cmd`.

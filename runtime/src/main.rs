@@ -134,19 +134,22 @@ fn network(cmd: &cli::NetworkCommand) -> Result<()> {
     Ok(())
 }
 
-fn dispatch(cli: &Cli) -> Result<u8> {
+/// `--version`, or the help when no verb is given.
+fn version_or_help(cli: &Cli) -> Result<u8> {
     if cli.version {
-        print(&format!(
-            "rtctr version {}\nspec: {}",
-            rtctr::VERSION,
-            rtctr::state::OCI_VERSION
-        ))?;
-        return Ok(0);
-    }
-    let Some(command) = &cli.command else {
+        let spec = rtctr::state::OCI_VERSION;
+        print(&format!("rtctr version {}\nspec: {spec}", rtctr::VERSION))?;
+    } else {
         use clap::CommandFactory;
         Cli::command().print_help()?;
-        return Ok(0);
+    }
+    Ok(0)
+}
+
+/// One verb, one function.
+fn dispatch(cli: &Cli) -> Result<u8> {
+    let Some(command) = cli.command.as_ref().filter(|_| !cli.version) else {
+        return version_or_help(cli);
     };
     let store = Store::new(cli.root.clone().unwrap_or_else(default_root));
     match command {

@@ -304,7 +304,7 @@ impl ContainerDir {
 
     /// Derives the status from the kernel (see the module doc).
     pub fn status(&self, state: &State) -> Status {
-        if !crate::container::pidfd::is_alive(state.pid, state.pid_start) {
+        if !is_alive(state.pid, state.pid_start) {
             return Status::Stopped;
         }
         if !state.started && self.file(EXEC_FIFO).exists() {
@@ -317,6 +317,26 @@ impl ContainerDir {
         }
         Status::Running
     }
+}
+
+/// Is `pid` alive and still the process that started at `start`
+/// (clock ticks after boot)? A zombie counts as dead.
+pub fn is_alive(pid: i32, start: u64) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    match procfs::process::Process::new(pid).and_then(|p| p.stat()) {
+        Ok(stat) => stat.starttime == start && stat.state != 'Z' && stat.state != 'X',
+        Err(_) => false,
+    }
+}
+
+/// The start time of `pid` in clock ticks after boot.
+pub fn start_time(pid: i32) -> io::Result<u64> {
+    procfs::process::Process::new(pid)
+        .and_then(|p| p.stat())
+        .map(|s| s.starttime)
+        .map_err(|e| io::Error::other(e.to_string()))
 }
 
 /// temp file + rename in the same directory.
@@ -349,6 +369,15 @@ pub fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn own_process_is_alive_and_start_checked() {
+        let me = std::process::id() as i32;
+        let start = start_time(me).unwrap();
+        assert!(is_alive(me, start));
+        assert!(!is_alive(me, start + 1));
+        assert!(!is_alive(0, 0));
+    }
 
     #[test]
     fn ids() {

@@ -149,7 +149,7 @@ fn await_init_pid(
 /// The state `create` will save, with the init's start time.
 fn record(plan: &Plan, pid: i32) -> Result<State, CreateError> {
     let pid_start =
-        pidfd::start_time(pid).map_err(io_err("read start time of", Path::new("init")))?;
+        state::start_time(pid).map_err(io_err("read start time of", Path::new("init")))?;
     Ok(State {
         id: plan.opts.id.clone(),
         pid,

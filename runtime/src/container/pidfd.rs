@@ -1,30 +1,11 @@
-//! A container's processes by pidfd: whether the init is still the process
-//! rtctr started (pid plus start time, so a reused pid is never mistaken
-//! for it), signals sent through the pidfd, and waiting for an exit.
+//! A container's processes by pidfd: the init if it is still the process
+//! rtctr started (pid plus start time, [`crate::state::is_alive`], so a
+//! reused pid is never mistaken for it), signals sent through the pidfd,
+//! and waiting for an exit.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
-
-/// Is `pid` alive and still the process that started at `start`
-/// (clock ticks after boot)? A zombie counts as dead.
-pub fn is_alive(pid: i32, start: u64) -> bool {
-    if pid <= 0 {
-        return false;
-    }
-    match procfs::process::Process::new(pid).and_then(|p| p.stat()) {
-        Ok(stat) => stat.starttime == start && stat.state != 'Z' && stat.state != 'X',
-        Err(_) => false,
-    }
-}
-
-/// The start time of `pid` in clock ticks after boot.
-pub fn start_time(pid: i32) -> io::Result<u64> {
-    procfs::process::Process::new(pid)
-        .and_then(|p| p.stat())
-        .map(|s| s.starttime)
-        .map_err(|e| io::Error::other(e.to_string()))
-}
 
 /// A pidfd of `pid`, if it exists.
 pub fn open(pid: i32) -> Option<OwnedFd> {
@@ -39,7 +20,7 @@ pub fn open(pid: i32) -> Option<OwnedFd> {
 pub fn open_init(pid: i32, start: u64) -> Option<OwnedFd> {
     let fd = open(pid)?;
     // The pidfd pins the process: checking after opening is race-free.
-    is_alive(pid, start).then_some(fd)
+    crate::state::is_alive(pid, start).then_some(fd)
 }
 
 /// Sends signal number `sig` to the process behind `pidfd`.
@@ -93,12 +74,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn own_process_is_alive_and_start_checked() {
+    fn the_init_is_opened_only_if_it_is_the_same_process() {
         let me = std::process::id() as i32;
-        let start = start_time(me).unwrap();
-        assert!(is_alive(me, start));
-        assert!(!is_alive(me, start + 1));
-        assert!(!is_alive(0, 0));
+        let start = crate::state::start_time(me).unwrap();
         assert!(open_init(me, start).is_some());
         assert!(open_init(me, start + 1).is_none());
     }
