@@ -155,8 +155,12 @@ fn chroot(root: &Root) -> Result<(), RootfsError> {
 /// Lazily unmounts every mount at or below `dir` in the caller's mount
 /// namespace, deepest first (cleanup for containers without their own).
 pub fn unmount_under(dir: &Path) {
-    let Ok(info) = procfs::process::Process::myself().and_then(|p| p.mountinfo()) else {
-        return;
+    let info = match procfs::process::Process::myself().and_then(|p| p.mountinfo()) {
+        Ok(info) => info,
+        Err(e) => {
+            log::warn!("unmount under {}: read mountinfo: {e}", dir.display());
+            return;
+        }
     };
     let mut points: Vec<PathBuf> = info
         .into_iter()
@@ -165,7 +169,9 @@ pub fn unmount_under(dir: &Path) {
         .collect();
     points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
     for p in points {
-        let _ = umount2(&p, MntFlags::MNT_DETACH);
+        if let Err(e) = umount2(&p, MntFlags::MNT_DETACH) {
+            log::debug!("unmount {}: {e}", p.display());
+        }
     }
 }
 
