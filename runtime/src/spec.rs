@@ -246,11 +246,25 @@ pub fn validate_process(
     }
     check_rlimits(process.rlimits().as_deref().unwrap_or_default())
         .map_err(|(field, msg)| invalid(field, msg))?;
+    let user = process.user();
+    let gids = user.additional_gids().as_deref().unwrap_or_default();
+    let ids = [
+        ("user.uid".to_string(), user.uid()),
+        ("user.gid".to_string(), user.gid()),
+    ];
+    let extra = gids.iter().enumerate();
+    for (field, id) in ids
+        .into_iter()
+        .chain(extra.map(|(i, g)| (format!("user.additionalGids[{i}]"), *g)))
+    {
+        check_id(id).map_err(|msg| invalid(field, msg))?;
+    }
     Ok(ValidProcess { process, argv })
 }
 
 fn validate_linux(spec: &Spec, linux: &Linux) -> Result<(), SpecError> {
     check_namespaces(linux)?;
+    check_all_ids(spec, linux)?;
     check_absolute_paths(linux)?;
     let ns = Namespaces(linux.namespaces().as_deref().unwrap_or_default());
     for (field, value) in [
@@ -362,6 +376,97 @@ fn check_id_mappings(linux: &Linux, ns: &Namespaces) -> Result<(), SpecError> {
             "linux.uidMappings",
             "uid/gid mappings need a user namespace",
         ));
+    }
+    Ok(())
+}
+
+/// The largest uid or gid a container may name, as in runc: `(uid_t)-1`
+/// means "leave unchanged" to setresuid and chown (a container asking
+/// for uid 4294967295 would run as root), and ids past 2^31-1 are
+/// negative to much of userspace.
+pub const MAX_ID: u32 = i32::MAX as u32;
+
+fn check_id(id: u32) -> Result<(), String> {
+    match id {
+        0..=MAX_ID => Ok(()),
+        _ => Err(format!("{id} is out of range (0-{MAX_ID})")),
+    }
+}
+
+/// An id mapping: the container side within 0-2^31-1, the host side
+/// within what the kernel maps (no range reaching `(uid_t)-1`), size >= 1.
+fn check_mapping(m: &oci_spec::runtime::LinuxIdMapping) -> Result<(), String> {
+    if m.size() == 0 {
+        return Err("size 0 maps nothing".into());
+    }
+    let last = |first: u32| u64::from(first) + u64::from(m.size()) - 1;
+    if last(m.container_id()) > u64::from(MAX_ID) {
+        return Err(format!(
+            "containerID {} with size {} reaches past {MAX_ID}",
+            m.container_id(),
+            m.size()
+        ));
+    }
+    if last(m.host_id()) >= u64::from(u32::MAX) {
+        return Err(format!(
+            "hostID {} with size {} reaches {}",
+            m.host_id(),
+            m.size(),
+            u32::MAX
+        ));
+    }
+    Ok(())
+}
+
+type Mappings = Option<Vec<oci_spec::runtime::LinuxIdMapping>>;
+
+/// Each mapping of a uid and a gid list, with its field name.
+fn mappings<'a>(
+    prefix: &str,
+    uid: &'a Mappings,
+    gid: &'a Mappings,
+) -> Vec<(String, &'a oci_spec::runtime::LinuxIdMapping)> {
+    let mut all = Vec::new();
+    for (name, list) in [("uidMappings", uid), ("gidMappings", gid)] {
+        for (i, m) in list.as_deref().unwrap_or_default().iter().enumerate() {
+            all.push((format!("{prefix}{name}[{i}]"), m));
+        }
+    }
+    all
+}
+
+/// `linux.uidMappings`, `linux.gidMappings`, each mount's idmaps and each
+/// device's owner.
+fn check_all_ids(spec: &Spec, linux: &Linux) -> Result<(), SpecError> {
+    let mut all = mappings("linux.", linux.uid_mappings(), linux.gid_mappings());
+    for (i, m) in spec
+        .mounts()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        all.extend(mappings(
+            &format!("mounts[{i}]."),
+            m.uid_mappings(),
+            m.gid_mappings(),
+        ));
+    }
+    for (field, m) in all {
+        check_mapping(m).map_err(|msg| invalid(field, msg))?;
+    }
+    for (i, d) in linux
+        .devices()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        for (name, id) in [("uid", d.uid()), ("gid", d.gid())] {
+            if let Some(id) = id {
+                check_id(id).map_err(|msg| invalid(format!("linux.devices[{i}].{name}"), msg))?;
+            }
+        }
     }
     Ok(())
 }
@@ -743,6 +848,83 @@ mod tests {
                 Ok(_) => assert!(field.is_empty(), "accepted, wanted {field}"),
             }
         }
+    }
+
+    #[test]
+    fn ids_the_kernel_treats_specially_are_refused() {
+        let maps = |field: &str, m: serde_json::Value| {
+            with(|v| {
+                v["linux"]["namespaces"] =
+                    serde_json::json!([{"type": "user"}, {"type": "uts"}, {"type": "mount"}]);
+                v["linux"]["uidMappings"] =
+                    serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+                v["linux"]["gidMappings"] =
+                    serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+                v["linux"][field] = serde_json::json!([m]);
+            })
+        };
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (
+                with(|v| v["process"]["user"]["uid"] = 4294967295u32.into()),
+                "process.user.uid: 4294967295 is out of range",
+            ),
+            (
+                with(|v| v["process"]["user"]["gid"] = 2147483648u32.into()),
+                "process.user.gid: 2147483648 is out of range",
+            ),
+            (
+                with(|v| {
+                    v["process"]["user"]["additionalGids"] = serde_json::json!([5, 4294967295u32])
+                }),
+                "process.user.additionalGids[1]: 4294967295 is out of range",
+            ),
+            (
+                maps(
+                    "uidMappings",
+                    serde_json::json!({"containerID": 2147483647u32, "hostID": 1, "size": 2}),
+                ),
+                "linux.uidMappings[0]: containerID 2147483647 with size 2 reaches past",
+            ),
+            (
+                maps(
+                    "gidMappings",
+                    serde_json::json!({"containerID": 0, "hostID": 4294967295u32, "size": 1}),
+                ),
+                "linux.gidMappings[0]: hostID 4294967295 with size 1 reaches 4294967295",
+            ),
+            (
+                maps(
+                    "uidMappings",
+                    serde_json::json!({"containerID": 0, "hostID": 0, "size": 0}),
+                ),
+                "linux.uidMappings[0]: size 0 maps nothing",
+            ),
+            (
+                with(|v| {
+                    v["mounts"][0]["uidMappings"] =
+                        serde_json::json!([{"containerID": 4294967295u32, "hostID": 0, "size": 1}])
+                }),
+                "mounts[0].uidMappings[0]: containerID 4294967295",
+            ),
+            (
+                with(|v| {
+                    v["linux"]["devices"] = serde_json::json!([
+                        {"path": "/dev/x", "type": "c", "major": 1, "minor": 3, "uid": 4294967295u32}
+                    ])
+                }),
+                "linux.devices[0].uid: 4294967295 is out of range",
+            ),
+        ];
+        for (raw, want) in cases {
+            let err = check(&raw).unwrap_err();
+            assert!(err.contains(want), "expected {want:?} in {err}");
+        }
+        check(&with(|v| v["process"]["user"]["uid"] = MAX_ID.into())).unwrap();
+        check(&maps(
+            "uidMappings",
+            serde_json::json!({"containerID": 0, "hostID": 100000, "size": 65536}),
+        ))
+        .unwrap();
     }
 
     #[test]
