@@ -42,3 +42,52 @@ fn uid_minus_one_is_refused_not_run_as_root() {
     assert_eq!(out.stdout, "");
     rt.run(&["delete", "--force", "uidx"]).ok();
 }
+
+/// Annotations of about 64 KiB broke the parent/child channel ("EOF while
+/// parsing"), and from about 210 KiB "Message too long"; hooks got their
+/// state through a pipe that holds 1 MiB at most. runc takes a 10 MB
+/// config.json: so does rtctr, with every hook reading the whole state.
+#[test]
+fn a_ten_megabyte_config_goes_through_create_hooks_and_state() {
+    if !require_root() {
+        return;
+    }
+    let rt = Rtctr::new();
+    // Without hooks: only the parent/child channel carries the state.
+    let mut plain = Bundle::new(&["true"]);
+    plain.edit(|c| c["annotations"] = json!({"big": "p".repeat(300 << 10)}));
+    let out = rt.run_bundle(&plain, "plain");
+    assert_eq!(out.code, 0, "{out:?}");
+    let mut b = Bundle::new(&["true"]);
+    let count = |name: &str| {
+        let out = b.path().join(name);
+        json!({"path": "/bin/sh", "args": ["sh", "-c", format!("wc -c > {}", out.display())]})
+    };
+    let (runtime_hook, container_hook) = (count("runtime.n"), count("container.n"));
+    let big = "a".repeat(10 << 20);
+    b.edit(|c| {
+        c["annotations"] = json!({"big": big, "small": "s"});
+        c["hooks"] = json!({
+            "createRuntime": [runtime_hook],
+            "createContainer": [container_hook],
+        });
+    });
+    let out = rt.create(&b, "big", &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let state = rt.state("big").unwrap();
+    assert_eq!(
+        state["annotations"]["big"].as_str().map(str::len),
+        Some(10 << 20)
+    );
+    for file in ["runtime.n", "container.n"] {
+        let n: usize = std::fs::read_to_string(b.path().join(file))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(n > 10 << 20, "{file}: the hook read {n} bytes");
+    }
+    rt.run(&["start", "big"]).ok();
+    rt.wait_status("big", "stopped");
+    rt.run(&["delete", "big"]).ok();
+}

@@ -100,10 +100,12 @@ fn spawn(hook: &Hook, state_json: &[u8]) -> io::Result<std::process::Child> {
             cmd.env(k, v);
         }
     }
-    // The state is written into the pipe before the hook starts: writing
-    // to a hook that exited without reading would raise SIGPIPE, which
-    // kills the container init (it runs with default dispositions).
-    let stdin = prefilled_pipe(state_json)?;
+    // The state is written before the hook starts, into a file rather than
+    // a pipe: a pipe holds at most 1 MiB without CAP_SYS_RESOURCE (the
+    // state carries the config's annotations), and writing to a hook that
+    // exited without reading would raise SIGPIPE, which kills the
+    // container init (it runs with default dispositions).
+    let stdin = state_file(state_json)?;
     cmd.stdin(Stdio::from(stdin))
         .stdout(Stdio::inherit())
         .stderr(Stdio::piped())
@@ -138,14 +140,13 @@ pub fn with_status(state_json: &str, status: &str) -> Vec<u8> {
     }
 }
 
-/// The read end of a pipe already holding `data` (its write end closed).
-fn prefilled_pipe(data: &[u8]) -> io::Result<std::os::fd::OwnedFd> {
-    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-    if data.len() > rustix::pipe::fcntl_getpipe_size(&w)? {
-        rustix::pipe::fcntl_setpipe_size(&w, data.len())?;
-    }
-    std::fs::File::from(w).write_all(data)?;
-    Ok(r)
+/// An anonymous file (memfd) holding `data`, read from its start.
+fn state_file(data: &[u8]) -> io::Result<std::os::fd::OwnedFd> {
+    let fd = rustix::fs::memfd_create("rtctr-state", rustix::fs::MemfdFlags::CLOEXEC)?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(data)?;
+    std::io::Seek::rewind(&mut file)?;
+    Ok(file.into())
 }
 
 /// Polls a pidfd; true once the process has exited.
@@ -181,6 +182,22 @@ mod tests {
             std::fs::read_to_string(&out).unwrap(),
             "{\"id\":\"x\"} sh bar \n"
         );
+    }
+
+    #[test]
+    fn a_state_larger_than_a_pipe_reaches_the_hook() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("n");
+        let h = hook(serde_json::json!({
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("wc -c > {}", out.display())]
+        }));
+        let state = vec![b'x'; 3 << 20];
+        run("createRuntime", &h, &state).unwrap();
+        assert_eq!(std::fs::read_to_string(&out).unwrap().trim(), "3145728");
+        // A hook that never reads its stdin is no problem either.
+        let h = hook(serde_json::json!({"path": "/bin/true"}));
+        run("createRuntime", &h, &state).unwrap();
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The socketpair protocol between rtctr (the parent) and the processes it
 //! forks (the intermediate, then the container init or an exec'd process).
-//! SOCK_SEQPACKET keeps message boundaries; each message is one
-//! JSON-encoded [`Msg`] with one meaning. The handshake, in order:
+//! Each message is one JSON-encoded [`Msg`] with one meaning, sent as
+//! SOCK_SEQPACKET packets of at most [`PACKET`] bytes whose first byte says
+//! whether more follow: a message of any size (the state JSON carries the
+//! config's annotations) fits the socket's buffer. The handshake, in order:
 //!
 //! ```text
 //! intermediate → UsernsCreated        parent → MapsWritten     (new user namespace only)
@@ -70,6 +72,11 @@ impl SyncError {
     }
 }
 
+/// The largest packet: well inside the default socket buffer.
+pub const PACKET: usize = 16 * 1024;
+const MORE: u8 = 1;
+const LAST: u8 = 0;
+
 /// One end of the channel.
 pub struct Channel {
     fd: OwnedFd,
@@ -91,24 +98,42 @@ pub fn pair() -> io::Result<(Channel, Channel)> {
 impl Channel {
     pub fn send(&self, msg: &Msg) -> Result<(), SyncError> {
         let bytes = serde_json::to_vec(msg).map_err(io::Error::other)?;
-        socket::send(self.fd.as_raw_fd(), &bytes, MsgFlags::MSG_NOSIGNAL)
-            .map_err(io::Error::from)?;
-        Ok(())
+        let mut chunks = bytes.chunks(PACKET - 1).peekable();
+        // An empty message is still one packet.
+        let mut packet = Vec::with_capacity(PACKET);
+        loop {
+            let chunk = chunks.next().unwrap_or_default();
+            packet.clear();
+            packet.push(if chunks.peek().is_some() { MORE } else { LAST });
+            packet.extend_from_slice(chunk);
+            socket::send(self.fd.as_raw_fd(), &packet, MsgFlags::MSG_NOSIGNAL)
+                .map_err(io::Error::from)?;
+            if packet[0] == LAST {
+                return Ok(());
+            }
+        }
     }
 
     /// The next message; a child's [`Msg::Error`] becomes [`SyncError::Child`].
     pub fn recv(&self) -> Result<Msg, SyncError> {
-        let mut buf = vec![0u8; 64 * 1024];
-        let n = loop {
-            match socket::recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
-                Err(nix::Error::EINTR) => continue,
-                other => break other.map_err(io::Error::from)?,
+        let mut bytes = Vec::new();
+        let mut packet = vec![0u8; PACKET];
+        loop {
+            let n = loop {
+                match socket::recv(self.fd.as_raw_fd(), &mut packet, MsgFlags::empty()) {
+                    Err(nix::Error::EINTR) => continue,
+                    other => break other.map_err(io::Error::from)?,
+                }
+            };
+            if n == 0 {
+                return Err(SyncError::Eof);
             }
-        };
-        if n == 0 {
-            return Err(SyncError::Eof);
+            bytes.extend_from_slice(&packet[1..n]);
+            if packet[0] == LAST {
+                break;
+            }
         }
-        let msg: Msg = serde_json::from_slice(&buf[..n])
+        let msg: Msg = serde_json::from_slice(&bytes)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         match msg {
             Msg::Error { msg, errno } => Err(SyncError::Child { msg, errno }),
@@ -266,6 +291,22 @@ mod tests {
         assert_eq!(err.errno(), Some(libc::EPERM));
         drop(c);
         assert!(matches!(p.recv(), Err(SyncError::Eof)));
+    }
+
+    #[test]
+    fn a_message_of_any_size_arrives_whole() {
+        let (p, c) = pair().unwrap();
+        let big = "x".repeat(10 << 20);
+        let sender = std::thread::spawn(move || p.send(&Msg::HooksDone(big)).unwrap());
+        assert_eq!(c.expect_hooks_done().unwrap().len(), 10 << 20);
+        sender.join().unwrap();
+        // Exactly one packet's worth, and the smallest message.
+        let (p, c) = pair().unwrap();
+        let edge = "y".repeat(PACKET - 1 - r#"{"HooksDone":""}"#.len());
+        p.send(&Msg::HooksDone(edge.clone())).unwrap();
+        p.send(&Msg::Created).unwrap();
+        assert_eq!(c.expect_hooks_done().unwrap(), edge);
+        c.expect(Msg::Created).unwrap();
     }
 
     #[test]

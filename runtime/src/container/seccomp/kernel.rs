@@ -106,13 +106,14 @@ pub(crate) fn send_listener(
             source: io::Error::from(errno),
         },
     )?;
-    if sent != json.len() {
-        return Err(SeccompError::ListenerSend {
+    // A stream may take a large state (annotations) in parts: the fd went
+    // with the first, the rest follows on the same connection.
+    std::io::Write::write_all(&mut &stream, &json[sent..]).map_err(|source| {
+        SeccompError::ListenerSend {
             path: listener_path.to_path_buf(),
-            source: io::Error::new(io::ErrorKind::WriteZero, "short write of the state"),
-        });
-    }
-    Ok(())
+            source,
+        }
+    })
 }
 
 impl Program {
