@@ -91,3 +91,84 @@ fn a_ten_megabyte_config_goes_through_create_hooks_and_state() {
     rt.wait_status("big", "stopped");
     rt.run(&["delete", "big"]).ok();
 }
+
+/// Opens a new FIFO's read end without blocking; a writer may come later.
+fn fifo(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::fs::File) {
+    let path = dir.join(name);
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &path,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let reader = std::os::unix::fs::OpenOptionsExt::custom_flags(
+        std::fs::OpenOptions::new().read(true),
+        rustix::fs::OFlags::NONBLOCK.bits() as i32,
+    )
+    .open(&path)
+    .unwrap();
+    (path, reader)
+}
+
+/// Waits (up to `secs`) until every writer of the FIFO is gone.
+fn hung_up_within(reader: &std::fs::File, secs: i64) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let ts = Timespec {
+        tv_sec: secs,
+        tv_nsec: 0,
+    };
+    let mut fds = [PollFd::new(reader, PollFlags::IN)];
+    poll(&mut fds, Some(&ts)).unwrap() > 0 && fds[0].revents().contains(PollFlags::HUP)
+}
+
+/// A created container held the descriptors its caller passed to `create`
+/// until `start`: a pipe given to create saw no end-of-file. Only stdio and
+/// --preserve-fds reach the container now.
+#[test]
+fn a_created_container_holds_none_of_the_callers_descriptors() {
+    use std::io::Read;
+    if !require_root() {
+        return;
+    }
+    let rt = Rtctr::new();
+    let b = Bundle::new(&["sh", "-c", "echo held >&3"]);
+    let (stray, stray_reader) = fifo(b.path(), "stray");
+    let (kept, mut kept_reader) = fifo(b.path(), "kept");
+    // fd 3 is preserved for the container; fd 5 is only the caller's.
+    let err = b.path().join("create.err");
+    let script = format!(
+        "exec \"$@\" 3>{} 5>{} </dev/null >/dev/null 2>{}",
+        kept.display(),
+        stray.display(),
+        err.display()
+    );
+    let st = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg("sh")
+        .arg(rtctr_bin())
+        .arg("--root")
+        .arg(rt.root.path())
+        .args(["create", "--preserve-fds", "1", "--bundle"])
+        .arg(b.path())
+        .arg("fds")
+        .status()
+        .unwrap();
+    let stderr = std::fs::read_to_string(&err).unwrap_or_default();
+    assert!(st.success(), "create: {st}: {stderr}");
+    assert!(
+        hung_up_within(&stray_reader, 10),
+        "the created container still holds fd 5 of its caller"
+    );
+    rt.run(&["start", "fds"]).ok();
+    rt.wait_status("fds", "stopped");
+    let mut got = String::new();
+    kept_reader.read_to_string(&mut got).unwrap();
+    assert_eq!(
+        got, "held\n",
+        "--preserve-fds 1 kept fd 3 for the container"
+    );
+    rt.run(&["delete", "fds"]).ok();
+}

@@ -261,6 +261,17 @@ pub struct RunArgs {
     pub no_subreaper: bool,
 }
 
+impl Cli {
+    /// For `create` and `run`: the `--preserve-fds` count.
+    pub fn creates_a_container(&self) -> Option<u32> {
+        match &self.command {
+            Some(Command::Create(a)) => Some(a.preserve_fds),
+            Some(Command::Run(a)) => Some(a.create.preserve_fds),
+            _ => None,
+        }
+    }
+}
+
 impl CreateArgs {
     pub fn options(&self, systemd_cgroup: bool) -> CreateOptions {
         CreateOptions {

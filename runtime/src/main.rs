@@ -26,6 +26,12 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if let Some(preserve_fds) = cli.creates_a_container() {
+        if let Err(e) = rtctr::commands::create::close_inherited_fds(preserve_fds) {
+            eprintln!("rtctr: close inherited descriptors: {e}");
+            return ExitCode::from(1);
+        }
+    }
     let json = cli.log_format == LogFormat::Json;
     if let Err(e) = rtctr::logging::Logger::init(cli.log.as_deref(), json, cli.debug) {
         eprintln!("rtctr: cannot open log file: {e}");

@@ -93,16 +93,18 @@ pub fn exit_now(code: i32) -> ! {
 /// `first` on close-on-exec, so nothing of rtctr's leaks into the container.
 /// <https://man7.org/linux/man-pages/man2/close_range.2.html>
 pub fn cloexec_from(first: u32) -> io::Result<()> {
-    // SAFETY: close_range only changes flags of this process's descriptors;
-    // no memory is passed.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            first,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
+    close_range(first, libc::CLOSE_RANGE_CLOEXEC)
+}
+
+/// close_range(first, ~0, 0): close every descriptor from `first` on.
+pub fn close_from(first: u32) -> io::Result<()> {
+    close_range(first, 0)
+}
+
+fn close_range(first: u32, flags: libc::c_uint) -> io::Result<()> {
+    // SAFETY: close_range only closes or flags this process's descriptors;
+    // no memory is passed. Callers own every descriptor in the range.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, flags) };
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }
