@@ -172,3 +172,36 @@ fn a_created_container_holds_none_of_the_callers_descriptors() {
     );
     rt.run(&["delete", "fds"]).ok();
 }
+
+/// procfs was mounted at wherever the image's `/proc` symlink pointed
+/// (CVE-2019-16884 class: procfs on a path LSM rules do not expect).
+/// procfs and sysfs now need an ordinary directory, as runc demands.
+#[test]
+fn procfs_is_never_mounted_through_a_symlink() {
+    if !require_root() {
+        return;
+    }
+    let rt = Rtctr::new();
+    for (what, dest, target) in [
+        ("proc to /tmp/x", "proc", "/tmp/x"),
+        ("dangling proc", "proc", "/nowhere"),
+        ("sys to /tmp/y", "sys", "/tmp/y"),
+    ] {
+        let b = Bundle::with_own_rootfs(&["true"]);
+        let rootfs = b.path().join("rootfs");
+        let link = rootfs.join(dest);
+        let _ = std::fs::remove_dir_all(&link);
+        std::os::unix::fs::symlink(target, &link).unwrap();
+        std::fs::create_dir_all(rootfs.join("tmp/x")).unwrap();
+        std::fs::create_dir_all(rootfs.join("tmp/y")).unwrap();
+        let out = rt.run_bundle(&b, "plink");
+        assert_eq!(out.code, 1, "{what}: {out:?}");
+        assert!(
+            out.stderr
+                .contains("must be mounted on an ordinary directory, not through a symlink"),
+            "{what}: {out:?}"
+        );
+        assert!(rt.ids().is_empty(), "{what}");
+        assert!(!host_mounts_mention(&rootfs), "{what}: a mount stayed");
+    }
+}

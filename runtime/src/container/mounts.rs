@@ -19,6 +19,13 @@ pub enum MountError {
         dest: PathBuf,
         option: String,
     },
+    #[error("mounts[{index}] ({dest}): filesystem {fstype:?} must be mounted on an ordinary directory{why}")]
+    NotADirectory {
+        index: usize,
+        dest: PathBuf,
+        fstype: String,
+        why: &'static str,
+    },
     #[error("mounts[{index}]: {op} {dest}: {source}")]
     Op {
         index: usize,
@@ -293,6 +300,10 @@ pub struct Filesystem {
     /// Where the kernel refuses a new instance (sysfs or mqueue without a
     /// network or IPC namespace of its own), the host's one to bind instead.
     pub fallback: Option<PathBuf>,
+    /// procfs and sysfs: the destination must be a real directory, reached
+    /// through no symlink. procfs on a path the image chose would defeat
+    /// LSM path rules (CVE-2019-16884, CVE-2019-19921); runc refuses too.
+    pub plain_dir: bool,
 }
 
 /// Whether a host path is a directory (follows symlinks): bind sources.
@@ -391,6 +402,7 @@ fn plan_filesystem(opts: &Options, typ: &str, source: Option<&Path>) -> MountOp 
         data: (!opts.data.is_empty()).then(|| opts.data.clone()),
         copy_up: opts.copy_up,
         fallback,
+        plain_dir: matches!(typ, "proc" | "sysfs"),
     })
 }
 
@@ -407,6 +419,10 @@ pub struct Ctx<'a> {
 pub fn apply(ctx: &Ctx, p: &Planned) -> Result<(), MountError> {
     let dest = p.dest.as_path();
     match &p.op {
+        MountOp::Filesystem(fs) if fs.plain_dir => {
+            check_plain_dir(ctx, p, fs)?;
+            mount_filesystem(ctx, dest, fs)
+        }
         MountOp::Filesystem(fs) => mount_filesystem(ctx, dest, fs),
         MountOp::Bind {
             source,
@@ -429,6 +445,35 @@ pub fn apply(ctx: &Ctx, p: &Planned) -> Result<(), MountError> {
         dest: p.dest.clone(),
         source,
     })
+}
+
+/// The destination of a procfs or sysfs mount: a directory, or missing (it
+/// is then created), with no symlink on the way (openat2
+/// RESOLVE_NO_SYMLINKS: a dangling one is refused too).
+fn check_plain_dir(ctx: &Ctx, p: &Planned, fs: &Filesystem) -> Result<(), MountError> {
+    let refuse = |why| MountError::NotADirectory {
+        index: p.index,
+        dest: p.dest.clone(),
+        fstype: fs.fstype.clone(),
+        why,
+    };
+    match resolve::open_no_symlinks(ctx.root, &p.dest) {
+        Ok(fd)
+            if nix::sys::stat::fstat(fd.as_fd())
+                .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR) =>
+        {
+            Ok(())
+        }
+        Ok(_) => Err(refuse(", not a file")),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(refuse(", not through a symlink")),
+        Err(source) => Err(MountError::Op {
+            index: p.index,
+            op: "open mount point",
+            dest: p.dest.clone(),
+            source,
+        }),
+    }
 }
 
 /// The mount now at `dest` (a descriptor opened before the mount still
@@ -901,6 +946,20 @@ mod tests {
         assert_eq!(fs[2].fallback, None);
         assert_eq!(fs[3].fallback, None);
         assert_eq!(fs[3].data.as_deref(), Some("mode=1777"));
+    }
+
+    #[test]
+    fn procfs_and_sysfs_need_an_ordinary_directory() {
+        let ops = ops(serde_json::json!([
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs"},
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}
+        ]));
+        let plain: Vec<bool> = ops
+            .iter()
+            .map(|op| matches!(op, MountOp::Filesystem(fs) if fs.plain_dir))
+            .collect();
+        assert_eq!(plain, [true, true, false]);
     }
 
     #[test]

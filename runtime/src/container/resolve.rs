@@ -40,6 +40,21 @@ pub fn open_path(root: BorrowedFd<'_>, path: &Path, nofollow: bool) -> io::Resul
     Ok(openat2(root, &rel, how(flags))?)
 }
 
+/// Opens `path` inside `root` as O_PATH, refusing (ELOOP) any symlink on
+/// the way, the last component included.
+pub fn open_no_symlinks(root: BorrowedFd<'_>, path: &Path) -> io::Result<OwnedFd> {
+    let rel = relative(path);
+    let rel = if rel.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        rel
+    };
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_SYMLINKS);
+    Ok(openat2(root, &rel, how)?)
+}
+
 /// Opens `path` inside `root` with the given flags (e.g. for writing).
 pub fn open(root: BorrowedFd<'_>, path: &Path, flags: OFlag, mode: Mode) -> io::Result<OwnedFd> {
     let rel = relative(path);
@@ -146,6 +161,23 @@ mod tests {
     use super::*;
     use std::fs;
     use std::os::unix::fs::symlink;
+
+    #[test]
+    fn no_symlink_is_followed_when_asked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        fs::create_dir_all(root.join("real/sub")).unwrap();
+        symlink("real", root.join("link")).unwrap();
+        symlink("/nowhere", root.join("dangling")).unwrap();
+        let rootfd: OwnedFd = fs::File::open(root).unwrap().into();
+        open_no_symlinks(rootfd.as_fd(), Path::new("/real/sub")).unwrap();
+        for p in ["/link", "/link/sub", "/dangling"] {
+            let e = open_no_symlinks(rootfd.as_fd(), Path::new(p)).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{p}");
+        }
+        let e = open_no_symlinks(rootfd.as_fd(), Path::new("/missing")).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+    }
 
     #[test]
     fn symlinks_cannot_escape_the_root() {
