@@ -205,3 +205,63 @@ fn procfs_is_never_mounted_through_a_symlink() {
         assert!(!host_mounts_mention(&rootfs), "{what}: a mount stayed");
     }
 }
+
+/// Answers that named the wrong thing or nothing: a memory limit too low
+/// for set-up ("exited during set-up without a message"), a missing bind
+/// source (the destination was named), a relative hook path (looked up in
+/// $PATH), and ids outside runc's set (which made `list` ambiguous).
+#[test]
+fn errors_name_what_is_wrong() {
+    if !require_root() {
+        return;
+    }
+    let rt = Rtctr::new();
+    let cases: Vec<(&str, serde_json::Value, &str)> = vec![
+        (
+            "oom",
+            json!({"linux": {"resources": {"memory": {"limit": 65536}}}}),
+            "OOM-killed during set-up: linux.resources.memory.limit 65536 bytes is too low",
+        ),
+        (
+            "bind",
+            json!({"mounts": [{"destination": "/data", "type": "bind", "source": "/no/such/source"}]}),
+            "bind source /no/such/source: No such file or directory",
+        ),
+        (
+            "hook",
+            json!({"hooks": {"createRuntime": [{"path": "true"}]}}),
+            "hooks.createRuntime[0].path: \"true\" is not an absolute path",
+        ),
+    ];
+    for (what, patch, msg) in cases {
+        let mut b = Bundle::new(&["true"]);
+        b.edit(|c| merge(c, &patch));
+        let out = rt.run_bundle(&b, what);
+        assert_eq!(out.code, 1, "{what}: {out:?}");
+        assert!(out.stderr.contains(msg), "{what}: {out:?}");
+        assert!(rt.ids().is_empty(), "{what}");
+    }
+    let b = Bundle::new(&["true"]);
+    for id in ["with space", "tab\tid", "ünï", "a:b"] {
+        let out = rt.run_bundle(&b, id);
+        assert_eq!(out.code, 1, "{id:?}: {out:?}");
+        assert!(
+            out.stderr
+                .contains("only ASCII letters, digits, '_', '+', '-' and '.' may be used"),
+            "{id:?}: {out:?}"
+        );
+    }
+    assert!(rt.ids().is_empty());
+}
+
+/// Objects merge key by key; anything else replaces.
+fn merge(into: &mut serde_json::Value, patch: &serde_json::Value) {
+    match (into, patch) {
+        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (into, patch) => *into = patch.clone(),
+    }
+}

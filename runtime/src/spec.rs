@@ -195,6 +195,7 @@ pub fn validate(spec: Spec) -> Result<Config, SpecError> {
             }
         }
     }
+    check_hooks(&spec)?;
     let linux = spec
         .linux()
         .clone()
@@ -376,6 +377,33 @@ fn check_id_mappings(linux: &Linux, ns: &Namespaces) -> Result<(), SpecError> {
             "linux.uidMappings",
             "uid/gid mappings need a user namespace",
         ));
+    }
+    Ok(())
+}
+
+/// A hook's `path` is absolute (the spec: "similar semantics to
+/// IEEE Std 1003.1-2008 execv's path", never looked up in $PATH).
+fn check_hooks(spec: &Spec) -> Result<(), SpecError> {
+    let Some(h) = spec.hooks() else {
+        return Ok(());
+    };
+    let kinds = [
+        ("prestart", h.prestart()),
+        ("createRuntime", h.create_runtime()),
+        ("createContainer", h.create_container()),
+        ("startContainer", h.start_container()),
+        ("poststart", h.poststart()),
+        ("poststop", h.poststop()),
+    ];
+    for (kind, list) in kinds {
+        for (i, hook) in list.as_deref().unwrap_or_default().iter().enumerate() {
+            if !hook.path().is_absolute() {
+                return Err(invalid(
+                    format!("hooks.{kind}[{i}].path"),
+                    format!("{:?} is not an absolute path", hook.path()),
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -837,6 +865,13 @@ mod tests {
             (
                 with(|v| v["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1"})),
                 "",
+            ),
+            (
+                with(|v| {
+                    v["hooks"] =
+                        serde_json::json!({"poststop": [{"path": "/bin/true"}, {"path": "true"}]})
+                }),
+                "config.json: hooks.poststop[1].path: \"true\" is not an absolute path",
             ),
         ];
         for (raw, field) in cases.into_iter().chain(more) {

@@ -26,6 +26,14 @@ pub enum MountError {
         fstype: String,
         why: &'static str,
     },
+    #[error("mounts[{index}] ({dest}): bind source {path}: {source}")]
+    BindSource {
+        index: usize,
+        dest: PathBuf,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("mounts[{index}]: {op} {dest}: {source}")]
     Op {
         index: usize,
@@ -350,10 +358,10 @@ fn plan_one(
         return Ok(vec![MountOp::Cgroup { flags, readonly }]);
     }
     let mut ops = if is_bind {
-        plan_bind(&opts, m, bundle, is_dir).map_err(|source| MountError::Op {
+        plan_bind(&opts, m, bundle, is_dir).map_err(|(path, source)| MountError::BindSource {
             index,
-            op: "stat bind source",
             dest: m.destination().clone(),
+            path,
             source,
         })?
     } else {
@@ -369,14 +377,23 @@ fn plan_one(
     Ok(ops)
 }
 
-/// The bind, then a remount if the options set or clear flags.
-fn plan_bind(opts: &Options, m: &Mount, bundle: &Path, is_dir: IsDir) -> io::Result<Vec<MountOp>> {
+/// The bind, then a remount if the options set or clear flags. An error
+/// names the source.
+fn plan_bind(
+    opts: &Options,
+    m: &Mount,
+    bundle: &Path,
+    is_dir: IsDir,
+) -> Result<Vec<MountOp>, (PathBuf, io::Error)> {
     let source = match m.source() {
         Some(s) if s.is_relative() => bundle.join(s),
         Some(s) => s.clone(),
         None => PathBuf::new(),
     };
-    let file = !is_dir(&source)?;
+    let file = match is_dir(&source) {
+        Ok(dir) => !dir,
+        Err(e) => return Err((source, e)),
+    };
     let mut ops = vec![MountOp::Bind {
         source,
         recursive: opts.flags.contains(MsFlags::MS_REC),
@@ -828,13 +845,13 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(
-            matches!(&err, MountError::Op { index: 0, op: "stat bind source", source, .. }
+            matches!(&err, MountError::BindSource { index: 0, source, .. }
                 if source.kind() == io::ErrorKind::NotFound),
             "{err:?}"
         );
         assert!(err
             .to_string()
-            .starts_with("mounts[0]: stat bind source /x: "));
+            .starts_with("mounts[0] (/x): bind source /host/missing: "));
     }
 
     #[test]

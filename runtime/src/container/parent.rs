@@ -13,7 +13,7 @@ use rtctr_cgroups::Cgroup;
 
 use super::init::{self, Enter};
 use super::plan::{io_err, plan, CreateError, CreateOptions, Plan};
-use super::sync::{Channel, Msg};
+use super::sync::{Channel, Msg, SyncError};
 use super::{hooks, namespaces, network, pidfd};
 use crate::spec::Config;
 use crate::state::{self, ContainerDir, State, Status, Store};
@@ -44,9 +44,32 @@ pub fn create(
             terminal: plan.config.process.terminal(),
         }),
         Err(e) => {
+            let e = explain_silent_death(e, &plan);
             undo.run(dir, &plan.config);
             Err(e)
         }
+    }
+}
+
+/// A child that died without a word was most often killed by the OOM
+/// killer under a memory limit too low for set-up: say so (as runc does).
+fn explain_silent_death(e: CreateError, plan: &Plan) -> CreateError {
+    if !matches!(e, CreateError::Sync(SyncError::Eof)) {
+        return e;
+    }
+    match plan.cgroup.oom_kill_count() {
+        Ok(n) if n > 0 => {
+            let memory = plan
+                .config
+                .linux
+                .resources()
+                .as_ref()
+                .and_then(|r| r.memory().clone());
+            let limit = memory.and_then(|m| m.limit());
+            let limit = limit.map_or_else(|| "(none)".to_string(), |l| format!("{l} bytes"));
+            CreateError::OomDuringSetup { limit }
+        }
+        _ => e,
     }
 }
 
