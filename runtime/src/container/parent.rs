@@ -64,7 +64,7 @@ fn explain_silent_death(e: CreateError, plan: &Plan) -> CreateError {
                 .linux
                 .resources()
                 .as_ref()
-                .and_then(|r| r.memory().clone());
+                .and_then(|r| *r.memory());
             let limit = memory.and_then(|m| m.limit());
             let limit = limit.map_or_else(|| "(none)".to_string(), |l| format!("{l} bytes"));
             CreateError::OomDuringSetup { limit }
