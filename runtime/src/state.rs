@@ -187,9 +187,13 @@ impl Store {
         &self.root
     }
 
-    /// Makes `<root>/<id>` for a new container. mkdir is atomic, so of two
-    /// parallel creates of one id exactly one wins.
-    pub fn create(&self, id: &str) -> Result<ContainerDir, StateError> {
+    /// Makes `<root>/<id>` for a new container, holding `state` from the
+    /// instant it exists: it is made as `~<id>.<pid>` (no id has a `~`),
+    /// locked and filled, then renamed into place without replacing
+    /// (renameat2 RENAME_NOREPLACE), so of two parallel creates of one id
+    /// exactly one wins, and no `<root>/<id>` is ever without its record.
+    pub fn create(&self, state: &State) -> Result<ContainerDir, StateError> {
+        let id = state.id.as_str();
         validate_id(id)?;
         fs::DirBuilder::new()
             .recursive(true)
@@ -197,19 +201,52 @@ impl Store {
             .create(&self.root)
             .map_err(io_err("create state root", &self.root))?;
         let path = self.root.join(id);
-        match fs::DirBuilder::new().mode(0o711).create(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                return Err(StateError::Exists(id.to_string()))
-            }
-            Err(e) => return Err(io_err("create", &path)(e)),
+        if path.exists() {
+            return Err(StateError::Exists(id.to_string()));
         }
-        let lock = lock_dir(&path)?;
-        Ok(ContainerDir {
+        let tmp = self.root.join(format!("~{id}.{}", std::process::id()));
+        fs::DirBuilder::new()
+            .mode(0o711)
+            .create(&tmp)
+            .map_err(io_err("create", &tmp))?;
+        let dir = ContainerDir {
             id: id.to_string(),
-            path,
-            _lock: lock,
-        })
+            _lock: lock_dir(&tmp)?,
+            path: tmp,
+        };
+        let placed = dir.save(state).and_then(|()| dir.rename_to(&path));
+        match placed {
+            Ok(dir) => Ok(dir),
+            Err(e) => {
+                let tmp = self.root.join(format!("~{id}.{}", std::process::id()));
+                if let Err(rm) = fs::remove_dir_all(&tmp) {
+                    log::warn!("remove {}: {rm}", tmp.display());
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes what a create of `id` killed before its directory was in
+    /// place left behind: `~<id>.<pid>` directories whose pid is gone.
+    pub fn remove_stale(&self, id: &str) {
+        let Ok(entries) = fs::read_dir(&self.root) else {
+            return;
+        };
+        let prefix = format!("~{id}.");
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+                continue;
+            };
+            let pid: i32 = pid.parse().unwrap_or(0);
+            if pid > 0 && Path::new(&format!("/proc/{pid}")).exists() {
+                continue;
+            }
+            if let Err(e) = fs::remove_dir_all(entry.path()) {
+                log::warn!("remove {}: {e}", entry.path().display());
+            }
+        }
     }
 
     /// Opens and locks an existing container's directory.
@@ -239,7 +276,12 @@ impl Store {
         };
         for entry in entries.flatten() {
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                if let Some(name) = entry.file_name().to_str() {
+                // `~<id>.<pid>`: a create not yet in place.
+                if let Some(name) = entry
+                    .file_name()
+                    .to_str()
+                    .filter(|n| validate_id(n).is_ok())
+                {
                     ids.push(name.to_string());
                 }
             }
@@ -257,6 +299,24 @@ fn lock_dir(path: &Path) -> Result<File, StateError> {
 }
 
 impl ContainerDir {
+    /// Moves the (locked) directory to `path`, failing if that exists.
+    fn rename_to(self, path: &Path) -> Result<ContainerDir, StateError> {
+        match rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            &self.path,
+            rustix::fs::CWD,
+            path,
+            rustix::fs::RenameFlags::NOREPLACE,
+        ) {
+            Ok(()) => Ok(ContainerDir {
+                path: path.to_path_buf(),
+                ..self
+            }),
+            Err(rustix::io::Errno::EXIST) => Err(StateError::Exists(self.id.clone())),
+            Err(e) => Err(io_err("rename into place", path)(e.into())),
+        }
+    }
+
     /// The descriptor holding the lock; a forked child must close it, or
     /// the lock lives as long as the child does.
     pub fn lock_fd(&self) -> std::os::fd::RawFd {
@@ -399,15 +459,49 @@ mod tests {
         }
     }
 
+    fn state(id: &str) -> State {
+        State {
+            id: id.into(),
+            pid: 0,
+            pid_start: 0,
+            bundle: "/b".into(),
+            rootfs: "/b/rootfs".into(),
+            created: now_rfc3339(),
+            owner: "root".into(),
+            annotations: HashMap::new(),
+            cgroup: None,
+            network: None,
+            started: false,
+            host_mounts: false,
+        }
+    }
+
     #[test]
     fn create_twice_fails_and_ids_lists() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::new(tmp.path().join("root"));
-        let a = store.create("a").unwrap();
+        let a = store.create(&state("a")).unwrap();
+        assert_eq!(
+            a.load().unwrap().id,
+            "a",
+            "the record is there from the start"
+        );
         drop(a);
-        assert!(matches!(store.create("a"), Err(StateError::Exists(_))));
-        store.create("b").unwrap();
+        assert!(matches!(
+            store.create(&state("a")),
+            Err(StateError::Exists(_))
+        ));
+        store.create(&state("b")).unwrap();
+        // A create killed before its rename left this behind.
+        std::fs::create_dir(tmp.path().join("root/~c.999999999")).unwrap();
         assert_eq!(store.ids().unwrap(), vec!["a", "b"]);
+        store.remove_stale("c");
+        assert!(!tmp.path().join("root/~c.999999999").exists());
+        assert_eq!(
+            std::fs::read_dir(tmp.path().join("root")).unwrap().count(),
+            2,
+            "no temporary directory stays"
+        );
         assert!(matches!(store.open("zz"), Err(StateError::NotFound(_))));
     }
 
@@ -415,7 +509,6 @@ mod tests {
     fn save_is_atomic_and_loads_back() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::new(tmp.path().to_path_buf());
-        let dir = store.create("c").unwrap();
         let state = State {
             id: "c".into(),
             pid: 1,
@@ -430,6 +523,7 @@ mod tests {
             started: false,
             host_mounts: false,
         };
+        let dir = store.create(&state).unwrap();
         dir.save(&state).unwrap();
         assert!(!dir.file("state.tmp").exists());
         let back = dir.load().unwrap();

@@ -16,6 +16,9 @@ pub enum DeleteError {
 }
 
 pub fn delete(store: &Store, id: &str, force: bool) -> Result<(), DeleteError> {
+    if force {
+        store.remove_stale(id);
+    }
     let dir = match store.open(id) {
         Ok(dir) => dir,
         Err(StateError::NotFound(_)) if force => return Ok(()),

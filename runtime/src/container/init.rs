@@ -71,42 +71,75 @@ pub struct Enter<'a> {
     pub lock_fd: Option<RawFd>,
 }
 
+/// The parent's ends of the two channels of a [`spawn`].
+pub struct Spawned {
+    pub intermediate: Pid,
+    /// From the intermediate: user namespace maps, then the child's pid.
+    pub ns: Channel,
+    /// From the child it forks: everything after. A channel of its own,
+    /// so that nothing the child says can overtake the child's pid.
+    pub child: Channel,
+}
+
 /// Forks the intermediate process (born in the container's cgroup2
 /// directory where there is one), which enters `enter` and forks again;
-/// that last process runs `then`. Returns the intermediate's pid and the
-/// parent's end of the channel it and its child report on.
+/// that last process runs `then`.
 pub fn spawn<E: StdError + 'static>(
     enter: &Enter,
     then: impl FnOnce(&Channel) -> Result<Infallible, E>,
-) -> io::Result<(Pid, Channel)> {
-    let (parent, child) = sync::pair()?;
+) -> io::Result<Spawned> {
+    let (ns, ns_theirs) = sync::pair()?;
+    let (child, child_theirs) = sync::pair()?;
+    let rtctr = nix::unistd::getpid();
     match fork_into_cgroup(enter.cgroup.and_then(|cg| cg.unified_dir()))? {
         (Forked::Child, in_unified) => {
-            drop(parent);
-            intermediate(enter, in_unified, &child, then)
+            drop((ns, child));
+            die_with(rtctr);
+            intermediate(enter, in_unified, ns_theirs, child_theirs, then)
         }
-        (Forked::Parent(pid), _) => Ok((pid, parent)),
+        (Forked::Parent(intermediate), _) => Ok(Spawned {
+            intermediate,
+            ns,
+            child,
+        }),
     }
 }
 
+/// The intermediate dies with rtctr (SIGKILL when its parent exits), and
+/// at once if rtctr is already gone. Its child, the init, notices rtctr's
+/// death as the end of the channel at its next message.
+fn die_with(parent: Pid) {
+    let armed = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    if armed.is_err() || nix::unistd::getppid() != parent {
+        exit_now(1);
+    }
+}
+
+/// Each process keeps only its own channel, so the parent sees the end
+/// of one when its process is gone.
 fn intermediate<E: StdError + 'static>(
     enter: &Enter,
     in_unified: bool,
-    chan: &Channel,
+    ns: Channel,
+    child: Channel,
     then: impl FnOnce(&Channel) -> Result<Infallible, E>,
 ) -> ! {
-    match enter_container(enter, in_unified, chan) {
-        Ok(Forked::Parent(pid)) => match chan.send(&Msg::ChildPid(pid.as_raw())) {
-            Ok(()) => exit_now(0),
-            Err(_) => exit_now(1),
-        },
+    match enter_container(enter, in_unified, &ns) {
+        Ok(Forked::Parent(pid)) => {
+            drop(child);
+            match ns.send(&Msg::ChildPid(pid.as_raw())) {
+                Ok(()) => exit_now(0),
+                Err(_) => exit_now(1),
+            }
+        }
         Ok(Forked::Child) => {
-            let Err(e) = then(chan);
-            chan.send_error(&e);
+            drop(ns);
+            let Err(e) = then(&child);
+            child.send_error(&e);
             exit_now(1)
         }
         Err(e) => {
-            chan.send_error(&e);
+            ns.send_error(&e);
             exit_now(1)
         }
     }

@@ -117,16 +117,13 @@ pub fn stop(state: &State) {
         }
     }
     if let Some(fd) = pidfd::open_init(state.pid, state.pid_start) {
-        if let Err(e) = pidfd::send(&fd, libc::SIGKILL) {
-            log::debug!("kill the init of {}: {e}", state.id);
-        }
-        pidfd::wait_exit(&fd, Duration::from_secs(10));
+        pidfd::kill_and_wait(state.pid, Some(&fd));
     }
 }
 
 /// Removes the cgroup, the network attachment, mounts made in rtctr's
 /// namespace and the state directory, then runs the poststop hooks
-/// (whose failures are only warnings).
+/// (whose failures are only warnings) if an init ever existed.
 pub fn destroy(dir: ContainerDir, state: &State) -> Result<(), DestroyError> {
     let spec = dir.config().ok();
     if let Some(cg) = &state.cgroup {
@@ -140,7 +137,10 @@ pub fn destroy(dir: ContainerDir, state: &State) -> Result<(), DestroyError> {
         super::rootfs::unmount_under(&state.rootfs);
     }
     dir.remove()?;
-    let poststop = spec.as_ref().and_then(|s| s.hooks().as_ref());
+    let poststop = spec
+        .as_ref()
+        .and_then(|s| s.hooks().as_ref())
+        .filter(|_| state.pid > 0);
     if let Some(h) = poststop.and_then(|h| h.poststop().as_deref()) {
         hooks::run_all_warn("poststop", h, &state_json(state, Status::Stopped));
     }

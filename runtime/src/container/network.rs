@@ -39,6 +39,15 @@ pub struct Attached {
     pub record: serde_json::Value,
 }
 
+/// The network the annotations ask for, if any.
+pub fn requested(
+    id: &str,
+    annotations: &std::collections::HashMap<String, String>,
+) -> Result<Option<String>, NetworkError> {
+    let req = rtctr_hooks::Request::from_annotations(id, 0, annotations)?;
+    Ok(req.map(|r| r.network))
+}
+
 /// Checks the annotations before anything exists (a bad one fails create
 /// without a trace).
 pub fn check(

@@ -1,21 +1,22 @@
 //! `create`, the runtime side: [`plan`] decides everything that can be
 //! decided before anything exists (so a bad config leaves no trace), then
-//! [`build`] is the parent recipe, one step a line. Every step that leaves
-//! something behind is recorded in [`Undo`], which removes it again if a
-//! later step fails. The child recipe is [`init::run_init`].
+//! [`build`] is the parent recipe, one step a line. What a step will leave
+//! behind (cgroup paths, the init's pid and start time, the network) is in
+//! `state.json` before the step makes it, so a create that fails, or is
+//! killed at any instant, leaves a container that the code of `delete
+//! --force` ([`lifecycle::stop`], [`lifecycle::destroy`]) removes
+//! completely. The child recipe is [`init::run_init`].
 
-use std::os::fd::{BorrowedFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::os::fd::BorrowedFd;
+use std::path::Path;
 
 use nix::sys::stat::Mode;
 use nix::unistd::Pid;
-use rtctr_cgroups::Cgroup;
 
-use super::init::{self, Enter};
+use super::init::{self, Enter, Spawned};
 use super::plan::{io_err, plan, CreateError, CreateOptions, Plan};
-use super::sync::{Channel, Msg, SyncError};
-use super::{hooks, namespaces, network, pidfd};
-use crate::spec::Config;
+use super::sync::{Msg, SyncError};
+use super::{hooks, lifecycle, namespaces, network, pidfd};
 use crate::state::{self, ContainerDir, State, Status, Store};
 
 /// A created container, for `run` to go on with.
@@ -35,18 +36,41 @@ pub fn create(
     console: Option<BorrowedFd<'_>>,
 ) -> Result<Created, CreateError> {
     let plan = plan(opts, console)?;
-    let dir = store.create(&opts.id)?;
-    let mut undo = Undo::default();
-    match build(&dir, &plan, &mut undo) {
-        Ok(state) => Ok(Created {
+    let mut state = record(&plan);
+    let dir = store.create(&state)?;
+    let mut intermediate = None;
+    match build(&dir, &plan, &mut state, &mut intermediate) {
+        Ok(()) => Ok(Created {
             dir,
             state,
             terminal: plan.config.process.terminal(),
         }),
         Err(e) => {
             let e = explain_silent_death(e, &plan);
-            undo.run(dir, &plan.config);
+            undo(dir, intermediate);
             Err(e)
+        }
+    }
+}
+
+/// Removes what a failed create made, from its record, as `delete --force`
+/// would (each failure is logged; the rest still runs).
+fn undo(dir: ContainerDir, intermediate: Option<Pid>) {
+    if let Some(pid) = intermediate {
+        pidfd::kill_and_wait(pid.as_raw(), None);
+    }
+    match dir.load() {
+        Ok(state) => {
+            lifecycle::stop(&state);
+            if let Err(e) = lifecycle::destroy(dir, &state) {
+                log::warn!("undo create: {e}");
+            }
+        }
+        Err(e) => {
+            log::debug!("undo create: no state to undo from: {e}");
+            if let Err(e) = dir.remove() {
+                log::warn!("undo create: {e}");
+            }
         }
     }
 }
@@ -73,27 +97,34 @@ fn explain_silent_death(e: CreateError, plan: &Plan) -> CreateError {
     }
 }
 
-/// The parent recipe.
-fn build(dir: &ContainerDir, plan: &Plan, undo: &mut Undo) -> Result<State, CreateError> {
+/// The parent recipe. `intermediate` is the forked process until it is
+/// reaped (the record knows only the init).
+fn build(
+    dir: &ContainerDir,
+    plan: &Plan,
+    state: &mut State,
+    intermediate: &mut Option<Pid>,
+) -> Result<(), CreateError> {
     write_snapshot(dir, plan)?;
-    make_cgroup(plan, undo)?;
-    let (intermediate, chan) = spawn(dir, plan, undo)?;
-    let pid = await_init_pid(&chan, intermediate, plan, undo)?;
-    let mut state = record(plan, pid)?;
-    undo.poststop_state = Some(state_json(&state, Status::Stopped));
+    make_cgroup(plan)?;
+    let spawned = spawn(dir, plan)?;
+    *intermediate = Some(spawned.intermediate);
+    let pid = await_init_pid(&spawned, plan)?;
+    *intermediate = None;
+    let chan = spawned.child;
+    record_init(dir, state, pid)?;
     chan.expect(Msg::NamespacesReady)?;
-    attach_network(dir, plan, &mut state, undo)?;
-    let creating = run_runtime_hooks(plan, &state)?;
+    attach_network(dir, plan, state)?;
+    let creating = run_runtime_hooks(plan, state)?;
     chan.send(&Msg::HooksDone(creating))?;
     let created = state.oci(Status::Created);
     chan.serve_listeners(Some(Msg::Created), |fd| {
         hand_over_listener(plan, pid, fd, &created)
     })?;
-    dir.save(&state)?;
     if let Some(p) = &plan.opts.pid_file {
         state::write_pid_file(p, pid)?;
     }
-    Ok(state)
+    Ok(())
 }
 
 /// `<root>/<id>/config.json` (the snapshot later verbs read) and the exec
@@ -123,9 +154,8 @@ fn write_snapshot(dir: &ContainerDir, plan: &Plan) -> Result<(), CreateError> {
 
 /// The cgroup with `linux.resources`: the config's device rules, then the
 /// devices every container gets and its `linux.devices` (as runc does).
-fn make_cgroup(plan: &Plan, undo: &mut Undo) -> Result<(), CreateError> {
+fn make_cgroup(plan: &Plan) -> Result<(), CreateError> {
     plan.cgroup.create()?;
-    undo.cgroup = Some(plan.cgroup.clone());
     let linux = &plan.config.linux;
     let mut res = linux.resources().clone().unwrap_or_default();
     res.set_devices(Some(rtctr_cgroups::devices::create_rules(
@@ -137,46 +167,38 @@ fn make_cgroup(plan: &Plan, undo: &mut Undo) -> Result<(), CreateError> {
 }
 
 /// Forks the intermediate process, whose child becomes the container init.
-fn spawn(dir: &ContainerDir, plan: &Plan, undo: &mut Undo) -> Result<(Pid, Channel), CreateError> {
+fn spawn(dir: &ContainerDir, plan: &Plan) -> Result<Spawned, CreateError> {
     let enter = Enter {
         cgroup: Some(&plan.cgroup),
         ns: &plan.ns,
         lock_fd: Some(dir.lock_fd()),
     };
-    let (pid, chan) = init::spawn(&enter, |chan| init::run_init(plan, &dir.path, chan))
-        .map_err(io_err("fork", Path::new("rtctr")))?;
-    undo.init = Some((pid.as_raw(), None));
-    if !plan.own_mounts() {
-        undo.host_mounts = Some(plan.rootfs.clone());
-    }
-    Ok((pid, chan))
+    init::spawn(&enter, |chan| init::run_init(plan, &dir.path, chan))
+        .map_err(io_err("fork", Path::new("rtctr")))
 }
 
 /// Until the intermediate reports the init's pid, it may ask for its user
 /// namespace maps; then it exits and is reaped.
-fn await_init_pid(
-    chan: &Channel,
-    intermediate: Pid,
-    plan: &Plan,
-    undo: &mut Undo,
-) -> Result<i32, CreateError> {
-    let pid = chan.await_child_pid(|| {
+fn await_init_pid(spawned: &Spawned, plan: &Plan) -> Result<i32, CreateError> {
+    let intermediate = spawned.intermediate;
+    let pid = spawned.ns.await_child_pid(|| {
         namespaces::write_id_maps(intermediate.as_raw(), &plan.config.linux)
             .map_err(CreateError::from)
     })?;
-    let _ = nix::sys::wait::waitpid(intermediate, None);
-    undo.init = Some((pid, pidfd::open(pid)));
+    if let Err(e) = nix::sys::wait::waitpid(intermediate, None) {
+        log::debug!("reap the intermediate process {intermediate}: {e}");
+    }
     Ok(pid)
 }
 
-/// The state `create` will save, with the init's start time.
-fn record(plan: &Plan, pid: i32) -> Result<State, CreateError> {
-    let pid_start =
-        state::start_time(pid).map_err(io_err("read start time of", Path::new("init")))?;
-    Ok(State {
+/// The record of the container, before anything of it exists: its cgroup
+/// paths, whether its mounts are in rtctr's namespace; no init yet (pid 0
+/// is never alive).
+fn record(plan: &Plan) -> State {
+    State {
         id: plan.opts.id.clone(),
-        pid,
-        pid_start,
+        pid: 0,
+        pid_start: 0,
         bundle: plan.bundle.clone(),
         rootfs: plan.rootfs.clone(),
         created: state::now_rfc3339(),
@@ -186,7 +208,16 @@ fn record(plan: &Plan, pid: i32) -> Result<State, CreateError> {
         network: None,
         started: false,
         host_mounts: !plan.own_mounts(),
-    })
+    }
+}
+
+/// The init, with its start time (a later pid of the same number is not
+/// it), in the record: from here on `delete --force` finds and kills it.
+fn record_init(dir: &ContainerDir, state: &mut State, pid: i32) -> Result<(), CreateError> {
+    state.pid = pid;
+    state.pid_start =
+        state::start_time(pid).map_err(io_err("read start time of", Path::new("init")))?;
+    Ok(dir.save(state)?)
 }
 
 fn state_json(state: &State, status: Status) -> Vec<u8> {
@@ -195,12 +226,14 @@ fn state_json(state: &State, status: Status) -> Vec<u8> {
 
 /// The built-in network hook, at the createRuntime point: the container's
 /// netns exists.
-fn attach_network(
-    dir: &ContainerDir,
-    plan: &Plan,
-    state: &mut State,
-    undo: &mut Undo,
-) -> Result<(), CreateError> {
+fn attach_network(dir: &ContainerDir, plan: &Plan, state: &mut State) -> Result<(), CreateError> {
+    let Some(name) = network::requested(&state.id, &state.annotations)? else {
+        return Ok(());
+    };
+    // Recorded first: a create killed half-way through still gets its
+    // lease and port rules removed by `delete --force`.
+    state.network = Some(serde_json::json!({ "network": name }));
+    dir.save(state)?;
     let hostname = plan.config.spec.hostname().clone();
     let hostname = hostname.unwrap_or_else(|| state.id.clone());
     let attached = network::attach(
@@ -211,8 +244,8 @@ fn attach_network(
         &dir.path,
     )?;
     if let Some(att) = attached {
-        undo.network = Some((state.id.clone(), att.network));
         state.network = Some(att.record);
+        dir.save(state)?;
     }
     Ok(())
 }
@@ -251,51 +284,4 @@ fn owner() -> String {
         .flatten()
         .map(|u| u.name)
         .unwrap_or_else(|| uid.to_string())
-}
-
-/// What create has made so far, undone in reverse on failure.
-#[derive(Default)]
-struct Undo {
-    init: Option<(i32, Option<OwnedFd>)>,
-    cgroup: Option<Cgroup>,
-    /// Mounts made in rtctr's own namespace (no mount namespace).
-    host_mounts: Option<PathBuf>,
-    /// (container id, network) attached by the built-in network hook.
-    network: Option<(String, String)>,
-    /// The stopped state, set once the init exists: a failed create then
-    /// runs the poststop hooks (runtime-spec lifecycle: a failing prestart,
-    /// createRuntime or createContainer hook continues at "destroy", then
-    /// poststop).
-    poststop_state: Option<Vec<u8>>,
-}
-
-impl Undo {
-    /// Best effort: each failure is logged and the rest still runs.
-    fn run(self, dir: ContainerDir, config: &Config) {
-        if let Some((pid, pidfd)) = self.init {
-            pidfd::kill_and_wait(pid, pidfd.as_ref());
-        }
-        if let Some((id, net)) = self.network {
-            network::detach(&id, &net);
-        }
-        if let Some(rootfs) = self.host_mounts {
-            super::rootfs::unmount_under(&rootfs);
-        }
-        if let Some(cg) = self.cgroup {
-            if let Err(e) = cg.destroy_killing() {
-                log::warn!("undo create: remove cgroup: {e}");
-            }
-        }
-        if let Err(e) = dir.remove() {
-            log::warn!("undo create: {e}");
-        }
-        let poststop = config
-            .spec
-            .hooks()
-            .as_ref()
-            .and_then(|h| h.poststop().clone());
-        if let (Some(json), Some(h)) = (self.poststop_state, poststop) {
-            hooks::run_all_warn("poststop", &h, &json);
-        }
-    }
 }

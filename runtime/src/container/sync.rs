@@ -3,11 +3,13 @@
 //! Each message is one JSON-encoded [`Msg`] with one meaning, sent as
 //! SOCK_SEQPACKET packets of at most [`PACKET`] bytes whose first byte says
 //! whether more follow: a message of any size (the state JSON carries the
-//! config's annotations) fits the socket's buffer. The handshake, in order:
+//! config's annotations) fits the socket's buffer. The intermediate and the
+//! process it forks each have a channel of their own (so the second cannot
+//! overtake the first's report of its pid). The handshake, in order:
 //!
 //! ```text
 //! intermediate → UsernsCreated        parent → MapsWritten     (new user namespace only)
-//! intermediate → ChildPid(pid)
+//! intermediate → ChildPid(pid)                                  (then it exits)
 //! init         → NamespacesReady      parent → HooksDone(state) (createRuntime hooks ran)
 //! init/exec    → SeccompListener(fd)  parent → ListenerTaken   (seccomp notify only)
 //! init         → Created                                        (exec: the channel closes at execve)

@@ -33,17 +33,18 @@ pub fn spawn(
         ns,
         lock_fd: None,
     };
-    let (intermediate, chan) = init::spawn(&enter, |chan| init::run_tenant(setup, console, chan))
+    let spawned = init::spawn(&enter, |chan| init::run_tenant(setup, console, chan))
         .map_err(TenantError::Fork)?;
     // Nothing is unshared: a request for user namespace maps is a bug.
-    let pid = chan.await_child_pid(|| {
+    let pid = spawned.ns.await_child_pid(|| {
         Err(SyncError::Unexpected {
             got: "UsernsCreated".into(),
             want: "ChildPid",
         })
     });
-    let _ = nix::sys::wait::waitpid(intermediate, None);
+    let _ = nix::sys::wait::waitpid(spawned.intermediate, None);
     let pid = pid?;
+    let chan = spawned.child;
     let running = state.oci(Status::Running);
     let served = chan.serve_listeners(None, |fd| match setup.plan.seccomp() {
         Some(program) => Ok(program.hand_over_listener(pid, fd, &running)?),
