@@ -45,7 +45,7 @@ fn run_with_stdin(cmd: &mut Command, input: &str) -> std::process::Output {
 #[test]
 #[ignore = "benchmark; run with --ignored --nocapture"]
 fn setup_latency() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let host = Ns::new("bench");
@@ -176,7 +176,7 @@ fn setup_latency() {
 #[ignore = "benchmark; run with --ignored --nocapture"]
 fn nft_cost() {
     use rtctr_hooks::network::nat::{self, ChainName, PlannedRule, RuleKind};
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let host = Ns::new("nft");

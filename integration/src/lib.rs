@@ -10,7 +10,11 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub use rtctr_test_support::require_root;
 use serde_json::{json, Value};
+
+/// Why the container tests need root, for [`require_root`]'s message.
+pub const NEEDS_ROOT: &str = "it runs containers: namespaces, mounts, cgroups";
 
 /// The binary under test: $RTCTR_BIN, else target/release/rtctr, else
 /// target/debug/rtctr.
@@ -26,27 +30,6 @@ pub fn rtctr_bin() -> PathBuf {
         }
     }
     panic!("no rtctr binary: run `cargo build --release` or set RTCTR_BIN");
-}
-
-/// Root-only tests say so loudly instead of passing silently.
-pub fn require_root() -> bool {
-    if nix_is_root() {
-        return true;
-    }
-    eprintln!("SKIPPED: this test needs root (it creates namespaces, mounts and cgroups)");
-    if std::env::var_os("CI").is_some() {
-        panic!("CI runs as root; a skipped container test would hide a failure");
-    }
-    false
-}
-
-fn nix_is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
 }
 
 /// A busybox root filesystem built once per test binary (read-only for

@@ -200,7 +200,7 @@ fn start(rt: &Rtctr, b: &Bundle, id: &str) -> i64 {
 
 #[test]
 fn the_init_is_in_the_containers_directory_of_every_hierarchy() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     // The init's ancestor is born in the cgroup2 directory (clone3
@@ -228,7 +228,7 @@ fn the_init_is_in_the_containers_directory_of_every_hierarchy() {
 
 #[test]
 fn config_resources_land_in_the_cgroup_files() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -263,7 +263,7 @@ fn config_resources_land_in_the_cgroup_files() {
 
 #[test]
 fn update_changes_the_files_and_merges_with_the_last_update() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -359,7 +359,7 @@ fn update_changes_the_files_and_merges_with_the_last_update() {
 
 #[test]
 fn pause_freezes_and_resume_thaws() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -408,7 +408,7 @@ fn pause_freezes_and_resume_thaws() {
 
 #[test]
 fn ps_lists_the_containers_processes() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -449,7 +449,7 @@ fn ps_lists_the_containers_processes() {
 
 #[test]
 fn events_stats_have_runcs_shape_and_the_stream_ends_with_the_container() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -518,7 +518,7 @@ fn wait_child(child: &mut Child, timeout: Duration) -> Option<i32> {
 
 #[test]
 fn an_oom_killed_init_is_stopped_and_reported() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -584,7 +584,7 @@ fn an_oom_killed_init_is_stopped_and_reported() {
 
 #[test]
 fn delete_leaves_no_cgroup_directory() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -625,7 +625,7 @@ fn delete_leaves_no_cgroup_directory() {
 
 #[test]
 fn device_rules_deny_all_but_the_allowed() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();

@@ -17,7 +17,7 @@ fn running(rt: &Rtctr, id: &str) -> Bundle {
 
 #[test]
 fn exec_joins_the_container_and_returns_its_status() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -110,7 +110,7 @@ fn exec_joins_the_container_and_returns_its_status() {
 
 #[test]
 fn exec_with_a_process_file() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -166,7 +166,7 @@ fn read_all(fd: OwnedFd) -> String {
 
 #[test]
 fn console_socket_receives_the_pty_master() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -200,7 +200,7 @@ fn console_socket_receives_the_pty_master() {
 
 #[test]
 fn run_proxies_the_terminal_itself() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();

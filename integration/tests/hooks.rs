@@ -107,7 +107,7 @@ fn cgroup_gone(cgroup: &str) -> bool {
 
 #[test]
 fn six_kinds_run_in_order_in_their_namespaces() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -171,7 +171,7 @@ fn six_kinds_run_in_order_in_their_namespaces() {
 
 #[test]
 fn args_argv0_and_only_the_given_env() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -202,7 +202,7 @@ fn args_argv0_and_only_the_given_env() {
 
 #[test]
 fn timeout_kills_the_hook_and_fails_create_leaving_nothing() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -238,7 +238,7 @@ fn timeout_kills_the_hook_and_fails_create_leaving_nothing() {
 /// 1 naming the hook and its status, nothing is left, and poststop runs.
 #[test]
 fn failing_create_hooks_fail_create_and_run_poststop() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     for kind in ["prestart", "createRuntime", "createContainer"] {
@@ -276,7 +276,7 @@ fn failing_create_hooks_fail_create_and_run_poststop() {
 /// container is stopped, and delete runs poststop.
 #[test]
 fn failing_start_container_hook_stops_the_container() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -308,7 +308,7 @@ fn failing_start_container_hook_stops_the_container() {
 
 #[test]
 fn failing_poststart_and_poststop_hooks_only_warn() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();

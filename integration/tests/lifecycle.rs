@@ -6,7 +6,7 @@ use serde_json::json;
 
 #[test]
 fn run_shows_the_container_view() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -41,7 +41,7 @@ fn run_shows_the_container_view() {
 
 #[test]
 fn exit_status_is_the_containers() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -54,7 +54,7 @@ fn exit_status_is_the_containers() {
 
 #[test]
 fn killed_by_signal_exits_128_plus_n() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -74,7 +74,7 @@ fn killed_by_signal_exits_128_plus_n() {
 
 #[test]
 fn create_start_state_kill_delete() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -130,7 +130,7 @@ fn create_start_state_kill_delete() {
 
 #[test]
 fn created_container_dies_on_sigterm_and_delete_removes_it() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -150,7 +150,7 @@ fn created_container_dies_on_sigterm_and_delete_removes_it() {
 
 #[test]
 fn stopped_after_the_process_exits() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -163,7 +163,7 @@ fn stopped_after_the_process_exits() {
 
 #[test]
 fn delete_force_kills_a_running_container() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -181,7 +181,7 @@ fn delete_force_kills_a_running_container() {
 
 #[test]
 fn missing_executable_fails_create_and_leaves_nothing() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -199,7 +199,7 @@ fn missing_executable_fails_create_and_leaves_nothing() {
 
 #[test]
 fn bad_config_names_the_json_path() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -229,7 +229,7 @@ fn bad_config_names_the_json_path() {
 
 #[test]
 fn ids_are_unique_even_in_parallel() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -252,7 +252,7 @@ fn ids_are_unique_even_in_parallel() {
 
 #[test]
 fn json_log_holds_exactly_one_error_object() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();

@@ -15,7 +15,7 @@ fn ns_inode(path: &str) -> String {
 
 #[test]
 fn new_namespaces_differ_from_the_hosts() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -44,7 +44,7 @@ fn new_namespaces_differ_from_the_hosts() {
 
 #[test]
 fn joins_a_network_namespace_by_path() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let name = format!("rtctr-it-{}", std::process::id());
@@ -85,7 +85,7 @@ fn joins_a_network_namespace_by_path() {
 
 #[test]
 fn user_namespace_with_maps() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -124,7 +124,7 @@ fn user_namespace_with_maps() {
 
 #[test]
 fn time_namespace_offsets() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -160,7 +160,7 @@ fn time_namespace_offsets() {
 
 #[test]
 fn rlimits_umask_and_the_missing_cap_sys_resource() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();

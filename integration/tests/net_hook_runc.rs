@@ -65,7 +65,7 @@ fn inspect(rt: &Rtctr, net: &str) -> Value {
 
 #[test]
 fn net_hook_attaches_and_detaches_a_runc_container() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();

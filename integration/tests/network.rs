@@ -53,7 +53,7 @@ fn link_exists(name: &str) -> bool {
 
 #[test]
 fn containers_on_one_network_reach_each_other_and_leave_nothing() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -143,7 +143,7 @@ fn containers_on_one_network_reach_each_other_and_leave_nothing() {
 
 #[test]
 fn a_failed_create_gives_back_its_lease() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();

@@ -12,7 +12,7 @@ fn mounts_line(out: &str, dest: &str) -> Option<String> {
 
 #[test]
 fn configured_mounts_land_in_order_with_their_options() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -88,7 +88,7 @@ fn configured_mounts_land_in_order_with_their_options() {
 
 #[test]
 fn readonly_root_masked_and_readonly_paths() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -108,7 +108,7 @@ fn readonly_root_masked_and_readonly_paths() {
 
 #[test]
 fn devices_and_dev_symlinks() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -140,7 +140,7 @@ fn devices_and_dev_symlinks() {
 
 #[test]
 fn without_a_mount_namespace_mounts_are_undone_at_delete() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -164,7 +164,7 @@ fn without_a_mount_namespace_mounts_are_undone_at_delete() {
 
 #[test]
 fn hostname_domainname_sysctl_oom_score_adj() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();

@@ -92,7 +92,7 @@ fn names(v: &Value) -> Vec<&str> {
 
 #[test]
 fn capabilities_are_the_configured_sets() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -151,7 +151,7 @@ fn deny_mkdir(action: &str) -> Value {
 
 #[test]
 fn no_new_privileges_and_seccomp_mode_are_visible() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -176,7 +176,7 @@ fn no_new_privileges_and_seccomp_mode_are_visible() {
 
 #[test]
 fn seccomp_podman_default_profile_runs_ordinary_programs() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let path = Path::new("/usr/share/containers/seccomp.json");
@@ -204,7 +204,7 @@ fn seccomp_podman_default_profile_runs_ordinary_programs() {
 
 #[test]
 fn seccomp_actions_errno_args_and_kill() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -282,7 +282,7 @@ fn recv_with_fds(sock: &UnixStream) -> (String, Vec<OwnedFd>) {
 
 #[test]
 fn seccomp_notify_sends_the_listener_fd() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -327,7 +327,7 @@ fn seccomp_notify_sends_the_listener_fd() {
 
 #[test]
 fn masked_and_readonly_paths() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -378,7 +378,7 @@ fn masked_and_readonly_paths() {
 
 #[test]
 fn preserve_fds_passes_fds_3_and_4() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -415,7 +415,7 @@ fn preserve_fds_passes_fds_3_and_4() {
 /// at a host path.
 #[test]
 fn escape_symlinked_mount_target_stays_in_rootfs() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -456,7 +456,7 @@ fn escape_symlinked_mount_target_stays_in_rootfs() {
 /// symlink to a host file, or a plain file: masking must not bind it.
 #[test]
 fn escape_dev_null_swap_does_not_redirect_masks() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -509,7 +509,7 @@ fn escape_dev_null_swap_does_not_redirect_masks() {
 /// the pty is bound over the container's console, never over the target.
 #[test]
 fn escape_dev_console_symlink_leaves_host_file() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -575,7 +575,7 @@ fn sha256(p: &Path) -> String {
 /// writing, or at all.
 #[test]
 fn escape_proc_exe_cannot_reach_the_rtctr_binary() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let bin = rtctr_bin();
@@ -624,7 +624,7 @@ fn escape_proc_exe_cannot_reach_the_rtctr_binary() {
 /// CVE-2024-21626 class: a cwd through a leaked fd path.
 #[test]
 fn escape_cwd_through_proc_self_fd_fails() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -734,7 +734,7 @@ fn escape_cwd_through_proc_self_fd_fails() {
 /// container's namespaces and process, not the host's.
 #[test]
 fn escape_procfs_writes_stay_in_the_container() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -780,7 +780,7 @@ fn escape_procfs_writes_stay_in_the_container() {
 /// its own procfs instance, where nothing is mounted.
 #[test]
 fn escape_procfs_write_ignores_a_file_bound_over_proc() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
@@ -826,7 +826,7 @@ fn escape_procfs_write_ignores_a_file_bound_over_proc() {
 /// Debian's kernel, which has it; this host does not, so here it is skipped.
 #[test]
 fn apparmor_profile_confines_the_process() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let enabled =
@@ -881,7 +881,7 @@ fn apparmor_profile_confines_the_process() {
 
 #[test]
 fn lsm_labels_without_the_lsm_fail_create() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let rt = Rtctr::new();
