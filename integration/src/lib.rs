@@ -4,6 +4,12 @@
 //! in parallel without seeing each other, and a [`Rtctr`] guard that, when
 //! dropped, force-deletes whatever the test left and checks that nothing
 //! stayed behind.
+//!
+//! A test starts with
+//!
+//! ```text
+//! let Some(rt) = Rtctr::for_root_test() else { return };
+//! ```
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -164,6 +170,14 @@ impl Rtctr {
                 .tempdir()
                 .unwrap(),
         }
+    }
+
+    /// The start of every container test: `None` (after a loud SKIPPED)
+    /// when not root, a panic when not root under CI (see
+    /// [`require_root`]), else a fresh [`Rtctr`].
+    #[track_caller]
+    pub fn for_root_test() -> Option<Rtctr> {
+        require_root(NEEDS_ROOT).then(Rtctr::new)
     }
 
     pub fn cmd(&self) -> Command {

@@ -15,10 +15,9 @@ fn ns_inode(path: &str) -> String {
 
 #[test]
 fn new_namespaces_differ_from_the_hosts() {
-    if !require_root(NEEDS_ROOT) {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let b = Bundle::new(&[
         "sh",
         "-c",
@@ -44,9 +43,9 @@ fn new_namespaces_differ_from_the_hosts() {
 
 #[test]
 fn joins_a_network_namespace_by_path() {
-    if !require_root(NEEDS_ROOT) {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
+    };
     let name = format!("rtctr-it-{}", std::process::id());
     let st = Command::new("ip")
         .args(["netns", "add", &name])
@@ -61,7 +60,6 @@ fn joins_a_network_namespace_by_path() {
     }
     let _del = Del(name.clone());
     let path = format!("/var/run/netns/{name}");
-    let rt = Rtctr::new();
     let mut b = Bundle::new(&["readlink", "/proc/self/ns/net"]);
     b.edit(|c| {
         let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
@@ -85,10 +83,9 @@ fn joins_a_network_namespace_by_path() {
 
 #[test]
 fn user_namespace_with_maps() {
-    if !require_root(NEEDS_ROOT) {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let mut b = Bundle::with_own_rootfs(&[
         "sh",
         "-c",
@@ -124,10 +121,9 @@ fn user_namespace_with_maps() {
 
 #[test]
 fn time_namespace_offsets() {
-    if !require_root(NEEDS_ROOT) {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let mut b = Bundle::new(&["cat", "/proc/uptime"]);
     b.edit(|c| {
         c["linux"]["namespaces"]
@@ -160,10 +156,9 @@ fn time_namespace_offsets() {
 
 #[test]
 fn rlimits_umask_and_the_missing_cap_sys_resource() {
-    if !require_root(NEEDS_ROOT) {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let mut b = Bundle::new(&["sh", "-c", "ulimit -n; ulimit -Hn; umask"]);
     b.edit(|c| {
         c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 300, "hard": 400}]);
