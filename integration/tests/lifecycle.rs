@@ -149,10 +149,41 @@ fn stopped_after_the_process_exits() {
         return;
     };
     let b = Bundle::new(&["true"]);
-    rt.create(&b, "short", &[]).ok();
-    rt.run(&["start", "short"]).ok();
-    rt.wait_status("short", "stopped");
-    rt.run(&["delete", "short"]).ok();
+    // Unique on the host: the check below reads the container's cgroup.
+    let id = format!("short-{}", std::process::id());
+    rt.create(&b, &id, &[]).ok();
+    let st = rt.state(&id).unwrap();
+    assert_eq!(st["status"], "created");
+    let pid = st["pid"].as_i64().unwrap();
+    let start = start_time(pid).expect("the created init exists");
+    assert!(
+        same_process_alive(pid, start),
+        "created init {pid} not alive"
+    );
+    rt.run(&["start", &id]).ok();
+    rt.wait_status(&id, "stopped");
+    // `state` agrees with the kernel: pid 0, and the init is gone. Its
+    // reaper (the host's init, or a subreaper) collects it: no zombie stays.
+    let st = rt.state(&id).unwrap();
+    assert_eq!(st["status"], "stopped", "{st}");
+    assert_eq!(st["pid"], 0, "{st}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while start_time(pid) == Some(start) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "init {pid} still in /proc 5 s after it exited: {:?}",
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Nothing of it runs on in its cgroup.
+    for dir in expected_cgroup_dirs(&id, None) {
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs"))
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        assert_eq!(procs, "", "{} still holds processes", dir.display());
+    }
+    rt.run(&["delete", &id]).ok();
+    assert!(rt.ids().is_empty());
 }
 
 #[test]
