@@ -1,6 +1,7 @@
 # rtctr: an OCI container runtime.
 #   make demo   install what is needed, build, and run a container
 #   make test   run every test (unit, integration, cgroup v2 VM)
+#   make bench  run the benchmarks (a few minutes; not part of make test)
 SHELL := /bin/bash
 CARGO ?= cargo
 RTCTR := target/release/rtctr
@@ -9,7 +10,7 @@ APT_PACKAGES := busybox-static iproute2 nftables libnftnl-dev libmnl-dev pkg-con
 	qemu-system-x86 linux-image-amd64 runc jq apparmor
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all build deps bundle demo test unit integration test-engines test-cgroupv2 lint fmt clean
+.PHONY: all build deps bundle demo test unit integration test-engines test-cgroupv2 lint fmt clean bench
 
 all: build
 
@@ -60,6 +61,13 @@ test-engines: build
 	integration/engines/containerd.sh $(abspath $(RTCTR))
 
 test: deps lint unit integration test-engines test-cgroupv2
+
+# Benchmarks, outside `make test` (they print figures, they do not pass or
+# fail): seccomp with podman's profile (compile time, cost per syscall), and
+# the network hook's setup latency (root: throw-away network namespaces).
+bench:
+	$(CARGO) bench -p rtctr --bench seccomp
+	$(CARGO) bench -p rtctr-hooks --bench setup
 
 fmt:
 	$(CARGO) fmt --all

@@ -62,7 +62,7 @@ impl World {
 
 #[test]
 fn two_containers_masquerade_dnat_teardown_remove() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let w = World::new(1);
@@ -221,7 +221,7 @@ fn two_containers_masquerade_dnat_teardown_remove() {
 
 #[test]
 fn default_network_created_on_first_use() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let w = World::new(2);
@@ -256,7 +256,7 @@ fn default_network_created_on_first_use() {
 
 #[test]
 fn parallel_setups_get_distinct_addresses() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let w = World::new(3);
@@ -306,7 +306,7 @@ fn parallel_setups_get_distinct_addresses() {
 
 #[test]
 fn failed_setups_leave_nothing_behind() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let w = World::new(4);
@@ -431,7 +431,7 @@ fn failed_setups_leave_nothing_behind() {
 
 #[test]
 fn hook_binary_setup_teardown() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let w = World::new(5);
@@ -503,7 +503,7 @@ fn hook_binary_setup_teardown() {
 
 #[test]
 fn stale_lease_of_a_dead_container_is_reclaimed() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let w = World::new(6);
@@ -556,7 +556,7 @@ fn stale_lease_of_a_dead_container_is_reclaimed() {
 
 #[test]
 fn foreign_forward_drop_is_reported() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let w = World::new(7);
@@ -605,7 +605,7 @@ fn foreign_forward_drop_is_reported() {
 
 #[test]
 fn parallel_hook_processes_get_distinct_addresses() {
-    if !require_root() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let w = World::new(8);

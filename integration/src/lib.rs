@@ -3,14 +3,26 @@
 //! Each test gets its own state root (`--root` in a temp dir), so tests run
 //! in parallel without seeing each other, and a [`Rtctr`] guard that, when
 //! dropped, force-deletes whatever the test left and checks that nothing
-//! stayed behind.
+//! stayed behind (see [`Rtctr`]'s `Drop`).
+//!
+//! A test starts with
+//!
+//! ```text
+//! let Some(rt) = Rtctr::for_root_test() else { return };
+//! ```
 
+use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+pub use rtctr_test_support::require_root;
 use serde_json::{json, Value};
+
+/// Why the container tests need root, for [`require_root`]'s message.
+pub const NEEDS_ROOT: &str = "it runs containers: namespaces, mounts, cgroups";
 
 /// The binary under test: $RTCTR_BIN, else target/release/rtctr, else
 /// target/debug/rtctr.
@@ -26,27 +38,6 @@ pub fn rtctr_bin() -> PathBuf {
         }
     }
     panic!("no rtctr binary: run `cargo build --release` or set RTCTR_BIN");
-}
-
-/// Root-only tests say so loudly instead of passing silently.
-pub fn require_root() -> bool {
-    if nix_is_root() {
-        return true;
-    }
-    eprintln!("SKIPPED: this test needs root (it creates namespaces, mounts and cgroups)");
-    if std::env::var_os("CI").is_some() {
-        panic!("CI runs as root; a skipped container test would hide a failure");
-    }
-    false
-}
-
-fn nix_is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
 }
 
 /// A busybox root filesystem built once per test binary (read-only for
@@ -132,11 +123,25 @@ impl Bundle {
     }
 }
 
-/// Runs rtctr with a private state root; cleans up on drop.
+/// Runs rtctr with a private state root; cleans up on drop, and checks
+/// that the containers left nothing behind (see the `Drop` impl).
 pub struct Rtctr {
     pub root: tempfile::TempDir,
     /// The built-in network hook's state (RTCTR_NETWORK_DIR).
     pub net_dir: tempfile::TempDir,
+    /// The cgroup directories of the containers made through
+    /// [`Rtctr::create`], [`Rtctr::run_bundle`] and [`Rtctr::run`]
+    /// (`create`/`run`), checked at drop.
+    made: Mutex<Vec<MadeCgroup>>,
+}
+
+/// A cgroup directory a container of this test would get.
+struct MadeCgroup {
+    id: String,
+    dir: PathBuf,
+    /// Its inode if it already existed before the container was made (then
+    /// it is not this test's to remove).
+    before: Option<u64>,
 }
 
 /// What a command printed and how it ended.
@@ -173,13 +178,44 @@ impl Rtctr {
     pub fn new() -> Rtctr {
         Rtctr {
             root: tempfile::Builder::new()
-                .prefix("rtctr-root-")
+                .prefix(STATE_ROOT_PREFIX)
                 .tempdir()
                 .unwrap(),
             net_dir: tempfile::Builder::new()
                 .prefix("rtctr-net-")
                 .tempdir()
                 .unwrap(),
+            made: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The start of every container test: `None` (after a loud SKIPPED)
+    /// when not root, a panic when not root under CI (see
+    /// [`require_root`]), else a fresh [`Rtctr`].
+    #[track_caller]
+    pub fn for_root_test() -> Option<Rtctr> {
+        require_root(NEEDS_ROOT).then(Rtctr::new)
+    }
+
+    /// Notes the cgroup directories container `id` (made from `bundle`)
+    /// will get, before the verb that makes it runs.
+    fn record(&self, id: &str, bundle: &Path) {
+        if id.is_empty() || id == "." || id == ".." || id.contains('/') {
+            return; // rtctr refuses the id: nothing is made
+        }
+        let dirs = expected_cgroup_dirs(id, bundle_cgroups_path(bundle).as_deref());
+        let mut made = self.made.lock().unwrap_or_else(|e| e.into_inner());
+        for dir in dirs {
+            // The first note of a directory holds what was there before
+            // the test made anything in it.
+            if made.iter().all(|m| m.dir != dir) {
+                let before = inode(&dir);
+                made.push(MadeCgroup {
+                    id: id.to_string(),
+                    dir,
+                    before,
+                });
+            }
         }
     }
 
@@ -195,6 +231,10 @@ impl Rtctr {
     /// captured pipes, so callers must not leave a created container holding
     /// them: `create` uses [`Rtctr::create`].
     pub fn run(&self, args: &[&str]) -> Out {
+        if let (Some(&("run" | "create")), Some(id)) = (args.first(), args.last()) {
+            let bundle = bundle_arg(args).unwrap_or_else(|| PathBuf::from("."));
+            self.record(id, &bundle);
+        }
         let o = self.cmd().args(args).stdin(Stdio::null()).output().unwrap();
         Out::from(o)
     }
@@ -210,6 +250,7 @@ impl Rtctr {
         let out = std::fs::File::create(b.path().join(format!("{id}.out"))).unwrap();
         let err_path = b.path().join(format!("{id}.err"));
         let err = std::fs::File::create(&err_path).unwrap();
+        self.record(id, b.path());
         let status = self
             .cmd()
             .arg("create")
@@ -275,12 +316,423 @@ impl Rtctr {
     }
 }
 
-impl Drop for Rtctr {
-    fn drop(&mut self) {
-        for id in self.ids() {
-            let _ = self.run(&["delete", "--force", &id]);
+/// The prefix of every test's state root in the temp dir.
+const STATE_ROOT_PREFIX: &str = "rtctr-root-";
+
+/// How long a leftover may take to go (a process being reaped, another
+/// test run's container with the same id being deleted).
+const GRACE: Duration = Duration::from_secs(2);
+
+/// A container directory found in the state root at drop, as its
+/// state.json described it before `delete --force`.
+struct Leftover {
+    id: String,
+    dir: PathBuf,
+    /// Why state.json could not be read, if it could not.
+    unreadable: Option<String>,
+    /// The init (pid, start time in clock ticks since boot), unless 0.
+    init: Option<(i64, u64)>,
+    bundle: String,
+    /// The rootfs, when the container's mounts were made in rtctr's (and
+    /// so this test's) mount namespace.
+    host_rootfs: Option<PathBuf>,
+    /// The cgroup directories that existed before the delete, with inodes.
+    cgroups: Vec<(PathBuf, u64)>,
+}
+
+impl Leftover {
+    fn read(id: &str, dir: &Path) -> Leftover {
+        let mut l = Leftover {
+            id: id.to_string(),
+            dir: dir.to_path_buf(),
+            unreadable: None,
+            init: None,
+            bundle: String::new(),
+            host_rootfs: None,
+            cgroups: Vec::new(),
+        };
+        let state: Value = match std::fs::read(dir.join("state.json"))
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        {
+            Ok(v) => v,
+            Err(e) => {
+                l.unreadable = Some(e);
+                return l;
+            }
+        };
+        let pid = state["pid"].as_i64().unwrap_or(0);
+        if pid > 0 {
+            l.init = Some((pid, state["pid_start"].as_u64().unwrap_or(0)));
+        }
+        l.bundle = state["bundle"].as_str().unwrap_or_default().to_string();
+        if state["host_mounts"].as_bool() == Some(true) {
+            l.host_rootfs = state["rootfs"].as_str().map(PathBuf::from);
+        }
+        for pair in state["cgroup"]["dirs"].as_array().into_iter().flatten() {
+            let Some(d) = pair.get(1).and_then(Value::as_str).map(PathBuf::from) else {
+                continue;
+            };
+            if let Some(ino) = inode(&d) {
+                l.cgroups.push((d, ino));
+            }
+        }
+        l
+    }
+
+    /// After `delete --force`: what is still there (each problem once),
+    /// removing what it safely can.
+    fn check(&self, delete: &Out, problems: &mut Vec<String>) {
+        let what = format!("container {:?} (bundle {:?})", self.id, self.bundle);
+        if let Some(e) = &self.unreadable {
+            problems.push(format!("{what}: state.json unreadable before delete: {e}"));
+        }
+        if self.dir.exists() {
+            problems.push(format!(
+                "{what}: state directory {} left after `delete --force` ({delete:?})",
+                self.dir.display()
+            ));
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+        if let Some((pid, start)) = self.init {
+            if !wait_for(GRACE, || !same_process_alive(pid, start)) {
+                problems.push(format!(
+                    "{what}: init {pid} (start {start}) still alive after `delete --force`"
+                ));
+                kill(pid);
+            }
+        }
+        if let Some(rootfs) = &self.host_rootfs {
+            let left = mounts_under(rootfs);
+            if !left.is_empty() {
+                problems.push(format!(
+                    "{what}: mounts left under its rootfs {}: {left:?}",
+                    rootfs.display()
+                ));
+                for m in left.iter().rev() {
+                    let _ = rustix::mount::unmount(m, rustix::mount::UnmountFlags::DETACH);
+                }
+            }
+        }
+        for (d, ino) in &self.cgroups {
+            // Another inode is a directory made since (another run's
+            // container of the same name), not this one.
+            if inode(d) == Some(*ino) {
+                problems.push(format!(
+                    "{what}: cgroup {} left after `delete --force`",
+                    d.display()
+                ));
+                remove_cgroup(d);
+            }
         }
     }
+}
+
+impl Rtctr {
+    /// The container directories in the state root.
+    fn container_dirs(&self) -> Vec<(String, PathBuf)> {
+        let mut dirs: Vec<(String, PathBuf)> = std::fs::read_dir(self.root.path())
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        dirs.sort();
+        dirs
+    }
+
+    /// Cgroup directories of containers this test made that are still
+    /// there (removing them). A directory that existed before the test made
+    /// its container, or that another test run's live container (same id,
+    /// other state root) holds, is not this test's leftover.
+    fn check_made_cgroups(&self, problems: &mut Vec<String>) {
+        let made = std::mem::take(&mut *self.made.lock().unwrap_or_else(|e| e.into_inner()));
+        for m in made {
+            let Some(ino) = inode(&m.dir) else {
+                continue;
+            };
+            if m.before == Some(ino) {
+                rtctr_test_support::loud(&format!(
+                    "NOTE: cgroup {} was there before container {:?} was made; not checked",
+                    m.dir.display(),
+                    m.id
+                ));
+                continue;
+            }
+            let mut foreign = false;
+            let gone = wait_for(GRACE, || {
+                foreign = self.held_by_another_root(&m.dir);
+                foreign || inode(&m.dir) != Some(ino)
+            });
+            if foreign {
+                rtctr_test_support::loud(&format!(
+                    "NOTE: cgroup {} belongs to a container of another state root; not checked",
+                    m.dir.display()
+                ));
+            } else if !gone {
+                problems.push(format!(
+                    "container {:?}: cgroup {} left after the test",
+                    m.id,
+                    m.dir.display()
+                ));
+                remove_cgroup(&m.dir);
+            }
+        }
+    }
+
+    /// Whether a container in another test's state root (in the temp dir)
+    /// records `dir` as its cgroup.
+    fn held_by_another_root(&self, dir: &Path) -> bool {
+        let Ok(roots) = std::fs::read_dir(std::env::temp_dir()) else {
+            return false;
+        };
+        roots
+            .flatten()
+            .filter(|r| {
+                r.file_name()
+                    .to_string_lossy()
+                    .starts_with(STATE_ROOT_PREFIX)
+            })
+            .filter(|r| r.path() != self.root.path())
+            .filter_map(|r| std::fs::read_dir(r.path()).ok())
+            .flat_map(|ctrs| ctrs.flatten())
+            .filter_map(|c| std::fs::read(c.path().join("state.json")).ok())
+            .filter_map(|b| serde_json::from_slice::<Value>(&b).ok())
+            .any(|st| {
+                st["cgroup"]["dirs"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|p| p.get(1).and_then(Value::as_str) == dir.to_str())
+            })
+    }
+}
+
+/// At drop, every container still in the state root is force-deleted;
+/// from what its state.json said before, the guard then checks that its
+/// state directory, its cgroup directories and its init are gone, and
+/// (when it had no mount namespace of its own) that nothing is mounted
+/// under its rootfs. It also checks that no cgroup directory of a container
+/// the test made through the helpers (`create`, `run_bundle`, `run` with
+/// `run`/`create`) is left: `<hierarchy>/<our cgroup>/<id>` in every
+/// hierarchy, or the bundle's `linux.cgroupsPath`.
+///
+/// What is found left is removed, and fails the test, unless the test is
+/// already panicking (then it is only printed: a second panic would abort).
+impl Drop for Rtctr {
+    fn drop(&mut self) {
+        let mut problems = Vec::new();
+        for (id, dir) in self.container_dirs() {
+            let left = Leftover::read(&id, &dir);
+            let delete = self.run(&["delete", "--force", &id]);
+            left.check(&delete, &mut problems);
+        }
+        self.check_made_cgroups(&mut problems);
+        if problems.is_empty() {
+            return;
+        }
+        let text = format!(
+            "left behind in state root {}:\n  {}",
+            self.root.path().display(),
+            problems.join("\n  ")
+        );
+        if std::thread::panicking() {
+            rtctr_test_support::loud(&format!("(while panicking) {text}"));
+        } else {
+            panic!("{text}");
+        }
+    }
+}
+
+/// Polls `done` every 20 ms until it holds (true) or `timeout` passes (false).
+fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn inode(p: &Path) -> Option<u64> {
+    std::fs::metadata(p).ok().map(|m| m.ino())
+}
+
+/// Fields of /proc/<pid>/stat after the command: (state, starttime).
+fn proc_stat(pid: i64) -> Option<(String, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // `after` starts at field 3 (state); starttime is field 22.
+    Some((after.first()?.to_string(), after.get(19)?.parse().ok()?))
+}
+
+/// The start time of `pid` (field 22 of /proc/<pid>/stat: clock ticks
+/// since boot), while /proc has it (a zombie too).
+pub fn start_time(pid: i64) -> Option<u64> {
+    proc_stat(pid).map(|(_, start)| start)
+}
+
+/// Whether `pid` is a live (not zombie) process that started at `start`
+/// (clock ticks since boot): the same process, not a reused pid.
+pub fn same_process_alive(pid: i64, start: u64) -> bool {
+    proc_stat(pid).is_some_and(|(st, s)| s == start && st != "Z" && st != "X")
+}
+
+fn kill(pid: i64) {
+    if let Some(p) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+    }
+}
+
+/// Kills what is in a leftover cgroup directory and removes it.
+fn remove_cgroup(dir: &Path) {
+    let pids: Vec<i64> = std::fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    pids.iter().for_each(|p| kill(*p));
+    let wait = if pids.is_empty() {
+        Duration::ZERO
+    } else {
+        GRACE
+    };
+    wait_for(wait, || std::fs::remove_dir(dir).is_ok() || !dir.exists());
+}
+
+/// Decodes mountinfo's octal escapes (`\040` for a blank).
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 4 <= b.len() {
+            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 4])
+                .ok()
+                .and_then(|o| u8::from_str_radix(o, 8).ok())
+            {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// (root, mount point, fstype, super options) of every line of
+/// /proc/self/mountinfo.
+fn mountinfo() -> Vec<(PathBuf, PathBuf, String, String)> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let (pre, post) = line.split_once(" - ")?;
+            let pre: Vec<&str> = pre.split(' ').collect();
+            let post: Vec<&str> = post.split(' ').collect();
+            Some((
+                PathBuf::from(unescape(pre.get(3)?)),
+                PathBuf::from(unescape(pre.get(4)?)),
+                post.first()?.to_string(),
+                post.get(2).unwrap_or(&"").to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// Mount points in this mount namespace at or under `dir`, outermost first.
+pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    mountinfo()
+        .into_iter()
+        .map(|(_, mp, _, _)| mp)
+        .filter(|mp| mp.starts_with(dir))
+        .collect()
+}
+
+/// `linux.cgroupsPath` of the bundle's config.json, if set.
+fn bundle_cgroups_path(bundle: &Path) -> Option<String> {
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).ok()?).ok()?;
+    config["linux"]["cgroupsPath"]
+        .as_str()
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+}
+
+/// The `--bundle` (`-b`, `-bundle`, `--bundle=`) argument of a verb.
+fn bundle_arg(args: &[&str]) -> Option<PathBuf> {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if matches!(*a, "--bundle" | "-bundle" | "-b") {
+            return it.next().map(PathBuf::from);
+        }
+        if let Some(v) = a.strip_prefix("--bundle=") {
+            return Some(PathBuf::from(v));
+        }
+    }
+    None
+}
+
+/// Where rtctr puts the cgroup of container `id` made with `cgroups_path`
+/// (the bundle's `linux.cgroupsPath`), found here independently of
+/// rtctr-cgroups: in every cgroup hierarchy mounted here, an absolute path
+/// under the mount point; a relative one (the default is `<id>`) under the
+/// caller's own cgroup from /proc/self/cgroup. A systemd `slice:prefix:name`
+/// path gives nothing.
+pub fn expected_cgroup_dirs(id: &str, cgroups_path: Option<&str>) -> Vec<PathBuf> {
+    let inner = cgroups_path.unwrap_or(id);
+    if inner.contains(':') || inner.split('/').any(|c| c == "..") {
+        return Vec::new();
+    }
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    // (controllers, path); cgroup2's controller list is empty.
+    let own: Vec<(Vec<&str>, &str)> = own
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(3, ':');
+            let (_, ctrls, path) = (it.next()?, it.next()?, it.next()?);
+            let ctrls = ctrls.split(',').filter(|c| !c.is_empty()).collect();
+            Some((ctrls, path))
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    let mut dirs = Vec::new();
+    for (root, mp, fstype, opts) in mountinfo() {
+        let own_path = match fstype.as_str() {
+            "cgroup2" => own.iter().find(|(c, _)| c.is_empty()).map(|(_, p)| *p),
+            "cgroup" => {
+                let opts: Vec<&str> = opts.split(',').collect();
+                own.iter()
+                    .find(|(c, _)| !c.is_empty() && c.iter().any(|c| opts.contains(c)))
+                    .map(|(_, p)| *p)
+            }
+            _ => continue,
+        };
+        let base = if inner.starts_with('/') {
+            mp.clone()
+        } else {
+            match own_path.map(|p| Path::new(p).strip_prefix(&root)) {
+                Some(Ok(rel)) => mp.join(rel),
+                _ => mp.clone(),
+            }
+        };
+        let dir = base.join(inner.trim_start_matches('/'));
+        if seen.insert(dir.clone()) {
+            dirs.push(dir);
+        }
+    }
+    dirs
 }
 
 /// Is any process alive whose command line mentions `needle`?
@@ -323,4 +775,41 @@ pub fn host_mounts_mention(path: &Path) -> bool {
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .contains(path.to_str().unwrap())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_process_alive_tells_a_live_process_from_a_dead_or_reused_pid() {
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = i64::from(child.id());
+        let (_, start) = proc_stat(pid).unwrap();
+        assert!(same_process_alive(pid, start));
+        assert!(!same_process_alive(pid, start + 1), "another start time");
+        kill(pid);
+        // A zombie (not reaped yet) is not alive.
+        assert!(wait_for(GRACE, || !same_process_alive(pid, start)));
+        assert!(proc_stat(pid).is_some_and(|(st, _)| st == "Z"));
+        child.wait().unwrap();
+        assert!(!same_process_alive(pid, start));
+    }
+
+    #[test]
+    fn bundle_arg_forms() {
+        assert_eq!(
+            bundle_arg(&["run", "-d", "--bundle", "/b", "id"]),
+            Some(PathBuf::from("/b"))
+        );
+        assert_eq!(bundle_arg(&["create", "-b", "/c", "id"]), Some("/c".into()));
+        assert_eq!(bundle_arg(&["run", "--bundle=/e", "id"]), Some("/e".into()));
+        assert_eq!(bundle_arg(&["run", "id"]), None);
+    }
+
+    #[test]
+    fn mountinfo_escapes() {
+        assert_eq!(unescape("/a\\040b\\011c"), "/a b\tc");
+        assert_eq!(unescape("/plain"), "/plain");
+    }
 }

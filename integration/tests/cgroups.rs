@@ -200,14 +200,13 @@ fn start(rt: &Rtctr, b: &Bundle, id: &str) -> i64 {
 
 #[test]
 fn the_init_is_in_the_containers_directory_of_every_hierarchy() {
-    if !require_root() {
-        return;
-    }
     // The init's ancestor is born in the cgroup2 directory (clone3
     // CLONE_INTO_CGROUP) and joins each v1 hierarchy through `tasks`:
     // every line of /proc/<init>/cgroup, v1 and v2, must name the
     // container's own directory, and the host must list the init there.
-    let rt = Rtctr::new();
+    let Some(rt) = Rtctr::for_root_test() else {
+        return;
+    };
     let b = Bundle::new(&["sleep", "60"]);
     let id = uid("join");
     let pid = start(&rt, &b, &id);
@@ -228,10 +227,9 @@ fn the_init_is_in_the_containers_directory_of_every_hierarchy() {
 
 #[test]
 fn config_resources_land_in_the_cgroup_files() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let mut b = Bundle::new(&["sleep", "60"]);
     b.edit(|c| {
         c["linux"]["resources"]["memory"] = json!({"limit": 64 * MIB});
@@ -263,10 +261,9 @@ fn config_resources_land_in_the_cgroup_files() {
 
 #[test]
 fn update_changes_the_files_and_merges_with_the_last_update() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let mut b = Bundle::new(&["sleep", "60"]);
     b.edit(|c| {
         c["linux"]["resources"]["memory"] = json!({"limit": 64 * MIB});
@@ -359,10 +356,9 @@ fn update_changes_the_files_and_merges_with_the_last_update() {
 
 #[test]
 fn pause_freezes_and_resume_thaws() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let b = Bundle::new(&["sh", "-c", "while :; do :; done"]);
     let id = uid("pause");
     let pid = start(&rt, &b, &id);
@@ -408,10 +404,9 @@ fn pause_freezes_and_resume_thaws() {
 
 #[test]
 fn ps_lists_the_containers_processes() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let b = Bundle::new(&["sh", "-c", "sleep 60 & exec sleep 61"]);
     let id = uid("ps");
     let pid = start(&rt, &b, &id);
@@ -449,10 +444,9 @@ fn ps_lists_the_containers_processes() {
 
 #[test]
 fn events_stats_have_runcs_shape_and_the_stream_ends_with_the_container() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let mut b = Bundle::new(&["sleep", "60"]);
     b.edit(|c| {
         c["linux"]["resources"]["memory"] = json!({"limit": 64 * MIB});
@@ -518,10 +512,9 @@ fn wait_child(child: &mut Child, timeout: Duration) -> Option<i32> {
 
 #[test]
 fn an_oom_killed_init_is_stopped_and_reported() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let mut b = Bundle::new(&["tail", "/dev/zero"]);
     let limit = 32 * MIB;
     let id = uid("oom");
@@ -584,10 +577,9 @@ fn an_oom_killed_init_is_stopped_and_reported() {
 
 #[test]
 fn delete_leaves_no_cgroup_directory() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     // After SIGKILL.
     let b = Bundle::new(&["sleep", "60"]);
     let id = uid("del-kill");
@@ -625,10 +617,9 @@ fn delete_leaves_no_cgroup_directory() {
 
 #[test]
 fn device_rules_deny_all_but_the_allowed() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     // Major 60 is reserved for local use: no driver, so an open the
     // device cgroup lets through fails with ENXIO, a denied one with EPERM.
     let script = "echo x > /dev/null && echo null-ok; \

@@ -17,10 +17,9 @@ fn running(rt: &Rtctr, id: &str) -> Bundle {
 
 #[test]
 fn exec_joins_the_container_and_returns_its_status() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let _b = running(&rt, "ex");
     let out = rt
         .run(&[
@@ -110,10 +109,9 @@ fn exec_joins_the_container_and_returns_its_status() {
 
 #[test]
 fn exec_with_a_process_file() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let b = running(&rt, "exp");
     let process = b.path().join("process.json");
     std::fs::write(
@@ -166,10 +164,9 @@ fn read_all(fd: OwnedFd) -> String {
 
 #[test]
 fn console_socket_receives_the_pty_master() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let mut b = Bundle::new(&["sh", "-c", "tty; stty size; ls -l /dev/console | cut -c1"]);
     b.edit(|c| {
         c["process"]["terminal"] = json!(true);
@@ -200,10 +197,9 @@ fn console_socket_receives_the_pty_master() {
 
 #[test]
 fn run_proxies_the_terminal_itself() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let mut b = Bundle::new(&["sh", "-c", "tty; echo done"]);
     b.edit(|c| c["process"]["terminal"] = json!(true));
     let out = rt.run_bundle(&b, "ttyrun");

@@ -107,10 +107,9 @@ fn cgroup_gone(cgroup: &str) -> bool {
 
 #[test]
 fn six_kinds_run_in_order_in_their_namespaces() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let hd = HookDir::new();
     let log = hd.log();
     let log_s = log.to_str().unwrap().to_string();
@@ -171,10 +170,9 @@ fn six_kinds_run_in_order_in_their_namespaces() {
 
 #[test]
 fn args_argv0_and_only_the_given_env() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let hd = HookDir::new();
     let out_file = hd.path().join("args");
     // busybox picks its applet from argv0: "sh" proves argv0 is args[0].
@@ -202,10 +200,9 @@ fn args_argv0_and_only_the_given_env() {
 
 #[test]
 fn timeout_kills_the_hook_and_fails_create_leaving_nothing() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let hd = HookDir::new();
     let cg = cgroup_name("timeout");
     let mut b = bundle(&hd, &["sleep", "97.531"], &cg);
@@ -238,11 +235,10 @@ fn timeout_kills_the_hook_and_fails_create_leaving_nothing() {
 /// 1 naming the hook and its status, nothing is left, and poststop runs.
 #[test]
 fn failing_create_hooks_fail_create_and_run_poststop() {
-    if !require_root() {
-        return;
-    }
     for kind in ["prestart", "createRuntime", "createContainer"] {
-        let rt = Rtctr::new();
+        let Some(rt) = Rtctr::for_root_test() else {
+            return;
+        };
         let hd = HookDir::new();
         let cg = cgroup_name(kind);
         let mut b = bundle(&hd, &["sleep", "86.420"], &cg);
@@ -276,10 +272,9 @@ fn failing_create_hooks_fail_create_and_run_poststop() {
 /// container is stopped, and delete runs poststop.
 #[test]
 fn failing_start_container_hook_stops_the_container() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let hd = HookDir::new();
     let prog = format!("echo program >> {}", hd.log().display());
     let mut b = bundle(&hd, &["sh", "-c", &prog], &cgroup_name("sc"));
@@ -308,10 +303,9 @@ fn failing_start_container_hook_stops_the_container() {
 
 #[test]
 fn failing_poststart_and_poststop_hooks_only_warn() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let hd = HookDir::new();
     let mut b = bundle(&hd, &["sleep", "60"], &cgroup_name("warn"));
     let fail = json!({"path": "/bin/sh", "args": ["sh", "-c", "exit 5"]});

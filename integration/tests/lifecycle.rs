@@ -6,10 +6,9 @@ use serde_json::json;
 
 #[test]
 fn run_shows_the_container_view() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let mut b = Bundle::new(&[
         "sh",
         "-c",
@@ -41,10 +40,9 @@ fn run_shows_the_container_view() {
 
 #[test]
 fn exit_status_is_the_containers() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let b = Bundle::new(&["sh", "-c", "exit 7"]);
     assert_eq!(rt.run_bundle(&b, "e7").code, 7);
     let b = Bundle::new(&["sh", "-c", "kill -TERM $$; sleep 5"]);
@@ -54,10 +52,9 @@ fn exit_status_is_the_containers() {
 
 #[test]
 fn killed_by_signal_exits_128_plus_n() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let b = Bundle::new(&["sleep", "30"]);
     let mut child = rt
         .cmd()
@@ -74,10 +71,9 @@ fn killed_by_signal_exits_128_plus_n() {
 
 #[test]
 fn create_start_state_kill_delete() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let b = Bundle::new(&["sh", "-c", "echo started; exec sleep 60"]);
     let pid_file = b.path().join("pid");
     rt.create(&b, "life", &["--pid-file", pid_file.to_str().unwrap()])
@@ -130,10 +126,9 @@ fn create_start_state_kill_delete() {
 
 #[test]
 fn created_container_dies_on_sigterm_and_delete_removes_it() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let b = Bundle::new(&["true"]);
     rt.create(&b, "c1", &[]).ok();
     let pid = rt.state("c1").unwrap()["pid"].as_i64().unwrap();
@@ -150,23 +145,52 @@ fn created_container_dies_on_sigterm_and_delete_removes_it() {
 
 #[test]
 fn stopped_after_the_process_exits() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let b = Bundle::new(&["true"]);
-    rt.create(&b, "short", &[]).ok();
-    rt.run(&["start", "short"]).ok();
-    rt.wait_status("short", "stopped");
-    rt.run(&["delete", "short"]).ok();
+    // Unique on the host: the check below reads the container's cgroup.
+    let id = format!("short-{}", std::process::id());
+    rt.create(&b, &id, &[]).ok();
+    let st = rt.state(&id).unwrap();
+    assert_eq!(st["status"], "created");
+    let pid = st["pid"].as_i64().unwrap();
+    let start = start_time(pid).expect("the created init exists");
+    assert!(
+        same_process_alive(pid, start),
+        "created init {pid} not alive"
+    );
+    rt.run(&["start", &id]).ok();
+    rt.wait_status(&id, "stopped");
+    // `state` agrees with the kernel: pid 0, and the init is gone. Its
+    // reaper (the host's init, or a subreaper) collects it: no zombie stays.
+    let st = rt.state(&id).unwrap();
+    assert_eq!(st["status"], "stopped", "{st}");
+    assert_eq!(st["pid"], 0, "{st}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while start_time(pid) == Some(start) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "init {pid} still in /proc 5 s after it exited: {:?}",
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Nothing of it runs on in its cgroup.
+    for dir in expected_cgroup_dirs(&id, None) {
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs"))
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        assert_eq!(procs, "", "{} still holds processes", dir.display());
+    }
+    rt.run(&["delete", &id]).ok();
+    assert!(rt.ids().is_empty());
 }
 
 #[test]
 fn delete_force_kills_a_running_container() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let b = Bundle::new(&["sleep", "60"]);
     rt.create(&b, "forced", &[]).ok();
     rt.run(&["start", "forced"]).ok();
@@ -181,10 +205,9 @@ fn delete_force_kills_a_running_container() {
 
 #[test]
 fn missing_executable_fails_create_and_leaves_nothing() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let b = Bundle::new(&["no-such-program"]);
     let out = rt.create(&b, "nx", &[]);
     assert_eq!(out.code, 1);
@@ -199,10 +222,9 @@ fn missing_executable_fails_create_and_leaves_nothing() {
 
 #[test]
 fn bad_config_names_the_json_path() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let mut b = Bundle::new(&["true"]);
     b.edit(|c| c["process"]["user"]["uid"] = json!("root"));
     let out = rt.create(&b, "bad", &[]);
@@ -229,10 +251,9 @@ fn bad_config_names_the_json_path() {
 
 #[test]
 fn ids_are_unique_even_in_parallel() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let b = Bundle::new(&["true"]);
     let results: Vec<i32> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..6)
@@ -252,10 +273,9 @@ fn ids_are_unique_even_in_parallel() {
 
 #[test]
 fn json_log_holds_exactly_one_error_object() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let b = Bundle::new(&["no-such-program"]);
     let log = b.path().join("log.json");
     let out = rt

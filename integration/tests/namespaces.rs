@@ -15,10 +15,9 @@ fn ns_inode(path: &str) -> String {
 
 #[test]
 fn new_namespaces_differ_from_the_hosts() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let b = Bundle::new(&[
         "sh",
         "-c",
@@ -44,9 +43,9 @@ fn new_namespaces_differ_from_the_hosts() {
 
 #[test]
 fn joins_a_network_namespace_by_path() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
+    };
     let name = format!("rtctr-it-{}", std::process::id());
     let st = Command::new("ip")
         .args(["netns", "add", &name])
@@ -61,7 +60,6 @@ fn joins_a_network_namespace_by_path() {
     }
     let _del = Del(name.clone());
     let path = format!("/var/run/netns/{name}");
-    let rt = Rtctr::new();
     let mut b = Bundle::new(&["readlink", "/proc/self/ns/net"]);
     b.edit(|c| {
         let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
@@ -85,10 +83,9 @@ fn joins_a_network_namespace_by_path() {
 
 #[test]
 fn user_namespace_with_maps() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let mut b = Bundle::with_own_rootfs(&[
         "sh",
         "-c",
@@ -122,48 +119,78 @@ fn user_namespace_with_maps() {
     );
 }
 
+/// `name secs nanosecs` lines of a timens_offsets file, by clock name.
+fn timens_offsets(text: &str) -> Vec<(String, i64, i64)> {
+    text.lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            assert_eq!(f.len(), 3, "{text}");
+            (
+                f[0].to_string(),
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn first_number(text: &str) -> f64 {
+    text.split_whitespace().next().unwrap().parse().unwrap()
+}
+
 #[test]
 fn time_namespace_offsets() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
-    let mut b = Bundle::new(&["cat", "/proc/uptime"]);
+    };
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/time; cat /proc/self/timens_offsets; echo; cat /proc/uptime",
+    ]);
     b.edit(|c| {
         c["linux"]["namespaces"]
             .as_array_mut()
             .unwrap()
             .push(json!({"type": "time"}));
         c["linux"]["timeOffsets"] = json!({"boottime": {"secs": 864000, "nanosecs": 0},
-                                           "monotonic": {"secs": 86400, "nanosecs": 0}});
+                                           "monotonic": {"secs": 86400, "nanosecs": 250}});
     });
     let out = rt.run_bundle(&b, "timens").ok();
-    let uptime: f64 = out
-        .stdout
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let host: f64 = std::fs::read_to_string("/proc/uptime")
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let host_uptime = first_number(&std::fs::read_to_string("/proc/uptime").unwrap());
+    let (ns, rest) = out.stdout.split_once('\n').unwrap();
+    let (offsets, uptime) = rest.split_once("\n\n").unwrap();
+    // A time namespace of its own...
+    assert_ne!(ns, ns_inode("/proc/self/ns/time"), "{out:?}");
+    // ...whose offsets, as the kernel keeps them, are the configured ones.
+    let mut got = timens_offsets(offsets);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("boottime".to_string(), 864000, 0),
+            ("monotonic".to_string(), 86400, 250)
+        ],
+        "{out:?}"
+    );
+    // The container's clocks run ahead by them: its uptime is CLOCK_BOOTTIME
+    // plus the boottime offset of its namespace (less the host's own, if any).
+    let host_boot = timens_offsets(&std::fs::read_to_string("/proc/self/timens_offsets").unwrap())
+        .into_iter()
+        .find(|o| o.0 == "boottime")
+        .map_or(0, |o| o.1);
+    let uptime = first_number(uptime);
     assert!(
-        (uptime - host - 864000.0).abs() < 60.0,
-        "container {uptime}, host {host}"
+        (uptime - host_uptime - (864000 - host_boot) as f64).abs() < 60.0,
+        "container {uptime}, host {host_uptime}"
     );
 }
 
 #[test]
 fn rlimits_umask_and_the_missing_cap_sys_resource() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let mut b = Bundle::new(&["sh", "-c", "ulimit -n; ulimit -Hn; umask"]);
     b.edit(|c| {
         c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 300, "hard": 400}]);

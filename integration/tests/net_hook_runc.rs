@@ -65,10 +65,9 @@ fn inspect(rt: &Rtctr, net: &str) -> Value {
 
 #[test]
 fn net_hook_attaches_and_detaches_a_runc_container() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let tag = std::process::id() % 100000;
     let name = format!("rcit{tag}");
     let bridge = format!("rcbr{tag}");

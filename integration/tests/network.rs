@@ -53,10 +53,9 @@ fn link_exists(name: &str) -> bool {
 
 #[test]
 fn containers_on_one_network_reach_each_other_and_leave_nothing() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let name = format!("rtit{}", std::process::id() % 100000);
     let bridge = format!("rtbr{}", std::process::id() % 100000);
     rt.net(&[
@@ -143,10 +142,9 @@ fn containers_on_one_network_reach_each_other_and_leave_nothing() {
 
 #[test]
 fn a_failed_create_gives_back_its_lease() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let name = format!("rtif{}", std::process::id() % 100000);
     let bridge = format!("rtbf{}", std::process::id() % 100000);
     rt.net(&[

@@ -12,10 +12,9 @@ fn mounts_line(out: &str, dest: &str) -> Option<String> {
 
 #[test]
 fn configured_mounts_land_in_order_with_their_options() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let host_dir = tempfile::tempdir().unwrap();
     std::fs::write(host_dir.path().join("hello"), "from the host\n").unwrap();
     let mut b = Bundle::new(&[
@@ -88,10 +87,9 @@ fn configured_mounts_land_in_order_with_their_options() {
 
 #[test]
 fn readonly_root_masked_and_readonly_paths() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let b = Bundle::new(&[
         "sh",
         "-c",
@@ -108,10 +106,9 @@ fn readonly_root_masked_and_readonly_paths() {
 
 #[test]
 fn devices_and_dev_symlinks() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let mut b = Bundle::new(&[
         "sh",
         "-c",
@@ -140,10 +137,9 @@ fn devices_and_dev_symlinks() {
 
 #[test]
 fn without_a_mount_namespace_mounts_are_undone_at_delete() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let mut b =
         Bundle::with_own_rootfs(&["sh", "-c", "cat /proc/self/cgroup > /dev/null; echo in"]);
     b.edit(|c| {
@@ -164,10 +160,9 @@ fn without_a_mount_namespace_mounts_are_undone_at_delete() {
 
 #[test]
 fn hostname_domainname_sysctl_oom_score_adj() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let mut b = Bundle::new(&[
         "sh",
         "-c",

@@ -92,10 +92,9 @@ fn names(v: &Value) -> Vec<&str> {
 
 #[test]
 fn capabilities_are_the_configured_sets() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     // The default `rtctr spec` set, as root: every set but ambient is it.
     let b = Bundle::new(&["cat", "/proc/self/status"]);
     let caps = &b.config["process"]["capabilities"];
@@ -151,10 +150,9 @@ fn deny_mkdir(action: &str) -> Value {
 
 #[test]
 fn no_new_privileges_and_seccomp_mode_are_visible() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     for (nnp, want) in [(true, "1"), (false, "0")] {
         let mut b = Bundle::new(&["cat", "/proc/self/status"]);
         b.edit(|c| c["process"]["noNewPrivileges"] = json!(nnp));
@@ -176,9 +174,9 @@ fn no_new_privileges_and_seccomp_mode_are_visible() {
 
 #[test]
 fn seccomp_podman_default_profile_runs_ordinary_programs() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
+    };
     let path = Path::new("/usr/share/containers/seccomp.json");
     if !path.exists() {
         eprintln!(
@@ -191,7 +189,6 @@ fn seccomp_podman_default_profile_runs_ordinary_programs() {
         return;
     }
     let profile: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-    let rt = Rtctr::new();
     let mut b = Bundle::new(&[
         "sh",
         "-c",
@@ -204,10 +201,9 @@ fn seccomp_podman_default_profile_runs_ordinary_programs() {
 
 #[test]
 fn seccomp_actions_errno_args_and_kill() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     // ERRNO with errnoRet 1 (EPERM).
     let mut b = Bundle::new(&["sh", "-c", "mkdir /tmp/x; echo rc=$?"]);
     b.edit(|c| c["linux"]["seccomp"] = deny_mkdir("SCMP_ACT_ERRNO"));
@@ -282,10 +278,9 @@ fn recv_with_fds(sock: &UnixStream) -> (String, Vec<OwnedFd>) {
 
 #[test]
 fn seccomp_notify_sends_the_listener_fd() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let mut b = Bundle::new(&["sh", "-c", "mkdir /tmp/x; echo rc=$?"]);
     let sock_path = b.path().join("seccomp.sock");
     b.edit(|c| {
@@ -327,10 +322,9 @@ fn seccomp_notify_sends_the_listener_fd() {
 
 #[test]
 fn masked_and_readonly_paths() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let mut b = Bundle::new(&[
         "sh",
         "-c",
@@ -378,10 +372,9 @@ fn masked_and_readonly_paths() {
 
 #[test]
 fn preserve_fds_passes_fds_3_and_4() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let b = Bundle::new(&["sh", "-c", "cat <&3; cat <&4; echo fds=$(ls /proc/self/fd)"]);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a"), "file-a\n").unwrap();
@@ -415,10 +408,9 @@ fn preserve_fds_passes_fds_3_and_4() {
 /// at a host path.
 #[test]
 fn escape_symlinked_mount_target_stays_in_rootfs() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let host = tempfile::Builder::new()
         .prefix("rtctr-host-target-")
         .tempdir()
@@ -456,10 +448,9 @@ fn escape_symlinked_mount_target_stays_in_rootfs() {
 /// symlink to a host file, or a plain file: masking must not bind it.
 #[test]
 fn escape_dev_null_swap_does_not_redirect_masks() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let host = tempfile::Builder::new()
         .prefix("rtctr-host-secret-")
         .tempdir()
@@ -509,10 +500,9 @@ fn escape_dev_null_swap_does_not_redirect_masks() {
 /// the pty is bound over the container's console, never over the target.
 #[test]
 fn escape_dev_console_symlink_leaves_host_file() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let host = tempfile::Builder::new()
         .prefix("rtctr-host-console-")
         .tempdir()
@@ -575,12 +565,11 @@ fn sha256(p: &Path) -> String {
 /// writing, or at all.
 #[test]
 fn escape_proc_exe_cannot_reach_the_rtctr_binary() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
+    };
     let bin = rtctr_bin();
     let before = sha256(&bin);
-    let rt = Rtctr::new();
     // Until told to stop (after 10 execs joined, however slow the host:
     // the cgroup v2 VM emulates its CPU): every process's exe the
     // container can open is reported with its target; a write open is
@@ -624,10 +613,9 @@ fn escape_proc_exe_cannot_reach_the_rtctr_binary() {
 /// CVE-2024-21626 class: a cwd through a leaked fd path.
 #[test]
 fn escape_cwd_through_proc_self_fd_fails() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     for fd in 3..10 {
         let mut b = Bundle::new(&["sh", "-c", "pwd; ls"]);
         b.edit(|c| c["process"]["cwd"] = json!(format!("/proc/self/fd/{fd}")));
@@ -734,10 +722,9 @@ fn escape_cwd_through_proc_self_fd_fails() {
 /// container's namespaces and process, not the host's.
 #[test]
 fn escape_procfs_writes_stay_in_the_container() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let host_fwd = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
     let host_adj = std::fs::read_to_string("/proc/self/oom_score_adj").unwrap();
     let want = if host_fwd.trim() == "1" { "0" } else { "1" };
@@ -780,10 +767,9 @@ fn escape_procfs_writes_stay_in_the_container() {
 /// its own procfs instance, where nothing is mounted.
 #[test]
 fn escape_procfs_write_ignores_a_file_bound_over_proc() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     // A UTS sysctl: its /proc file is one for all namespaces (net and ipc
     // sysctls get per-namespace files, which a host bind would not cover).
     let key = "/proc/sys/kernel/domainname";
@@ -826,16 +812,15 @@ fn escape_procfs_write_ignores_a_file_bound_over_proc() {
 /// Debian's kernel, which has it; this host does not, so here it is skipped.
 #[test]
 fn apparmor_profile_confines_the_process() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
+    };
     let enabled =
         std::fs::read("/sys/module/apparmor/parameters/enabled").is_ok_and(|v| v.starts_with(b"Y"));
     if !enabled || !Path::new("/sys/kernel/security/apparmor/.replace").exists() {
         eprintln!("SKIPPED: AppArmor is not enabled on this host");
         return;
     }
-    let rt = Rtctr::new();
     let name = format!("rtctr-test-{}", std::process::id());
     let mut b = Bundle::new(&[
         "sh",
@@ -881,10 +866,9 @@ fn apparmor_profile_confines_the_process() {
 
 #[test]
 fn lsm_labels_without_the_lsm_fail_create() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     for (key, fs) in [
         ("apparmorProfile", "/sys/kernel/security/apparmor"),
         ("selinuxLabel", "/sys/fs/selinux"),

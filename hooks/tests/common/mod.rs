@@ -11,14 +11,10 @@ use nix::sched::{setns, CloneFlags};
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
-/// True if we can run kernel tests; prints loudly when not.
-pub fn require_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    eprintln!("SKIPPED: network tests need root (CAP_NET_ADMIN, ip netns)");
-    false
-}
+pub use rtctr_test_support::require_root;
+
+/// Why these tests need root, for [`require_root`]'s message.
+pub const NEEDS_ROOT: &str = "CAP_NET_ADMIN, ip netns";
 
 /// A named network namespace (`ip netns add`), deleted on drop.
 pub struct Ns {

@@ -60,7 +60,7 @@ fn detects_this_host() {
 
 #[test]
 fn create_apply_read_back_destroy() {
-    if !require_root("create_apply_read_back_destroy") {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let t = TestCg::new("apply", "a/b");
@@ -212,7 +212,7 @@ fn create_apply_read_back_destroy() {
 
 #[test]
 fn controller_absent_is_a_clear_error() {
-    if !require_root("controller_absent_is_a_clear_error") {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let t = TestCg::new("absent", "c");
@@ -244,7 +244,7 @@ fn controller_absent_is_a_clear_error() {
 
 #[test]
 fn unified_keys_go_to_the_cgroup2_tree() {
-    if !require_root("unified_keys_go_to_the_cgroup2_tree") {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let t = TestCg::new("unified", "c");
@@ -274,7 +274,7 @@ fn unified_keys_go_to_the_cgroup2_tree() {
 
 #[test]
 fn processes_freeze_stats_kill_destroy() {
-    if !require_root("processes_freeze_stats_kill_destroy") {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let t = TestCg::new("procs", "p/c");
@@ -334,7 +334,7 @@ fn processes_freeze_stats_kill_destroy() {
 
 #[test]
 fn kill_all_with_other_signals() {
-    if !require_root("kill_all_with_other_signals") {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let t = TestCg::new("term", "c");
@@ -348,7 +348,7 @@ fn kill_all_with_other_signals() {
 
 #[test]
 fn destroy_kills_frozen_processes_and_child_cgroups() {
-    if !require_root("destroy_kills_frozen_processes_and_child_cgroups") {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let t = TestCg::new("destroy", "c");
@@ -385,7 +385,7 @@ fn destroy_kills_frozen_processes_and_child_cgroups() {
 
 #[test]
 fn oom_kill_is_counted() {
-    if !require_root("oom_kill_is_counted") {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let t = TestCg::new("oom", "c");
@@ -429,7 +429,7 @@ const DEV_SCRIPT: &str = "cat /dev/null && echo null-ok; \
 
 #[test]
 fn device_rules_are_enforced() {
-    if !require_root("device_rules_are_enforced") {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let t = TestCg::new("devices", "c");
@@ -459,7 +459,7 @@ fn device_rules_are_enforced() {
 /// devices controller is v1): attached to the container's cgroup2 dir.
 #[test]
 fn ebpf_device_program_is_enforced_and_replaced() {
-    if !require_root("ebpf_device_program_is_enforced_and_replaced") {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let t = TestCg::new("ebpf", "c");
@@ -522,7 +522,7 @@ fn mounts_describe_every_hierarchy() {
 /// path anyway.
 #[test]
 fn v2_paths_on_the_cgroup2_tree() {
-    if !require_root("v2_paths_on_the_cgroup2_tree") {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let t = TestCg::new("v2", "c");
@@ -588,7 +588,7 @@ fn v2_paths_on_the_cgroup2_tree() {
 /// sits right under the root (which has one). cgroup v2 refuses rt settings.
 #[test]
 fn realtime_cpu_settings() {
-    if !require_root("realtime_cpu_settings") {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let t = TestCg::new("rt", "");
@@ -616,7 +616,7 @@ fn realtime_cpu_settings() {
 /// by the kernel, so the quota must go first (v1; v2 writes cpu.max at once).
 #[test]
 fn cpu_period_shrink_under_capped_parent() {
-    if !require_root("cpu_period_shrink_under_capped_parent") {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
     let parent = TestCg::new("cfs", "");

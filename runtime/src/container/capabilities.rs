@@ -298,20 +298,16 @@ mod tests {
 
     use nix::sys::wait::{waitpid, WaitStatus};
     use nix::unistd::{fork, setgroups, setresgid, setresuid, ForkResult, Gid, Uid};
+    use rtctr_test_support::require_root;
     use serde_json::{json, Value};
 
     use super::*;
 
+    /// Why these tests need root, for [`require_root`]'s message.
+    const NEEDS_ROOT: &str = "changes capability sets and uids in a forked child";
+
     fn spec_caps(v: Value) -> LinuxCapabilities {
         serde_json::from_value(v).expect("capabilities parse")
-    }
-
-    fn require_root() -> bool {
-        if !Uid::effective().is_root() {
-            eprintln!("SKIPPED: needs root");
-            return false;
-        }
-        true
     }
 
     /// Runs `f` in a forked child; the child exits with `f`'s value (101 on panic).
@@ -384,7 +380,7 @@ mod tests {
 
     #[test]
     fn plan_and_apply_as_user_1000() {
-        if !require_root() {
+        if !require_root(NEEDS_ROOT) {
             return;
         }
         let (plan, warnings) = plan(Some(&spec_caps(json!({
@@ -404,7 +400,7 @@ mod tests {
 
     #[test]
     fn plan_and_apply_as_root() {
-        if !require_root() {
+        if !require_root(NEEDS_ROOT) {
             return;
         }
         let (plan, _) = plan(Some(&spec_caps(json!({

@@ -9,23 +9,10 @@ use std::process::{Child, Command, Stdio};
 
 use rtctr_cgroups::{Cgroup, Layout};
 
-/// Writes to stderr past libtest's capture, so skips show without --nocapture.
-pub fn loud(msg: &str) {
-    let _ = writeln!(std::io::stderr(), "{msg}");
-}
+pub use rtctr_test_support::{loud, require_root};
 
-/// True when the test can create cgroups; otherwise says loudly that it skips.
-pub fn require_root(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    if euid != 0 {
-        loud(&format!(
-            "SKIPPED {test}: needs root to create cgroups (euid {euid})"
-        ));
-        return false;
-    }
-    true
-}
+/// Why these tests need root, for [`require_root`]'s message.
+pub const NEEDS_ROOT: &str = "creates cgroups";
 
 /// A cgroup at `/rtctr-test-<pid>-<name>/<sub>`; the whole test tree is
 /// removed (with its processes killed) when dropped.

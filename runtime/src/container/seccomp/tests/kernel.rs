@@ -3,7 +3,6 @@
 use std::io::IoSliceMut;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
-use std::time::Instant;
 
 use nix::sys::signal::Signal;
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
@@ -515,70 +514,4 @@ fn notify_listener_is_sent_and_answered() {
     assert!([libc::SYS_mkdir, libc::SYS_mkdirat].contains(&nr));
     let status = waitpid(child, None).unwrap();
     assert!(exited(status, 0), "{status:?}");
-}
-
-/// Nanoseconds per call of `f`, best of 5 runs of `n` calls.
-fn ns_per_call(n: u32, f: impl Fn()) -> f64 {
-    (0..5)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..n {
-                f();
-            }
-            t.elapsed().as_nanos() as f64 / f64::from(n)
-        })
-        .fold(f64::INFINITY, f64::min)
-}
-
-/// `cargo test --release -p rtctr --lib bench_podman_profile -- --ignored --nocapture`
-#[test]
-#[ignore = "benchmark; run with --ignored --nocapture"]
-fn bench_podman_profile() {
-    let Some(p) = podman_profile() else { return };
-    let runs = 1000u32;
-    for _ in 0..20 {
-        std::hint::black_box(compile(&p).unwrap());
-    }
-    let mut best = std::time::Duration::MAX;
-    let t = Instant::now();
-    for _ in 0..runs {
-        let one = Instant::now();
-        std::hint::black_box(compile(std::hint::black_box(&p)).unwrap());
-        best = best.min(one.elapsed());
-    }
-    let mean = t.elapsed() / runs;
-    let program = compile(&p).unwrap();
-    println!(
-        "compile: mean {mean:?}, best {best:?} ({runs} runs); {} BPF insns",
-        program.instruction_count()
-    );
-    let calls = 1_000_000;
-    // Alternate, so a noisy moment of the machine does not favour one side.
-    for filtered in [false, true, false, true, false, true] {
-        let program = program.clone();
-        let status = in_child(move || {
-            if filtered && install(&program).is_none() {
-                return 10;
-            }
-            // Allowed without arguments: the kernel's action cache, no BPF.
-            let getppid = ns_per_call(calls, || {
-                raw_getppid();
-            });
-            // Allowed by an argument rule: BPF runs, finds the rule.
-            let persona = ns_per_call(calls, || {
-                personality(0xffff_ffff);
-            });
-            // Unknown number: BPF walks the whole x86_64 chain to the default.
-            let unknown = ns_per_call(calls, || {
-                // SAFETY: syscall 1000 does not exist; ENOSYS either way.
-                unsafe { libc::syscall(1000) };
-            });
-            println!(
-                "{}: getppid {getppid:.0} ns, personality(0xffffffff) {persona:.0} ns, syscall(1000) {unknown:.0} ns",
-                if filtered { "with filter   " } else { "without filter" }
-            );
-            0
-        });
-        assert!(exited(status, 0), "{status:?}");
-    }
 }

@@ -1,9 +1,11 @@
-//! Setup latency: `cargo test --release -p rtctr-hooks --test bench -- --ignored --nocapture`
-//! (root). Everything runs inside a throw-away host-sim netns; the container netns are
+//! Setup latency: `make bench`, or `cargo bench -p rtctr-hooks --bench setup` (root).
+//! Everything runs inside a throw-away host-sim netns; the container netns are
 //! created before the timer starts. Compares the in-process library, the `rtctr-net-hook`
 //! binary, and the CNI bridge plugin (`/usr/lib/cni/bridge` + host-local, ipMasq) doing the
-//! same job (bridge, veth, address, default route, masquerade).
+//! same job (bridge, veth, address, default route, masquerade); then the cost of an nftables
+//! transaction.
 
+#[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::io::Write;
@@ -42,12 +44,15 @@ fn run_with_stdin(cmd: &mut Command, input: &str) -> std::process::Output {
     ch.wait_with_output().unwrap()
 }
 
-#[test]
-#[ignore = "benchmark; run with --ignored --nocapture"]
-fn setup_latency() {
-    if !require_root() {
+fn main() {
+    if !require_root(NEEDS_ROOT) {
         return;
     }
+    setup_latency();
+    nft_cost();
+}
+
+fn setup_latency() {
     let host = Ns::new("bench");
     let dir = tempfile::tempdir().unwrap();
     let nets = Networks::new(dir.path());
@@ -172,13 +177,8 @@ fn setup_latency() {
     report("CNI bridge ADD (process)", add);
 }
 
-#[test]
-#[ignore = "benchmark; run with --ignored --nocapture"]
 fn nft_cost() {
     use rtctr_hooks::network::nat::{self, ChainName, PlannedRule, RuleKind};
-    if !require_root() {
-        return;
-    }
     let host = Ns::new("nft");
     let rule = |i: u16| PlannedRule {
         chain: ChainName::Prerouting,
