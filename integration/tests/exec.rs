@@ -25,10 +25,9 @@ fn pids(rt: &Rtctr, id: &str) -> Vec<i64> {
 /// the same field named, exit status 1, no panic, and no process left.
 #[test]
 fn a_bad_process_file_fails_as_a_bad_config_does() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let b = Bundle::new(&["sleep", "60"]);
     running(&rt, &b, "vp");
     let before = pids(&rt, "vp");
@@ -108,10 +107,9 @@ fn a_bad_process_file_fails_as_a_bad_config_does() {
 /// filesystem — it fails naming process.cwd, as runc and crun do.
 #[test]
 fn exec_into_a_missing_cwd_fails_cleanly() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let mut b = Bundle::with_own_rootfs(&["sleep", "60"]);
     b.edit(|c| c["process"]["cwd"] = json!("/made/by/create"));
     running(&rt, &b, "cwd");
@@ -190,10 +188,9 @@ fn is_seccomp_notify(fd: &OwnedFd) -> bool {
 /// at exec, with that process's pid (the path exec used to drop).
 #[test]
 fn exec_hands_its_seccomp_listener_to_the_agent() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let mut b = Bundle::new(&["sleep", "60"]);
     let sock_path = b.path().join("seccomp.sock");
     b.edit(|c| {

@@ -8,10 +8,9 @@ use serde_json::json;
 /// uid 4294967295 ran as root with the config's capabilities.
 #[test]
 fn uid_minus_one_is_refused_not_run_as_root() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     for (field, value) in [
         ("uid", json!(4294967295u32)),
         ("gid", json!(4294967295u32)),
@@ -49,10 +48,9 @@ fn uid_minus_one_is_refused_not_run_as_root() {
 /// config.json: so does rtctr, with every hook reading the whole state.
 #[test]
 fn a_ten_megabyte_config_goes_through_create_hooks_and_state() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     // Without hooks: only the parent/child channel carries the state.
     let mut plain = Bundle::new(&["true"]);
     plain.edit(|c| c["annotations"] = json!({"big": "p".repeat(300 << 10)}));
@@ -129,10 +127,9 @@ fn hung_up_within(reader: &std::fs::File, secs: i64) -> bool {
 #[test]
 fn a_created_container_holds_none_of_the_callers_descriptors() {
     use std::io::Read;
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let b = Bundle::new(&["sh", "-c", "echo held >&3"]);
     let (stray, stray_reader) = fifo(b.path(), "stray");
     let (kept, mut kept_reader) = fifo(b.path(), "kept");
@@ -178,10 +175,9 @@ fn a_created_container_holds_none_of_the_callers_descriptors() {
 /// procfs and sysfs now need an ordinary directory, as runc demands.
 #[test]
 fn procfs_is_never_mounted_through_a_symlink() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     for (what, dest, target) in [
         ("proc to /tmp/x", "proc", "/tmp/x"),
         ("dangling proc", "proc", "/nowhere"),
@@ -212,10 +208,9 @@ fn procfs_is_never_mounted_through_a_symlink() {
 /// $PATH), and ids outside runc's set (which made `list` ambiguous).
 #[test]
 fn errors_name_what_is_wrong() {
-    if !require_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
         return;
-    }
-    let rt = Rtctr::new();
+    };
     let cases: Vec<(&str, serde_json::Value, &str)> = vec![
         (
             "oom",

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
 use oci_spec::runtime::LinuxSeccomp;
-use rtctr::container::seccomp::{compile, Program};
+use rtctr::seccomp::{compile, Program};
 use serde_json::{json, Value};
 
 const PODMAN_PROFILE: &str = "/usr/share/containers/seccomp.json";

@@ -67,8 +67,7 @@
 //! child, without → with the filter (2-core VM under load, ±30 ns):
 //! getppid (cached allow) 130 → 165 ns; personality(0xffffffff) (argument
 //! rule, BPF runs) 250 → 315 ns; syscall 1000 (unlisted → default) 85 → 130 ns.
-//! Rerun with
-//! `cargo test --release -p rtctr --lib bench_podman_profile -- --ignored --nocapture`.
+//! Rerun with `make bench` (`cargo bench -p rtctr --bench seccomp`).
 //!
 //! # Rules copied from runc / libseccomp
 //!
