@@ -334,12 +334,18 @@ fn a_create_killed_at_any_instant_leaves_nothing_or_a_deletable_container() {
             // mkdir and its rename: no cgroup or process exists yet), and
             // delete --force removes it.
             let left = traces(&rt, &b, &id);
-            assert!(left.iter().all(|t| t.starts_with("state dir ~")), "{id}: {left:?}");
+            assert!(
+                left.iter().all(|t| t.starts_with("state dir ~")),
+                "{id}: {left:?}"
+            );
             rt.run(&["delete", "--force", &id]).ok();
         }
         let left = traces(&rt, &b, &id);
         assert!(left.is_empty(), "{id}: {left:?}");
     }
     eprintln!("{KILLS} kills over {span} µs: {none} left no container, {whole} a deletable one");
-    assert!(none > 0 && whole > 0, "the kills missed a window: {none} / {whole}");
+    assert!(
+        none > 0 && whole > 0,
+        "the kills missed a window: {none} / {whole}"
+    );
 }

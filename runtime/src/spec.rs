@@ -136,8 +136,8 @@ pub fn parse(raw: &[u8]) -> Result<Spec, (String, String)> {
         if path.starts_with("process.capabilities") {
             // oci-spec's message for an unknown name is cryptic: name it.
             if let Ok(v) = serde_json::from_slice::<serde_json::Value>(raw) {
-                if let Err(c) = crate::container::capabilities::check_spec_names(&v) {
-                    return (path, c.to_string());
+                if let Some(msg) = unknown_capability(&v) {
+                    return (path, msg);
                 }
             }
         }
@@ -145,6 +145,28 @@ pub fn parse(raw: &[u8]) -> Result<Spec, (String, String)> {
     })?;
     de.end().map_err(|e| (".".to_string(), e.to_string()))?;
     Ok(spec)
+}
+
+/// The first name under `process.capabilities` that oci-spec does not
+/// know, as a message naming its set (oci-spec's own is cryptic).
+fn unknown_capability(config: &serde_json::Value) -> Option<String> {
+    let sets = config.pointer("/process/capabilities")?.as_object()?;
+    for (set, names) in sets {
+        for name in names.as_array().into_iter().flatten() {
+            let name = name.as_str().unwrap_or_default();
+            let canonical = caps::to_canonical(name);
+            let known = canonical
+                .trim_start_matches("CAP_")
+                .parse::<oci_spec::runtime::Capability>()
+                .is_ok();
+            if !known {
+                return Some(format!(
+                    "unknown capability {name:?} in process.capabilities.{set}"
+                ));
+            }
+        }
+    }
+    None
 }
 
 fn display_path(p: &str) -> String {
@@ -767,6 +789,22 @@ mod tests {
             err.starts_with("linux.namespaces[1].type: unknown variant"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_unknown_capability_is_named_with_its_set() {
+        let raw = with(|v| {
+            v["process"]["capabilities"] = serde_json::json!({
+                "bounding": ["CAP_CHOWN", "cap_net_raw"], "effective": ["CAP_FOO"]})
+        });
+        let err = check(&raw).unwrap_err();
+        assert_eq!(
+            err,
+            "process.capabilities.effective[0]: unknown capability \"CAP_FOO\" in process.capabilities.effective"
+        );
+        let raw =
+            with(|v| v["process"]["capabilities"] = serde_json::json!({"bounding": ["net_raw"]}));
+        check(&raw).unwrap();
     }
 
     #[test]

@@ -20,8 +20,8 @@
 //! but rejects a name it does not know **while parsing config.json**: the
 //! whole config fails with `no variant for CAP_FOO (converted to FOO)`. runc
 //! warns and ignores such names instead. To give a clear error that names the
-//! set, the spec loader can call [`check_spec_names`] on the raw JSON before
-//! the typed parse. Names oci-spec knows (0–40) but the running kernel does
+//! set, the spec loader (`crate::spec`) looks at the raw JSON when that
+//! parse fails. Names oci-spec knows (0–40) but the running kernel does
 //! not (number > `cap_last_cap`) are skipped by [`plan`] with a warning, as
 //! runc does.
 //!
@@ -138,33 +138,6 @@ pub fn parse_name(name: &str) -> Result<u8, CapError> {
             name: name.to_string(),
             set: None,
         })
-}
-
-/// Checks the names under `process.capabilities` of a raw config.json before
-/// oci-spec parses it, so an unknown name gets an error that names the set.
-pub fn check_spec_names(config: &serde_json::Value) -> Result<(), CapError> {
-    let Some(sets) = config
-        .pointer("/process/capabilities")
-        .and_then(|c| c.as_object())
-    else {
-        return Ok(());
-    };
-    for (set, names) in sets {
-        for name in names.as_array().into_iter().flatten() {
-            let name = name.as_str().unwrap_or_default();
-            let known = oci_spec::runtime::Capability::from_str(
-                caps::to_canonical(name).trim_start_matches("CAP_"),
-            )
-            .is_ok();
-            if !known {
-                return Err(CapError::UnknownName {
-                    name: name.to_string(),
-                    set: Some(set.clone()),
-                });
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Reads `/proc/sys/kernel/cap_last_cap` (call it before `/proc` changes,
@@ -474,23 +447,5 @@ mod tests {
         assert_eq!(msg, "unknown capability \"CAP_FOO\"");
         assert_eq!(name(40), "CAP_CHECKPOINT_RESTORE");
         assert_eq!(name(50), "cap_50");
-
-        let config = json!({"process": {"capabilities": {
-            "bounding": ["CAP_CHOWN", "cap_net_raw"], "effective": ["CAP_FOO"]}}});
-        let msg = check_spec_names(&config).unwrap_err().to_string();
-        assert_eq!(
-            msg,
-            "unknown capability \"CAP_FOO\" in process.capabilities.effective"
-        );
-        // ... which is what oci-spec would otherwise reject, less clearly:
-        let parsed =
-            serde_json::from_value::<LinuxCapabilities>(config["process"]["capabilities"].clone());
-        assert!(parsed
-            .unwrap_err()
-            .to_string()
-            .contains("no variant for CAP_FOO"));
-        check_spec_names(&json!({"process": {"capabilities": {"bounding": ["CAP_CHOWN"]}}}))
-            .unwrap();
-        check_spec_names(&json!({"process": {}})).unwrap();
     }
 }
