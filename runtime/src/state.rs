@@ -509,21 +509,9 @@ mod tests {
     fn save_is_atomic_and_loads_back() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::new(tmp.path().to_path_buf());
-        let state = State {
-            id: "c".into(),
-            pid: 1,
-            pid_start: 2,
-            bundle: "/b".into(),
-            rootfs: "/b/rootfs".into(),
-            created: now_rfc3339(),
-            owner: "root".into(),
-            annotations: HashMap::new(),
-            cgroup: None,
-            network: None,
-            started: false,
-            host_mounts: false,
-        };
+        let mut state = state("c");
         let dir = store.create(&state).unwrap();
+        (state.pid, state.pid_start) = (1, 2);
         dir.save(&state).unwrap();
         assert!(!dir.file("state.tmp").exists());
         let back = dir.load().unwrap();
