@@ -311,6 +311,18 @@ fn validate_linux(spec: &Spec, linux: &Linux) -> Result<(), SpecError> {
     for key in linux.sysctl().iter().flat_map(|s| s.keys()) {
         check_sysctl(key, &ns)?;
     }
+    for (key, field, value) in [
+        ("kernel.hostname", "hostname", spec.hostname()),
+        ("kernel.domainname", "domainname", spec.domainname()),
+    ] {
+        let set = value.as_deref().is_some_and(|v| !v.is_empty());
+        if set && linux.sysctl().as_ref().is_some_and(|s| s.contains_key(key)) {
+            return Err(invalid(
+                format!("linux.sysctl.{key}"),
+                format!("conflicts with {field}: set one of them"),
+            ));
+        }
+    }
     let propagation = linux.rootfs_propagation().as_deref().unwrap_or_default();
     const PROPAGATIONS: &[&str] = &[
         "",

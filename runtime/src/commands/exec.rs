@@ -155,9 +155,10 @@ pub fn build_process(spec: &Spec, o: &ExecOptions) -> Result<ValidProcess, ExecE
     let mut p = spec.process().clone().unwrap_or_default();
     p.set_args(Some(o.args.clone()));
     p.set_terminal(Some(o.tty));
-    let mut env = p.env().clone().unwrap_or_default();
-    env.extend(o.env.iter().cloned());
-    p.set_env(Some(env));
+    p.set_env(Some(with_env(
+        p.env().as_deref().unwrap_or_default(),
+        &o.env,
+    )));
     if let Some(cwd) = &o.cwd {
         p.set_cwd(cwd.clone());
     }
@@ -167,6 +168,20 @@ pub fn build_process(spec: &Spec, o: &ExecOptions) -> Result<ValidProcess, ExecE
     }
     add_caps(&mut p, &o.caps)?;
     Ok(spec::validate_process(p, "exec", "")?)
+}
+
+/// `--env NAME=value` replaces the container's `NAME` (as runc does),
+/// and adds it when there is none.
+fn with_env(base: &[String], extra: &[String]) -> Vec<String> {
+    let name = |e: &str| e.split('=').next().unwrap_or_default().to_string();
+    let mut env: Vec<String> = base.to_vec();
+    for e in extra {
+        match env.iter().position(|b| name(b) == name(e)) {
+            Some(i) => env[i] = e.clone(),
+            None => env.push(e.clone()),
+        }
+    }
+    env
 }
 
 fn read_process_file(path: &std::path::Path) -> Result<Process, ExecError> {
@@ -224,4 +239,20 @@ fn add_caps(p: &mut Process, names: &[String]) -> Result<(), ExecError> {
     }
     p.set_capabilities(Some(caps));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_flags_replace_and_add() {
+        let base = [
+            "PATH=/bin".to_string(),
+            "A=1".to_string(),
+            "B=2".to_string(),
+        ];
+        let extra = ["A=x".to_string(), "C=3".to_string(), "A=y".to_string()];
+        assert_eq!(with_env(&base, &extra), ["PATH=/bin", "A=y", "B=2", "C=3"]);
+    }
 }

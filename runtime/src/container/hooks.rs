@@ -1,5 +1,5 @@
-//! OCI hooks: each runs with its `path`, `args` and `env` (nothing
-//! inherited), the container state JSON on stdin, and an optional
+//! OCI hooks: each runs with its `path`, `args` and `env` (rtctr's own
+//! environment when it has none), the container state JSON on stdin, and an optional
 //! `timeout` in seconds after which it is killed.
 
 use std::io::{self, Read, Write};
@@ -94,9 +94,12 @@ fn spawn(hook: &Hook, state_json: &[u8]) -> io::Result<std::process::Child> {
         std::os::unix::process::CommandExt::arg0(&mut cmd, argv0);
         cmd.args(rest);
     }
-    cmd.env_clear();
-    for e in hook.env().as_deref().unwrap_or_default() {
-        if let Some((k, v)) = e.split_once('=') {
+    // Without `env` a hook inherits rtctr's environment (PATH and all), as
+    // with runc and crun; hooks in the wild rely on it. With `env`, it gets
+    // exactly that.
+    if let Some(env) = hook.env() {
+        cmd.env_clear();
+        for (k, v) in env.iter().filter_map(|e| e.split_once('=')) {
             cmd.env(k, v);
         }
     }
@@ -181,6 +184,30 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(&out).unwrap(),
             "{\"id\":\"x\"} sh bar \n"
+        );
+    }
+
+    #[test]
+    fn a_hook_without_env_inherits_rtctrs() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("path");
+        let h = hook(serde_json::json!({
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("echo \"$PATH\" > {}", out.display())]
+        }));
+        run("poststop", &h, b"{}").unwrap();
+        let path = std::env::var("PATH").unwrap();
+        assert_eq!(std::fs::read_to_string(&out).unwrap().trim(), path);
+        // "env": [] is an empty environment.
+        let h = hook(serde_json::json!({
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("echo \"[$PATH]\" > {}", out.display())],
+            "env": []
+        }));
+        run("poststop", &h, b"{}").unwrap();
+        assert_ne!(
+            std::fs::read_to_string(&out).unwrap().trim(),
+            format!("[{path}]")
         );
     }
 

@@ -223,6 +223,10 @@ pub fn run_init(plan: &Plan, state_dir: &Path, chan: &Channel) -> Result<Infalli
     network::bind_files(state_dir, root.fd.as_fd())?;
     run_hooks(plan, "createContainer", state_json.as_bytes())?;
     set_names(&plan.config.spec)?;
+    if plan.ns.creates(LinuxNamespaceType::Network) {
+        // As runc and crun: 127.0.0.1 works in a new network namespace.
+        crate::sys::net::set_up("lo").map_err(sys_io("bring up the loopback lo"))?;
+    }
     rootfs::sysctl(&plan.config.linux)?;
     set_oom_score_adj(&plan.config.process)?;
     rootfs::protect_paths(&plan.config.spec, root.fd.as_fd())?;
@@ -247,8 +251,10 @@ pub fn run_tenant(
     console: Option<BorrowedFd<'_>>,
     chan: &Channel,
 ) -> Result<Infallible, InitError> {
+    // A session (and process group) of its own, inside the container's
+    // pid namespace, as the init has (getpgrp() would be 0 otherwise).
+    nix::unistd::setsid().map_err(sys("setsid"))?;
     if let Some(console) = console {
-        nix::unistd::setsid().map_err(sys("setsid"))?;
         let root = File::open("/").map_err(sys_io("open /"))?;
         let pty = terminal::open_in_root(root.as_fd(), setup.process)?;
         terminal::hand_over(pty, console)?;

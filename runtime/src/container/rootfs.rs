@@ -86,7 +86,7 @@ fn prepare(linux: &Linux, rootfs: &Path) -> Result<Root, RootfsError> {
         propagation | MsFlags::MS_REC,
         None::<&str>,
     )
-    .map_err(|e| root_err(Path::new("/"), "set propagation")(nix_io(e)))?;
+    .map_err(|e| root_err(Path::new("/"), "mount: set the propagation of /")(nix_io(e)))?;
     make_parent_private(rootfs)?;
     mount(
         Some(rootfs),
@@ -95,7 +95,7 @@ fn prepare(linux: &Linux, rootfs: &Path) -> Result<Root, RootfsError> {
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None::<&str>,
     )
-    .map_err(|e| root_err(rootfs, "bind onto itself")(nix_io(e)))?;
+    .map_err(|e| root_err(rootfs, "mount --rbind onto itself")(nix_io(e)))?;
     let fd: OwnedFd = File::open(rootfs).map_err(root_err(rootfs, "open"))?.into();
     Ok(Root {
         path: rootfs.to_path_buf(),
@@ -125,7 +125,7 @@ fn make_parent_private(rootfs: &Path) -> Result<(), RootfsError> {
                 MsFlags::MS_PRIVATE,
                 None::<&str>,
             )
-            .map_err(|e| root_err(&m.mount_point, "make private")(nix_io(e)))?;
+            .map_err(|e| root_err(&m.mount_point, "mount --make-private")(nix_io(e)))?;
         }
     }
     Ok(())
@@ -390,8 +390,9 @@ fn pivot(root: &Root) -> Result<(), RootfsError> {
         MsFlags::MS_SLAVE | MsFlags::MS_REC,
         None::<&str>,
     )
-    .map_err(|e| root_err(p, "make old root a slave")(nix_io(e)))?;
-    umount2(".", MntFlags::MNT_DETACH).map_err(|e| root_err(p, "unmount old root")(nix_io(e)))?;
+    .map_err(|e| root_err(p, "mount --make-rslave the old root")(nix_io(e)))?;
+    umount2(".", MntFlags::MNT_DETACH)
+        .map_err(|e| root_err(p, "umount the old root")(nix_io(e)))?;
     nix::unistd::chdir("/").map_err(|e| root_err(p, "chdir /")(nix_io(e)))?;
     Ok(())
 }
@@ -401,7 +402,7 @@ fn move_root(root: &Root) -> Result<(), RootfsError> {
     let p = &root.path;
     nix::unistd::fchdir(root.fd.as_fd()).map_err(|e| root_err(p, "chdir")(nix_io(e)))?;
     mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
-        .map_err(|e| root_err(p, "move to /")(nix_io(e)))?;
+        .map_err(|e| root_err(p, "mount --move to /")(nix_io(e)))?;
     nix::unistd::chroot(".").map_err(|e| root_err(p, "chroot")(nix_io(e)))?;
     nix::unistd::chdir("/").map_err(|e| root_err(p, "chdir /")(nix_io(e)))?;
     Ok(())
@@ -410,7 +411,7 @@ fn move_root(root: &Root) -> Result<(), RootfsError> {
 /// `root.readonly`: remount `/` read-only (after the pivot).
 fn readonly_root() -> Result<(), RootfsError> {
     mounts::remount_bind(Path::new("/"), MsFlags::MS_RDONLY)
-        .map_err(root_err(Path::new("/"), "remount read-only"))
+        .map_err(root_err(Path::new("/"), "mount -o remount,ro"))
 }
 
 /// Step 1, with or without a mount namespace of the container's own.

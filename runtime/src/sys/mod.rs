@@ -2,4 +2,5 @@
 //! rustix do not cover safely. Each wrapper is named after its syscall.
 
 pub mod mount;
+pub mod net;
 pub mod process;

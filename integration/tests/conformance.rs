@@ -1,0 +1,147 @@
+//! Behaviours the spec or the peers' test suites expect, each checked from
+//! inside the container or on the host.
+
+use rtctr_integration::*;
+use serde_json::json;
+
+fn running(rt: &Rtctr, b: &Bundle, id: &str) {
+    rt.create(b, id, &[]).ok();
+    rt.run(&["start", id]).ok();
+    rt.wait_status(id, "running");
+}
+
+/// A new network namespace starts with `lo` down; runc and crun bring it
+/// up, and programs expect 127.0.0.1 to work.
+#[test]
+fn the_loopback_is_up_in_a_new_network_namespace() {
+    let Some(rt) = Rtctr::for_root_test() else {
+        return;
+    };
+    let b = Bundle::new(&[
+        "sh",
+        "-c",
+        "cat /sys/class/net/lo/flags; timeout 5 nc -l -p 7777 & \
+         for i in $(seq 100); do echo over-lo | nc 127.0.0.1 7777 && break; usleep 20000; done; wait",
+    ]);
+    let out = rt.run_bundle(&b, "lo").ok();
+    assert_eq!(out.stdout, "0x9\nover-lo\n", "{out:?}");
+}
+
+/// An exec'd process leads a session (and process group) of its own in the
+/// container's pid namespace, as the init does: with a process group
+/// outside the namespace, getpgrp() returned 0.
+#[test]
+fn an_exec_is_a_session_leader() {
+    let Some(rt) = Rtctr::for_root_test() else {
+        return;
+    };
+    let b = Bundle::new(&["sleep", "60"]);
+    running(&rt, &b, "sess");
+    let out = rt
+        .run(&[
+            "exec",
+            "sess",
+            "sh",
+            "-c",
+            "echo $$ $(cut -d' ' -f5,6 /proc/$$/stat)",
+        ])
+        .ok();
+    let f: Vec<&str> = out.stdout.split_whitespace().collect();
+    assert_eq!(f.len(), 3, "{out:?}");
+    assert!(
+        f[0] != "0" && f[1] == f[0] && f[2] == f[0],
+        "pid pgrp sid: {out:?}"
+    );
+    rt.run(&["delete", "--force", "sess"]).ok();
+}
+
+/// `exec --env NAME=value` replaces the container's NAME, as runc does
+/// (it was appended, and getenv found the config's value first).
+#[test]
+fn exec_env_replaces_the_containers_value() {
+    let Some(rt) = Rtctr::for_root_test() else {
+        return;
+    };
+    let mut b = Bundle::new(&["sleep", "60"]);
+    b.edit(|c| c["process"]["env"] = json!(["PATH=/bin", "FOO=from-config"]));
+    running(&rt, &b, "envr");
+    // The exec'd program's own environment, not a shell's rebuilt one.
+    let out = rt
+        .run(&[
+            "exec",
+            "--env",
+            "FOO=from-flag",
+            "--env",
+            "BAR=new",
+            "envr",
+            "cat",
+            "/proc/self/environ",
+        ])
+        .ok();
+    let env: Vec<&str> = out.stdout.split('\0').filter(|e| !e.is_empty()).collect();
+    let foo: Vec<&&str> = env.iter().filter(|e| e.starts_with("FOO=")).collect();
+    assert_eq!(foo, [&"FOO=from-flag"], "{env:?}");
+    assert!(env.contains(&"BAR=new"), "{env:?}");
+    rt.run(&["delete", "--force", "envr"]).ok();
+}
+
+/// A hook without `env` inherits rtctr's environment (runc and crun do;
+/// hooks in the wild need PATH); with `env` it gets exactly that.
+#[test]
+fn a_hook_without_env_inherits_the_runtimes() {
+    let Some(rt) = Rtctr::for_root_test() else {
+        return;
+    };
+    let mut b = Bundle::new(&["true"]);
+    let (inherit, given) = (b.path().join("inherit"), b.path().join("given"));
+    let script =
+        |out: &std::path::Path| format!("echo \"[$PATH][$RTCTR_HOOK_TEST]\" > {}", out.display());
+    b.edit(|c| {
+        c["hooks"] = json!({"createRuntime": [
+            {"path": "/bin/sh", "args": ["sh", "-c", script(&inherit)]},
+            {"path": "/bin/sh", "args": ["sh", "-c", script(&given)], "env": ["RTCTR_HOOK_TEST=given"]}
+        ]})
+    });
+    let out = rt
+        .cmd()
+        .env("PATH", "/usr/bin:/bin:/rtctr-test-marker")
+        .env("RTCTR_HOOK_TEST", "inherited")
+        .args(["run", "--bundle"])
+        .arg(b.path())
+        .arg("henv")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap();
+    assert_eq!(
+        read(&inherit),
+        "[/usr/bin:/bin:/rtctr-test-marker][inherited]\n"
+    );
+    assert!(read(&given).ends_with("[given]\n"), "{}", read(&given));
+    assert!(!read(&given).contains("rtctr-test-marker"));
+}
+
+/// `delete --force` of a container whose cgroup someone froze from outside
+/// failed with EBUSY: it thaws, kills and removes it.
+#[test]
+fn delete_force_removes_a_container_frozen_from_outside() {
+    let Some(rt) = Rtctr::for_root_test() else {
+        return;
+    };
+    let b = Bundle::new(&["sleep", "60"]);
+    running(&rt, &b, "frozen");
+    let dirs = expected_cgroup_dirs("frozen", None);
+    let freezer = dirs
+        .iter()
+        .find(|d| d.join("freezer.state").exists() || d.join("cgroup.freeze").exists())
+        .expect("a freezer");
+    if freezer.join("freezer.state").exists() {
+        std::fs::write(freezer.join("freezer.state"), "FROZEN").unwrap();
+    } else {
+        std::fs::write(freezer.join("cgroup.freeze"), "1").unwrap();
+    }
+    rt.wait_status("frozen", "paused");
+    let out = rt.run(&["delete", "--force", "frozen"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(dirs.iter().all(|d| !d.exists()), "a cgroup stayed");
+}
