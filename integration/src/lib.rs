@@ -617,7 +617,7 @@ fn kill(pid: i64) {
 }
 
 /// Kills what is in a leftover cgroup directory and removes it.
-fn remove_cgroup(dir: &Path) {
+pub fn remove_cgroup(dir: &Path) {
     let pids: Vec<i64> = std::fs::read_to_string(dir.join("cgroup.procs"))
         .unwrap_or_default()
         .lines()

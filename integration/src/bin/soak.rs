@@ -1037,7 +1037,10 @@ impl Lc<'_> {
     /// A new container id of this lifecycle (noted for the batch check).
     fn id(&mut self) -> String {
         self.n_ids += 1;
-        let id = format!("{}-{}-{}", self.soak.tag, self.info.index, self.n_ids);
+        let id = match self.info.index {
+            SETUP => format!("{}-setup-{}", self.soak.tag, self.n_ids),
+            i => format!("{}-{i}-{}", self.soak.tag, self.n_ids),
+        };
         self.note(&id);
         id
     }
@@ -2381,6 +2384,8 @@ impl Soak {
                 !left(&host)
             });
         }
+        // Each leftover is counted, then removed where the soak can (so it
+        // is not found again, and the host is clean at the end).
         for name in host.entries.iter().filter(|n| Some(n.as_str()) != keep) {
             let id = temp_id(name).unwrap_or(name);
             let path = self.root().join(name);
@@ -2390,11 +2395,21 @@ impl Soak {
                 &path.display().to_string(),
                 "after the sweep",
             );
+            let _ = std::fs::remove_dir_all(&path);
         }
         for (id, info) in &ids {
             for (kind, what) in self.traces_now(id, &host) {
                 if kind != Leak::State {
                     self.leak(kind, Some(info), &what, "after the sweep");
+                }
+                if kind == Leak::Cgroup {
+                    remove_cgroup(Path::new(&what));
+                }
+                if kind == Leak::Veth {
+                    let _ = Command::new("ip")
+                        .args(["link", "del", &host_veth_name(id)])
+                        .stderr(Stdio::null())
+                        .status();
                 }
             }
         }
@@ -2545,18 +2560,22 @@ impl Soak {
             }
         };
         let keeper_pid = keeper.proc.pid();
-        if let Err(e) = self.calibrate() {
-            eprintln!("soak: calibration (create/start/exec/delete/run) failed: {e}");
-            self.check(Some(keeper_pid));
-            return 1;
-        }
+        let calibrated = self.calibrate();
         self.check(Some(keeper_pid));
         let timing: BTreeMap<_, _> = self.timing.lock().unwrap().clone().into_iter().collect();
         println!("measured verbs (kill points are fractions of these): {timing:?}");
         let me = i64::from(std::process::id());
         let fds_soak = fd_count(me).unwrap_or(0);
         let fds_keeper = fd_count(keeper_pid).unwrap_or(0);
-        let end = o.start + o.lifecycles;
+        // Without a working create/start/exec/delete/run there is nothing
+        // to soak: straight to the end.
+        let end = match &calibrated {
+            Ok(()) => o.start + o.lifecycles,
+            Err(e) => {
+                eprintln!("soak: calibration (create/start/exec/delete/run) failed: {e}");
+                o.start
+            }
+        };
         let mut batch_start = o.start;
         let mut batch_t = Instant::now();
         for i in o.start..end {
@@ -2631,13 +2650,18 @@ impl Soak {
                 &fd_list(me),
             );
         }
-        self.summary(
+        let _ = std::fs::remove_dir_all(shared_rootfs());
+        let code = self.summary(
             t0.elapsed(),
             fds_soak,
             fds_soak_end,
             fds_keeper,
             keeper_fds_end,
-        )
+        );
+        match calibrated {
+            Ok(()) => code,
+            Err(_) => 1,
+        }
     }
 
     fn summary(
