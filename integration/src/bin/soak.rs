@@ -28,11 +28,17 @@
 //! every id used (every hierarchy), mounts under the soak's directories,
 //! host veths of every id and ports on the soak's bridge, leases of the
 //! soak's network, nftables rules naming its containers, zombies whose
-//! parent is the soak, and processes whose command line names the state
-//! root or the soak's marker. One long-running foreground `rtctr run`
-//! (the keeper) lives through the whole soak: its descriptor count (and
-//! the soak's own) must not grow. Prints `N passed, N failed` and the leak
-//! counts; exits 1 if anything failed or leaked.
+//! parent is the soak, processes whose command line names the state root
+//! or the soak's marker, and live orphans the soak adopted. One
+//! long-running foreground `rtctr run` (the keeper) lives through the
+//! whole soak: its descriptor count (and the soak's own) must not grow.
+//! Prints `N passed, N failed` and the leak counts; exits 1 if anything
+//! failed or leaked.
+//!
+//! The soak is two processes: a subreaper that only reaps (as a container
+//! engine's shim does: orphaned container inits and whatever a killed
+//! rtctr leaves come to it), and its child, the worker, which does the
+//! rest (see [`reaper`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -553,6 +559,20 @@ fn wait_readable(fd: std::os::fd::BorrowedFd<'_>, timeout: Duration) -> bool {
             Err(_) => return false,
         }
     }
+}
+
+/// Waits until `a` or `b` is readable, or `timeout` passes.
+fn wait_either(a: std::os::fd::BorrowedFd<'_>, b: std::os::fd::BorrowedFd<'_>, timeout: Duration) {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let ts = Timespec {
+        tv_sec: timeout.as_secs() as i64,
+        tv_nsec: i64::from(timeout.subsec_nanos()),
+    };
+    let mut fds = [
+        PollFd::new(&a, PollFlags::IN),
+        PollFd::new(&b, PollFlags::IN),
+    ];
+    let _ = poll(&mut fds, Some(&ts));
 }
 
 /// Where a hung process and its children sleep.
@@ -1514,7 +1534,15 @@ fn sc_kill_create_window(lc: &mut Lc<'_>) -> R {
             }
             continue;
         }
-        wait_readable(ino.as_fd(), Duration::from_millis(100));
+        let left = deadline.saturating_duration_since(Instant::now());
+        wait_either(ino.as_fd(), p.pidfd.as_fd(), left);
+    }
+    if !seen && !wait_readable(p.pidfd.as_fd(), Duration::ZERO) {
+        let evidence = hang_evidence(p.pid());
+        let _ = p.kill();
+        return Err(format!(
+            "HANG: create of {id} made no <root>/{id} in {VERB_TIMEOUT:?} (window {window}); {evidence}"
+        ));
     }
     if window == "placed+" {
         std::thread::sleep(later);
