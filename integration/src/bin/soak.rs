@@ -28,7 +28,7 @@
 //! every id used (every hierarchy), mounts under the soak's directories,
 //! host veths of every id and ports on the soak's bridge, leases of the
 //! soak's network, nftables rules naming its containers, zombies whose
-//! parent is the soak, processes whose command line names the state root
+//! parent is the soak (or the keeper's rtctr), processes whose command line names the state root
 //! or the soak's marker, and live orphans the soak adopted. One
 //! long-running foreground `rtctr run` (the keeper) lives through the
 //! whole soak: its descriptor count (and the soak's own) must not grow.
@@ -2495,6 +2495,8 @@ impl Soak {
         wait_for(Duration::from_secs(2), || {
             zombies = zombie_children(me);
             zombies.extend(zombie_children(reaper_pid()));
+            // The keeper's rtctr is its container's subreaper.
+            zombies.extend(keeper_pid.map(zombie_children).unwrap_or_default());
             zombies.is_empty()
         });
         for z in zombies {
