@@ -1929,8 +1929,11 @@ fn sc_network(lc: &mut Lc<'_>) -> R {
         ip.starts_with(&soak.subnet) && lease["ports"][0]["host_port"] == port,
         || format!("lease of {id}: {lease}"),
     )?;
+    // The leak check finds veths by this name: it must be rtctr's.
     let veth = host_veth_name(&id);
-    expect(link_exists(&veth), || format!("no host veth {veth}"))?;
+    expect(lease["veth"] == veth.as_str() && link_exists(&veth), || {
+        format!("host veth {veth} of {id}: lease {lease}")
+    })?;
     let rules = nft_rules_mentioning(&format!("ctr={id}\""));
     expect(
         rules.iter().any(|r| r.contains(&format!("dport {port}"))),
