@@ -302,6 +302,29 @@ impl Rtctr {
         }
     }
 
+    /// `rtctr network ARGS`, with this test's network state dir.
+    pub fn network(&self, args: &[&str]) -> Out {
+        let o = self
+            .cmd()
+            .arg("network")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        Out::from(o)
+    }
+
+    /// The leases of network `name` (`network inspect`): objects with
+    /// `container`, `ip`, `veth`, `ports`; `None` if inspect fails.
+    pub fn leases(&self, name: &str) -> Option<Vec<Value>> {
+        let out = self.network(&["inspect", name]);
+        if out.code != 0 {
+            return None;
+        }
+        let v: Value = serde_json::from_str(&out.stdout).ok()?;
+        v["leases"].as_array().cloned()
+    }
+
     /// Ids in the state root.
     pub fn ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = std::fs::read_dir(self.root.path())
@@ -547,7 +570,7 @@ impl Drop for Rtctr {
 }
 
 /// Polls `done` every 20 ms until it holds (true) or `timeout` passes (false).
-fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+pub fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
         if done() {
@@ -594,7 +617,7 @@ fn kill(pid: i64) {
 }
 
 /// Kills what is in a leftover cgroup directory and removes it.
-fn remove_cgroup(dir: &Path) {
+pub fn remove_cgroup(dir: &Path) {
     let pids: Vec<i64> = std::fs::read_to_string(dir.join("cgroup.procs"))
         .unwrap_or_default()
         .lines()
@@ -737,17 +760,26 @@ pub fn expected_cgroup_dirs(id: &str, cgroups_path: Option<&str>) -> Vec<PathBuf
 
 /// Is any process alive whose command line mentions `needle`?
 pub fn process_with_arg(needle: &str) -> bool {
+    !pids_with_arg(needle).is_empty()
+}
+
+/// The pids in /proc (processes, not threads).
+fn pids() -> Vec<i64> {
     std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .chars()
-                .all(|c| c.is_ascii_digit())
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
         })
-        .any(|e| {
-            std::fs::read(e.path().join("cmdline"))
+        .unwrap_or_default()
+}
+
+/// Processes whose command line mentions `needle` (zombies have none).
+pub fn pids_with_arg(needle: &str) -> Vec<i64> {
+    pids()
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
                 .map(|c| {
                     String::from_utf8_lossy(&c)
                         .replace('\0', " ")
@@ -755,6 +787,66 @@ pub fn process_with_arg(needle: &str) -> bool {
                 })
                 .unwrap_or(false)
         })
+        .collect()
+}
+
+/// Children of `ppid` that are zombies (exited, not reaped).
+pub fn zombie_children(ppid: i64) -> Vec<i64> {
+    pids()
+        .into_iter()
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // After the command: state, ppid.
+            let mut after = stat
+                .rsplit_once(')')
+                .map_or("", |(_, a)| a)
+                .split_whitespace();
+            let state = after.next();
+            let parent = after.next().and_then(|p| p.parse::<i64>().ok());
+            state == Some("Z") && parent == Some(ppid)
+        })
+        .collect()
+}
+
+/// How many descriptors `pid` has open.
+pub fn fd_count(pid: i64) -> Option<usize> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()
+        .map(|d| d.count())
+}
+
+/// The host end of the veth pair rtctr's network makes for container
+/// `id`: `rv` + 10 hex digits of FNV-1a(id) (hooks/src/network/addr.rs).
+pub fn host_veth_name(id: &str) -> String {
+    let h = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("rv{:010x}", h & 0xff_ffff_ffff)
+}
+
+/// Whether the network interface `name` exists (in this netns).
+pub fn link_exists(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
+}
+
+/// Lines of `nft list ruleset` that contain `needle` (every rule of
+/// rtctr's table carries a comment `rtctr net=<name>` or
+/// `rtctr net=<name> ctr=<id>`). Empty when nft is missing.
+pub fn nft_rules_mentioning(needle: &str) -> Vec<String> {
+    Command::new("nft")
+        .args(["list", "ruleset"])
+        .stdin(Stdio::null())
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter(|l| l.contains(needle))
+                .map(|l| l.trim().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Is a pid alive (not a zombie)?
@@ -805,6 +897,24 @@ mod tests {
         assert_eq!(bundle_arg(&["create", "-b", "/c", "id"]), Some("/c".into()));
         assert_eq!(bundle_arg(&["run", "--bundle=/e", "id"]), Some("/e".into()));
         assert_eq!(bundle_arg(&["run", "id"]), None);
+    }
+
+    #[test]
+    fn host_veth_name_is_the_hooks_name() {
+        // FNV-1a 64 of "abc" is 0xe71fa2190541574b.
+        assert_eq!(host_veth_name("abc"), "rv190541574b");
+        assert_eq!(host_veth_name("a-long-container-id").len(), 12);
+    }
+
+    #[test]
+    fn zombies_and_descriptors_of_a_process() {
+        let me = i64::from(std::process::id());
+        assert!(fd_count(me).is_some_and(|n| n >= 3));
+        let mut child = Command::new("true").spawn().unwrap();
+        let pid = i64::from(child.id());
+        assert!(wait_for(GRACE, || zombie_children(me).contains(&pid)));
+        child.wait().unwrap();
+        assert!(!zombie_children(me).contains(&pid));
     }
 
     #[test]

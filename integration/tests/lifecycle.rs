@@ -303,3 +303,153 @@ fn json_log_holds_exactly_one_error_object() {
         .contains("executable file not found"));
     assert!(v["time"].as_str().unwrap().ends_with('Z'));
 }
+
+/// The first line `out` gives within `secs` seconds.
+fn first_line(out: &mut std::process::ChildStdout, secs: i64) -> Option<String> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    use std::io::Read;
+    let mut got = Vec::new();
+    while !got.contains(&b'\n') {
+        let ts = Timespec {
+            tv_sec: secs,
+            tv_nsec: 0,
+        };
+        let mut fds = [PollFd::new(&*out, PollFlags::IN)];
+        if poll(&mut fds, Some(&ts)).ok()? == 0 {
+            return None;
+        }
+        let mut buf = [0u8; 256];
+        match out.read(&mut buf).ok()? {
+            0 => return None,
+            n => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&got)
+        .lines()
+        .next()
+        .map(str::to_string)
+}
+
+/// A foreground `run` forwards SIGTERM, SIGINT and SIGHUP to the
+/// container and never swallows them: a container that traps each exits
+/// with a code naming it (100+N), and that is run's exit status.
+#[test]
+fn run_forwards_term_int_and_hup_to_the_container() {
+    use rustix::process::{kill_process, Pid, Signal};
+    let Some(rt) = Rtctr::for_root_test() else {
+        return;
+    };
+    let b = Bundle::new(&[
+        "sh",
+        "-c",
+        "trap 'exit 115' TERM; trap 'exit 102' INT; trap 'exit 101' HUP; \
+         echo ready; while :; do sleep 1 & wait $!; done",
+    ]);
+    for (sig, code) in [(Signal::TERM, 115), (Signal::INT, 102), (Signal::HUP, 101)] {
+        let id = format!("fwd{code}");
+        let mut child = rt
+            .cmd()
+            .args(["run", "--bundle", b.path().to_str().unwrap(), &id])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = child.stdout.take().unwrap();
+        // Signalled once its traps are set.
+        assert_eq!(
+            first_line(&mut out, 10).as_deref(),
+            Some("ready"),
+            "{sig:?}"
+        );
+        let pid = Pid::from_raw(child.id() as i32).unwrap();
+        kill_process(pid, sig).unwrap();
+        let mut status = None;
+        let exited = wait_for(std::time::Duration::from_secs(10), || {
+            status = child.try_wait().unwrap();
+            status.is_some()
+        });
+        if !exited {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("run did not end within 10 s of {sig:?}: the signal was swallowed");
+        }
+        assert_eq!(status.unwrap().code(), Some(code), "{sig:?}");
+        assert!(rt.ids().is_empty(), "{sig:?}: {:?}", rt.ids());
+    }
+}
+
+/// 64 parallel creates of distinct ids all succeed (and 64 parallel
+/// deletes); 16 parallel creates of one id have exactly one winner, which
+/// the losers leave intact: created, its init alive in its cgroups,
+/// started as any other.
+#[test]
+fn parallel_creates_distinct_ids_all_succeed_one_id_has_one_intact_winner() {
+    let Some(rt) = Rtctr::for_root_test() else {
+        return;
+    };
+    let b = Bundle::new(&["sh", "-c", "echo won"]);
+    let ids: Vec<String> = (0..64)
+        .map(|i| format!("par{i}-{}", std::process::id()))
+        .collect();
+    let outs: Vec<Out> = std::thread::scope(|s| {
+        let handles: Vec<_> = ids
+            .iter()
+            .map(|id| s.spawn(|| rt.create(&b, id, &[])))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let failed: Vec<&Out> = outs.iter().filter(|o| o.code != 0).collect();
+    assert!(failed.is_empty(), "{} failed: {failed:?}", failed.len());
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(rt.ids(), want);
+    let list = rt.run(&["list", "--format", "json"]).ok();
+    let list: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+    let created = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "created")
+        .count();
+    assert_eq!(created, 64, "{list}");
+    let outs: Vec<Out> = std::thread::scope(|s| {
+        let handles: Vec<_> = ids
+            .iter()
+            .map(|id| s.spawn(|| rt.run(&["delete", id])))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(outs.iter().all(|o| o.code == 0), "{outs:?}");
+    assert!(rt.ids().is_empty(), "{:?}", rt.ids());
+
+    // One id, 16 at once (their containers' stdout is one file: only the
+    // winner's init prints there, once started).
+    let id = format!("one-{}", std::process::id());
+    let outs: Vec<Out> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..16)
+            .map(|_| s.spawn(|| rt.create(&b, &id, &[])))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(outs.iter().filter(|o| o.code == 0).count(), 1, "{outs:?}");
+    for o in outs.iter().filter(|o| o.code != 0) {
+        assert!(o.stderr.contains("already exists"), "{o:?}");
+    }
+    let st = rt.state(&id).unwrap();
+    assert_eq!(st["status"], "created", "{st}");
+    let pid = st["pid"].as_i64().unwrap();
+    assert!(pid_alive(pid));
+    for dir in expected_cgroup_dirs(&id, None) {
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
+        assert!(
+            procs.lines().any(|l| l.trim() == pid.to_string()),
+            "the winner's init {pid} is not in {}: {procs:?}",
+            dir.display()
+        );
+    }
+    rt.run(&["start", &id]).ok();
+    rt.wait_status(&id, "stopped");
+    assert_eq!(Rtctr::output_of(&b, &id), "won\n");
+    rt.run(&["delete", &id]).ok();
+    assert!(rt.ids().is_empty());
+}
