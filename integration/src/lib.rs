@@ -869,6 +869,32 @@ pub fn host_mounts_mention(path: &Path) -> bool {
         .contains(path.to_str().unwrap())
 }
 
+/// As a subreaper (a container engine's shim is one), reaps every child as
+/// soon as it exits until `child` does: returns its exit code (128+N for
+/// signal N) and how many other processes were reaped.
+pub fn reap_until(child: i32) -> (i32, u64) {
+    use rustix::process::{wait, WaitOptions};
+    let mut orphans = 0u64;
+    loop {
+        match wait(WaitOptions::empty()) {
+            Ok(Some((pid, status))) if pid.as_raw_nonzero().get() == child => {
+                let code = match (status.exit_status(), status.terminating_signal()) {
+                    (Some(code), _) => code,
+                    (None, Some(sig)) => 128 + sig,
+                    _ => 1,
+                };
+                return (code, orphans);
+            }
+            Ok(_) => orphans += 1,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => {
+                eprintln!("waitpid: {e}");
+                return (1, orphans);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

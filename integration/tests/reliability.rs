@@ -349,3 +349,81 @@ fn a_create_killed_at_any_instant_leaves_nothing_or_a_deletable_container() {
         "the kills missed a window: {none} / {whole}"
     );
 }
+
+/// Found by the soak: a `start` killed after it wrote the exec fifo left a
+/// running container that `state` called "created", that `start` said had
+/// no init, and that a plain `delete` killed. The status now comes from the
+/// init itself (its name until it execs the program).
+#[test]
+fn a_start_killed_after_releasing_the_init_leaves_a_running_container() {
+    let Some(rt) = Rtctr::for_root_test() else {
+        return;
+    };
+    let b = Bundle::new(&["sh", "-c", "echo started; exec sleep 3600"]);
+    rt.create(&b, "half", &[]).ok();
+    assert_eq!(rt.status("half").as_deref(), Some("created"));
+    // What a start killed right after its write leaves: the byte written,
+    // nothing else done.
+    let fifo = rt.root.path().join("half/exec.fifo");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&fifo)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"0"))
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while Rtctr::output_of(&b, "half") != "started\n" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the program never ran"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    rt.wait_status("half", "running");
+    let out = rt.run(&["start", "half"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("it is running"), "{out:?}");
+    let out = rt.run(&["delete", "half"]);
+    assert_eq!(
+        out.code, 1,
+        "a plain delete must not kill a running container: {out:?}"
+    );
+    rt.run(&["delete", "--force", "half"]).ok();
+}
+
+/// Found by the soak: under a subreaper that reaps at once (containerd's
+/// shim, conmon), an init that failed early was reaped before `create` read
+/// its start time, and `create` said "read start time of init: ... /proc/N"
+/// instead of the init's own error.
+#[test]
+fn an_init_reaped_at_once_still_reports_its_own_error() {
+    let Some(rt) = Rtctr::for_root_test() else {
+        return;
+    };
+    let mut b = Bundle::new(&["true"]);
+    b.edit(|c| {
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/x", "type": "nosuchfs", "source": "none"}))
+    });
+    let reaper = env!("CARGO_BIN_EXE_reaper");
+    for i in 0..40 {
+        let out = std::process::Command::new(&reaper)
+            .arg(rtctr_bin())
+            .arg("--root")
+            .arg(rt.root.path())
+            .args(["create", "--bundle"])
+            .arg(b.path())
+            .arg(format!("reaped-{i}"))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{i}: {stderr}");
+        assert!(
+            stderr.contains("mounts[7]: mount /x: No such device"),
+            "{i}: {stderr}"
+        );
+    }
+    assert!(rt.ids().is_empty());
+}

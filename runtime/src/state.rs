@@ -3,8 +3,9 @@
 //! the `exec.fifo` that holds a created container's init until `start`.
 //!
 //! Status is never stored, it is derived: a dead (or reused) init pid is
-//! `stopped`; a live init with the fifo still present is `created`; a
-//! frozen cgroup is `paused`; otherwise `running`.
+//! `stopped`; a live init that has not exec'd the program yet (its `comm`
+//! is still [`INIT_COMM`]) is `created`; a frozen cgroup is `paused`;
+//! otherwise `running`.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -119,9 +120,6 @@ pub struct State {
     /// The network attachment made by the built-in hook, if any.
     #[serde(default)]
     pub network: Option<serde_json::Value>,
-    /// Set once `start` released the init.
-    #[serde(default)]
-    pub started: bool,
     /// The container has no mount namespace of its own: its mounts live
     /// in rtctr's and are unmounted at delete.
     #[serde(default)]
@@ -363,10 +361,10 @@ impl ContainerDir {
 
     /// Derives the status from the kernel (see the module doc).
     pub fn status(&self, state: &State) -> Status {
-        if !is_alive(state.pid, state.pid_start) {
+        let Some(comm) = live_comm(state.pid, state.pid_start) else {
             return Status::Stopped;
-        }
-        if !state.started && self.file(EXEC_FIFO).exists() {
+        };
+        if comm == INIT_COMM {
             return Status::Created;
         }
         if let Some(cg) = &state.cgroup {
@@ -378,16 +376,28 @@ impl ContainerDir {
     }
 }
 
+/// The name (`comm`) the container init carries from its start until it
+/// execs the container's program: the kernel's own record of whether the
+/// program runs yet, whatever happened to the exec fifo or to a `start`
+/// killed half-way.
+pub const INIT_COMM: &str = "rtctr-init";
+
 /// Is `pid` alive and still the process that started at `start`
 /// (clock ticks after boot)? A zombie counts as dead.
 pub fn is_alive(pid: i32, start: u64) -> bool {
+    live_comm(pid, start).is_some()
+}
+
+/// The `comm` of `pid` if it is alive and the process that started at `start`.
+fn live_comm(pid: i32, start: u64) -> Option<String> {
     if pid <= 0 {
-        return false;
+        return None;
     }
-    match procfs::process::Process::new(pid).and_then(|p| p.stat()) {
-        Ok(stat) => stat.starttime == start && stat.state != 'Z' && stat.state != 'X',
-        Err(_) => false,
-    }
+    let stat = procfs::process::Process::new(pid)
+        .and_then(|p| p.stat())
+        .ok()?;
+    let live = stat.starttime == start && stat.state != 'Z' && stat.state != 'X';
+    live.then_some(stat.comm)
 }
 
 /// The start time of `pid` in clock ticks after boot.
@@ -471,7 +481,6 @@ mod tests {
             annotations: HashMap::new(),
             cgroup: None,
             network: None,
-            started: false,
             host_mounts: false,
         }
     }

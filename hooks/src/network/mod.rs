@@ -458,10 +458,11 @@ impl Networks {
         let rules_before = nat::plan(&all);
         let mut nl =
             Netlink::open().map_err(|e| NetError::netlink("opening socket", "route", e))?;
-        let mut changed = false;
-        for net in all
+        let mut changed = Vec::new();
+        for (i, net) in all
             .iter_mut()
-            .filter(|n| network.is_none_or(|w| w == n.name))
+            .enumerate()
+            .filter(|(_, n)| network.is_none_or(|w| w == n.name))
         {
             let Some(lease) = net.lease(container).cloned() else {
                 continue;
@@ -469,10 +470,9 @@ impl Networks {
             nl.del_link(&lease.veth)
                 .map_err(|e| NetError::netlink("deleting veth", &lease.veth, e))?;
             net.leases.retain(|l| l.container != container);
-            store.save(net)?;
-            changed = true;
+            changed.push(i);
         }
-        if !changed {
+        if changed.is_empty() {
             // A crash between creating the veth and saving the lease leaves a veth only;
             // delete it unless a lease (on a network not named here) owns it.
             let veth = host_veth_name(container);
@@ -482,7 +482,14 @@ impl Networks {
             }
             return Ok(());
         }
-        nat::sync(&rules_before, &nat::plan(&all))
+        // Rules first, the lease last: a teardown killed in between still
+        // finds the lease next time and removes the rules then (saving the
+        // lease first left DNAT rules that nothing would ever remove).
+        nat::sync(&rules_before, &nat::plan(&all))?;
+        for i in changed {
+            store.save(&all[i])?;
+        }
+        Ok(())
     }
 }
 

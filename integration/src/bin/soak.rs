@@ -469,7 +469,6 @@ const WORKER_ENV: &str = "RTCTR_SOAK_WORKER";
 /// Its child, the worker, runs the soak and waits for its own commands.
 /// Returns the worker's exit code.
 fn reaper() -> i32 {
-    use rustix::process::{wait, WaitOptions};
     if let Err(e) = rustix::process::set_child_subreaper(rustix::process::Pid::from_raw(1)) {
         eprintln!("soak: PR_SET_CHILD_SUBREAPER: {e}");
         return 1;
@@ -492,28 +491,11 @@ fn reaper() -> i32 {
             return 1;
         }
     };
-    let worker = worker.id() as i32;
-    let mut orphans = 0u64;
-    loop {
-        match wait(WaitOptions::empty()) {
-            Ok(Some((pid, status))) if pid.as_raw_nonzero().get() == worker => {
-                if orphans > 0 {
-                    eprintln!("soak: the reaper reaped {orphans} orphans");
-                }
-                return match (status.exit_status(), status.terminating_signal()) {
-                    (Some(code), _) => code,
-                    (None, Some(sig)) => 128 + sig,
-                    _ => 1,
-                };
-            }
-            Ok(_) => orphans += 1,
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => {
-                eprintln!("soak: waitpid: {e}");
-                return 1;
-            }
-        }
+    let (code, orphans) = reap_until(worker.id() as i32);
+    if orphans > 0 {
+        eprintln!("soak: the reaper reaped {orphans} orphans");
     }
+    code
 }
 
 /// The reaper: the worker's parent.

@@ -51,8 +51,8 @@ pub fn run(store: &Store, opts: &RunOptions) -> Result<i32, RunError> {
         if opts.create.console_socket.is_none() && terminal_requested(&opts.create.bundle) {
             return Err(RunError::Detached);
         }
-        let mut created = parent::create(store, &opts.create, None)?;
-        lifecycle::start(&created.dir, &mut created.state)?;
+        let created = parent::create(store, &opts.create, None)?;
+        lifecycle::start(&created.dir, &created.state)?;
         return Ok(0);
     }
     let supervisor = Supervisor::new(!opts.no_subreaper)?;
@@ -60,14 +60,14 @@ pub fn run(store: &Store, opts: &RunOptions) -> Result<i32, RunError> {
     // pty master here and run copies between it and our own stdio.
     let (ours, theirs) = terminal::proxy_pair()?;
     let given = opts.create.console_socket.is_none().then(|| theirs.as_fd());
-    let mut created = parent::create(store, &opts.create, given)?;
+    let created = parent::create(store, &opts.create, given)?;
     drop(theirs);
     let pty = match created.terminal && opts.create.console_socket.is_none() {
         true => Some(terminal::recv_fd(ours.as_fd())?),
         false => None,
     };
     let pid = created.state.pid;
-    if let Err(e) = lifecycle::start(&created.dir, &mut created.state) {
+    if let Err(e) = lifecycle::start(&created.dir, &created.state) {
         pidfd::kill_and_wait(pid, None);
         if let Err(d) = lifecycle::destroy(created.dir, &created.state) {
             log::warn!("remove the container after a failed start: {d}");

@@ -6,6 +6,6 @@ use crate::state::Store;
 
 pub fn start(store: &Store, id: &str) -> Result<(), StartError> {
     let dir = store.open(id)?;
-    let mut state = dir.load()?;
-    lifecycle::start(&dir, &mut state)
+    let state = dir.load()?;
+    lifecycle::start(&dir, &state)
 }

@@ -127,10 +127,17 @@ fn intermediate<E: StdError + 'static>(
     match enter_container(enter, in_unified, &ns) {
         Ok(Forked::Parent(pid)) => {
             drop(child);
-            match ns.send(&Msg::ChildPid(pid.as_raw())) {
-                Ok(()) => exit_now(0),
-                Err(_) => exit_now(1),
-            }
+            // Its own child, so not yet reaped by anyone even if it died:
+            // the start time is there to read (a zombie's too).
+            let pid = pid.as_raw();
+            let sent = match crate::state::start_time(pid) {
+                Ok(start) => ns.send(&Msg::ChildPid { pid, start }),
+                Err(e) => {
+                    ns.send_error(&sys_io("read the start time of the child")(e));
+                    exit_now(1)
+                }
+            };
+            exit_now(if sent.is_ok() { 0 } else { 1 })
         }
         Ok(Forked::Child) => {
             drop(ns);
@@ -267,6 +274,9 @@ pub fn run_tenant(
 /// waits to be started (pid 1 of a namespace ignores signals it has no
 /// handler for).
 fn become_session_leader() -> Result<(), InitError> {
+    // Until execve changes it, the name says "not started" to `state`.
+    let comm = std::ffi::CString::new(crate::state::INIT_COMM).unwrap_or_default();
+    nix::sys::prctl::set_name(&comm).map_err(sys("prctl(PR_SET_NAME)"))?;
     nix::unistd::setsid().map_err(sys("setsid"))?;
     nix::sys::prctl::set_dumpable(false).map_err(sys("prctl(PR_SET_DUMPABLE)"))?;
     crate::sys::process::exit_on_signals(TERMINATING).map_err(sys_io("sigaction"))

@@ -16,6 +16,8 @@ pub enum StartError {
     State(#[from] StateError),
     #[error("cannot start container {id}: it is {status}")]
     BadStatus { id: String, status: Status },
+    #[error("cannot start container {id}: it is being started already")]
+    Starting { id: String },
     #[error("cannot start container {id}: its init is gone ({source})")]
     Fifo {
         id: String,
@@ -36,7 +38,7 @@ pub enum DestroyError {
 
 /// Releases a created container's init (one byte into the exec fifo),
 /// then runs the poststart hooks once it has exec'd its program.
-pub fn start(dir: &ContainerDir, state: &mut State) -> Result<(), StartError> {
+pub fn start(dir: &ContainerDir, state: &State) -> Result<(), StartError> {
     let status = dir.status(state);
     if status != Status::Created {
         return Err(StartError::BadStatus {
@@ -45,9 +47,19 @@ pub fn start(dir: &ContainerDir, state: &mut State) -> Result<(), StartError> {
         });
     }
     let init_exe = exe_id(state.pid);
-    release(dir, &state.id)?;
-    state.started = true;
-    dir.save(state)?;
+    match release(dir, &state.id) {
+        // No reader, but the init has not exec'd yet: an earlier start
+        // released it (and may have been killed before it returned).
+        Err(StartError::Fifo { source, .. })
+            if source.raw_os_error() == Some(libc::ENXIO)
+                && crate::state::is_alive(state.pid, state.pid_start) =>
+        {
+            return Err(StartError::Starting {
+                id: state.id.clone(),
+            })
+        }
+        other => other?,
+    }
     run_poststart_hooks(dir, state, init_exe)
 }
 

@@ -109,10 +109,10 @@ fn build(
     make_cgroup(plan)?;
     let spawned = spawn(dir, plan)?;
     *intermediate = Some(spawned.intermediate);
-    let pid = await_init_pid(&spawned, plan)?;
+    let (pid, start) = await_init_pid(&spawned, plan)?;
     *intermediate = None;
     let chan = spawned.child;
-    record_init(dir, state, pid)?;
+    record_init(dir, state, pid, start)?;
     chan.expect(Msg::NamespacesReady)?;
     attach_network(dir, plan, state)?;
     let creating = run_runtime_hooks(plan, state)?;
@@ -179,7 +179,7 @@ fn spawn(dir: &ContainerDir, plan: &Plan) -> Result<Spawned, CreateError> {
 
 /// Until the intermediate reports the init's pid, it may ask for its user
 /// namespace maps; then it exits and is reaped.
-fn await_init_pid(spawned: &Spawned, plan: &Plan) -> Result<i32, CreateError> {
+fn await_init_pid(spawned: &Spawned, plan: &Plan) -> Result<(i32, u64), CreateError> {
     let intermediate = spawned.intermediate;
     let pid = spawned.ns.await_child_pid(|| {
         namespaces::write_id_maps(intermediate.as_raw(), &plan.config.linux)
@@ -206,17 +206,19 @@ fn record(plan: &Plan) -> State {
         annotations: plan.config.spec.annotations().clone().unwrap_or_default(),
         cgroup: Some(plan.cgroup.clone()),
         network: None,
-        started: false,
         host_mounts: !plan.own_mounts(),
     }
 }
 
 /// The init, with its start time (a later pid of the same number is not
 /// it), in the record: from here on `delete --force` finds and kills it.
-fn record_init(dir: &ContainerDir, state: &mut State, pid: i32) -> Result<(), CreateError> {
-    state.pid = pid;
-    state.pid_start =
-        state::start_time(pid).map_err(io_err("read start time of", Path::new("init")))?;
+fn record_init(
+    dir: &ContainerDir,
+    state: &mut State,
+    pid: i32,
+    start: u64,
+) -> Result<(), CreateError> {
+    (state.pid, state.pid_start) = (pid, start);
     Ok(dir.save(state)?)
 }
 

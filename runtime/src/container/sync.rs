@@ -9,7 +9,7 @@
 //!
 //! ```text
 //! intermediate → UsernsCreated        parent → MapsWritten     (new user namespace only)
-//! intermediate → ChildPid(pid)                                  (then it exits)
+//! intermediate → ChildPid{pid,start}                            (then it exits)
 //! init         → NamespacesReady      parent → HooksDone(state) (createRuntime hooks ran)
 //! init/exec    → SeccompListener(fd)  parent → ListenerTaken   (seccomp notify only)
 //! init         → Created                                        (exec: the channel closes at execve)
@@ -32,8 +32,9 @@ pub enum Msg {
     /// parent → intermediate: uid/gid maps are written.
     MapsWritten,
     /// intermediate → parent: the pid (host view) of the process it forked
-    /// into the container's pid namespace.
-    ChildPid(i32),
+    /// into the container's pid namespace, and its start time, read while
+    /// nobody but the intermediate can reap it.
+    ChildPid { pid: i32, start: u64 },
     /// init → parent: the container's namespaces and mounts exist; run the
     /// prestart/createRuntime hooks.
     NamespacesReady,
@@ -156,14 +157,14 @@ impl Channel {
     pub fn await_child_pid<E: From<SyncError>>(
         &self,
         mut write_maps: impl FnMut() -> Result<(), E>,
-    ) -> Result<i32, E> {
+    ) -> Result<(i32, u64), E> {
         loop {
             match self.recv()? {
                 Msg::UsernsCreated => {
                     write_maps()?;
                     self.send(&Msg::MapsWritten)?;
                 }
-                Msg::ChildPid(pid) => return Ok(pid),
+                Msg::ChildPid { pid, start } => return Ok((pid, start)),
                 got => return Err(unexpected(got, "ChildPid").into()),
             }
         }
@@ -224,7 +225,7 @@ fn variant_name(msg: &Msg) -> &'static str {
     match msg {
         Msg::UsernsCreated => "UsernsCreated",
         Msg::MapsWritten => "MapsWritten",
-        Msg::ChildPid(_) => "ChildPid",
+        Msg::ChildPid { .. } => "ChildPid",
         Msg::NamespacesReady => "NamespacesReady",
         Msg::HooksDone(_) => "HooksDone",
         Msg::SeccompListener(_) => "SeccompListener",
@@ -268,13 +269,13 @@ mod tests {
     fn messages_round_trip_and_errors_surface_with_errno() {
         let (p, c) = pair().unwrap();
         c.send(&Msg::UsernsCreated).unwrap();
-        c.send(&Msg::ChildPid(42)).unwrap();
+        c.send(&Msg::ChildPid { pid: 42, start: 7 }).unwrap();
         let mut maps = 0;
         let pid = p.await_child_pid::<SyncError>(|| {
             maps += 1;
             Ok(())
         });
-        assert_eq!((pid.unwrap(), maps), (42, 1));
+        assert_eq!((pid.unwrap(), maps), ((42, 7), 1));
         c.expect(Msg::MapsWritten).unwrap();
         c.send(&Msg::Created).unwrap();
         let err = p.expect(Msg::NamespacesReady).unwrap_err().to_string();

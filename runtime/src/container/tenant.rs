@@ -43,7 +43,7 @@ pub fn spawn(
         })
     });
     let _ = nix::sys::wait::waitpid(spawned.intermediate, None);
-    let pid = pid?;
+    let (pid, _start) = pid?;
     let chan = spawned.child;
     let running = state.oci(Status::Running);
     let served = chan.serve_listeners(None, |fd| match setup.plan.seccomp() {
