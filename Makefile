@@ -2,6 +2,7 @@
 #   make demo   install what is needed, build, and run a container
 #   make test   run every test (unit, integration, cgroup v2 VM)
 #   make bench  run the benchmarks (a few minutes; not part of make test)
+#   make fuzz   fuzz each target 10 minutes (FUZZ_SECONDS=N to change; not part of make test)
 SHELL := /bin/bash
 CARGO ?= cargo
 RTCTR := target/release/rtctr
@@ -10,7 +11,8 @@ APT_PACKAGES := busybox-static iproute2 nftables libnftnl-dev libmnl-dev pkg-con
 	qemu-system-x86 linux-image-amd64 runc jq apparmor
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all build deps bundle demo test unit integration test-engines test-cgroupv2 lint fmt clean bench
+.PHONY: all build deps bundle demo test unit integration test-engines test-cgroupv2 lint fmt clean bench \
+	fuzz fuzz-short fuzz-deps
 
 all: build
 
@@ -54,13 +56,15 @@ test-cgroupv2: build
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
+	$(CARGO) clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
 
 # podman (through conmon) and containerd (runc shim v2) driving rtctr.
 test-engines: build
 	integration/engines/podman.sh $(abspath $(RTCTR))
 	integration/engines/containerd.sh $(abspath $(RTCTR))
 
-test: deps lint unit integration test-engines test-cgroupv2
+test: deps lint unit integration fuzz-short test-engines test-cgroupv2
 
 # Benchmarks, outside `make test` (they print figures, they do not pass or
 # fail): seccomp with podman's profile (compile time, cost per syscall), and
@@ -69,8 +73,31 @@ bench:
 	$(CARGO) bench -p rtctr --bench seccomp
 	$(CARGO) bench -p rtctr-hooks --bench setup
 
+# Fuzzing (fuzz/README.md): cargo fuzz (libFuzzer) on the stable toolchain,
+# without a sanitizer. Targets: config.json parse + validate (and the
+# cgroup and seccomp plans of a valid config), exec --process FILE, the
+# seccomp compiler on JSON and on generated profiles.
+FUZZ_TARGETS := config process seccomp seccomp_gen
+FUZZ_SECONDS ?= 600
+FUZZ_SHORT_SECONDS ?= 30
+CARGO_FUZZ_VERSION := 0.13.2
+
+fuzz-deps:
+	@cargo fuzz --version 2>/dev/null | grep -q "$(CARGO_FUZZ_VERSION)" || \
+		$(CARGO) install cargo-fuzz --locked --version $(CARGO_FUZZ_VERSION)
+
+fuzz: fuzz-deps
+	fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# CI's form: every corpus file replayed (plain cargo test), then each
+# target fuzzed $(FUZZ_SHORT_SECONDS) s.
+fuzz-short: fuzz-deps
+	$(CARGO) test --release --manifest-path fuzz/Cargo.toml
+	fuzz/run.sh $(FUZZ_SHORT_SECONDS) $(FUZZ_TARGETS)
+
 fmt:
 	$(CARGO) fmt --all
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml
 
 clean:
 	$(CARGO) clean
