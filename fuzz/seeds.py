@@ -258,6 +258,10 @@ def config_seeds(seccomp_ok, seccomp_bad):
                                 "options": ["nosuid", "nodev", "mode=1777", "size=1m"]}),
             c["linux"].update(maskedPaths=["/proc/kcore", "/proc/nonexistent"],
                               readonlyPaths=["/proc/sys"], rootfsPropagation="rprivate"))),
+        # Regression (issue 11): a hook timeout of i64::MAX aborted create.
+        "regress-hook-timeout-max": cfg(lambda c: c.update(hooks={
+            "createRuntime": [{"path": "/bin/true", "timeout": 9223372036854775807}],
+            "poststop": [{"path": "/bin/true", "timeout": 9223372036854775807}]})),
     }
 
     def bad_seccomp(name):
@@ -370,6 +374,8 @@ def config_seeds(seccomp_ok, seccomp_bad):
         "lone-surrogate.json": compact.replace('"true"', '"\\ud800"', 1),
         "duplicate-key.json": compact[:-1] + ', "ociVersion": "0.1"}',
         "bom.json": b"\xef\xbb\xbf" + compact.encode(),
+        # Found by the config target: an unknown key " " is the error's path.
+        "regress-blank-key.json": '{"ociVersion": "1.2.0", " ": troo}\n',
     }.items():
         write("config", f"bad-{name}", data)
 

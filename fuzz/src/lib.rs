@@ -63,8 +63,9 @@ pub fn check_config(data: &[u8]) -> Outcome {
     let spec = match spec::parse(data) {
         Ok(spec) => spec,
         Err((path, msg)) => {
+            // The path may be blank: an unknown key " " is named " ".
             assert!(
-                !path.trim().is_empty() && !msg.trim().is_empty(),
+                !path.is_empty() && !msg.trim().is_empty(),
                 "parse error without a JSON path or a message: {path:?}: {msg:?}"
             );
             return Outcome::Refused(format!("{path}: {msg}"));
