@@ -348,6 +348,21 @@ def config_seeds(seccomp_ok, seccomp_bad):
         "unified-key-unknown": set_path(["linux", "resources", "unified"], {"nosuch.max": "1"}),
         "hugepage-size-slash": set_path(["linux", "resources", "hugepageLimits"],
                                         [{"pageSize": "2MB/../x", "limit": 1}]),
+        "network-ports": set_path(["annotations"], {"rtctr.network": "default",
+                                                    "rtctr.network.ports": "80:x/tcp"}),
+        "network-ip": set_path(["annotations"], {"rtctr.network": "",
+                                                 "rtctr.network.ip": "10.1"}),
+        "network-name": set_path(["annotations"], {"rtctr.network": "../../etc/passwd"}),
+        "mount-option-unknown": cfg(lambda c: c["mounts"].append(
+            {"destination": "/mnt", "type": "tmpfs", "source": "tmpfs",
+             "options": ["idmap"]})),
+        "mount-size-garbage": cfg(lambda c: c["mounts"].append(
+            {"destination": "/mnt", "type": "tmpfs", "source": "tmpfs",
+             "options": ["size=lots"]})),
+        "device-node-relative": set_path(["linux", "devices"], [
+            {"path": "dev/x", "type": "c", "major": 1, "minor": 3}]),
+        "device-node-type-a": set_path(["linux", "devices"], [
+            {"path": "/dev/x", "type": "a", "major": 1, "minor": 3}]),
         "seccomp-too-large": bad_seccomp("too-large"),
         "seccomp-conflicting-rules": bad_seccomp("conflicting-rules"),
         "seccomp-notify-without-listener": bad_seccomp("notify-without-listener"),

@@ -7,9 +7,9 @@
 //! - [`config`]: `config.json` bytes through `spec::parse` and
 //!   `spec::validate`, then what `create` plans from a valid config before
 //!   anything exists, as far as it is public: the seccomp program, the
-//!   cgroup directories for `linux.cgroupsPath`, the device rules and the
+//!   cgroup directories for `linux.cgroupsPath`, the device rules, the
 //!   resource writes (planned against fake cgroup directories, where every
-//!   write fails or lands in /dev/null).
+//!   write fails or lands in /dev/null), the network annotations.
 //! - [`process`]: the `exec --process FILE` path
 //!   (`commands::exec::build_process`, which reads the file and runs
 //!   `spec::validate_process`).
@@ -86,6 +86,11 @@ pub fn check_config(data: &[u8]) -> Outcome {
         }
     }
     cgroups::check(&config.linux, &mut refusals);
+    // The network annotations, as `create` checks them before it forks.
+    let annotations = config.spec.annotations().clone().unwrap_or_default();
+    if let Err(e) = rtctr_hooks::Request::from_annotations("fuzz", 0, &annotations) {
+        refusals.push(message(&e));
+    }
     if refusals.is_empty() {
         Outcome::Accepted
     } else {
