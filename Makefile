@@ -92,7 +92,7 @@ fuzz: fuzz-deps
 # CI's form: every corpus file replayed (plain cargo test), then each
 # target fuzzed $(FUZZ_SHORT_SECONDS) s.
 fuzz-short: fuzz-deps
-	$(CARGO) test --release --manifest-path fuzz/Cargo.toml
+	$(CARGO) test --manifest-path fuzz/Cargo.toml
 	fuzz/run.sh $(FUZZ_SHORT_SECONDS) $(FUZZ_TARGETS)
 
 fmt:
