@@ -3,6 +3,7 @@
 #   make test   run every test (unit, integration, cgroup v2 VM)
 #   make bench  run the benchmarks (a few minutes; not part of make test)
 #   make soak   10,000 random container lifecycles with leak checks (by hand)
+#   make fuzz   fuzz each target 10 minutes (FUZZ_SECONDS=N to change; not part of make test)
 SHELL := /bin/bash
 CARGO ?= cargo
 RTCTR := target/release/rtctr
@@ -11,7 +12,8 @@ APT_PACKAGES := busybox-static iproute2 nftables libnftnl-dev libmnl-dev pkg-con
 	qemu-system-x86 linux-image-amd64 runc jq apparmor
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all build deps bundle demo test unit integration soak soak-short test-engines test-cgroupv2 lint fmt clean bench
+.PHONY: all build deps bundle demo test unit integration soak soak-short test-engines test-cgroupv2 \
+	lint fmt clean bench fuzz fuzz-short fuzz-deps
 
 all: build
 
@@ -49,12 +51,19 @@ integration: build
 	$(CARGO) test --release -p rtctr-hooks --tests
 
 # The cgroup and container tests again, in a pure cgroup v2 VM (qemu, TCG).
+# Only the tests whose outcome depends on the cgroup layout or on the
+# kernel's features (AppArmor, cgroup.kill, time namespaces): the VM runs
+# under TCG, where each container costs seconds.
+VM_TESTS := root cgroups lifecycle exec_tty exec security namespaces rootfs conformance leak_check
 test-cgroupv2: build
-	integration/vm/cargo-test-in-vm.sh --timeout 1500 --release -p rtctr-cgroups -p rtctr-integration -- --test-threads=1
+	integration/vm/cargo-test-in-vm.sh --timeout 1500 --release -p rtctr-cgroups -p rtctr-integration \
+		$(addprefix --test ,$(VM_TESTS)) -- --test-threads=1
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
+	$(CARGO) clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
 
 # podman (through conmon) and containerd (runc shim v2) driving rtctr.
 test-engines: build
@@ -79,7 +88,7 @@ soak: build
 soak-short: build
 	$(SOAK) --lifecycles $(SOAK_SHORT_N) $(if $(SOAK_SEED),--seed $(SOAK_SEED))
 
-test: deps lint unit integration soak-short test-engines test-cgroupv2
+test: deps lint unit integration soak-short fuzz-short test-engines test-cgroupv2
 
 # Benchmarks, outside `make test` (they print figures, they do not pass or
 # fail): seccomp with podman's profile (compile time, cost per syscall), and
@@ -88,8 +97,31 @@ bench:
 	$(CARGO) bench -p rtctr --bench seccomp
 	$(CARGO) bench -p rtctr-hooks --bench setup
 
+# Fuzzing (fuzz/README.md): cargo fuzz (libFuzzer) on the stable toolchain,
+# without a sanitizer. Targets: config.json parse + validate (and the
+# cgroup and seccomp plans of a valid config), exec --process FILE, the
+# seccomp compiler on JSON and on generated profiles.
+FUZZ_TARGETS := config process seccomp seccomp_gen
+FUZZ_SECONDS ?= 600
+FUZZ_SHORT_SECONDS ?= 30
+CARGO_FUZZ_VERSION := 0.13.2
+
+fuzz-deps:
+	@cargo fuzz --version 2>/dev/null | grep -q "$(CARGO_FUZZ_VERSION)" || \
+		$(CARGO) install cargo-fuzz --locked --version $(CARGO_FUZZ_VERSION)
+
+fuzz: fuzz-deps
+	fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# CI's form: every corpus file replayed (plain cargo test), then each
+# target fuzzed $(FUZZ_SHORT_SECONDS) s.
+fuzz-short: fuzz-deps
+	$(CARGO) test --manifest-path fuzz/Cargo.toml
+	fuzz/run.sh $(FUZZ_SHORT_SECONDS) $(FUZZ_TARGETS)
+
 fmt:
 	$(CARGO) fmt --all
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml
 
 clean:
 	$(CARGO) clean

@@ -408,7 +408,7 @@ fn an_init_reaped_at_once_still_reports_its_own_error() {
     });
     let reaper = env!("CARGO_BIN_EXE_reaper");
     for i in 0..40 {
-        let out = std::process::Command::new(&reaper)
+        let out = std::process::Command::new(reaper)
             .arg(rtctr_bin())
             .arg("--root")
             .arg(rt.root.path())

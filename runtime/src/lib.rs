@@ -28,7 +28,7 @@
 pub mod commands;
 mod container;
 pub mod logging;
-mod spec;
+pub mod spec;
 pub mod state;
 #[allow(unsafe_code)]
 mod sys;

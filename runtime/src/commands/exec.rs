@@ -191,8 +191,11 @@ fn read_process_file(path: &std::path::Path) -> Result<Process, ExecError> {
     };
     let raw = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
     let mut de = serde_json::Deserializer::from_slice(&raw);
-    serde_path_to_error::deserialize(&mut de)
-        .map_err(|e| bad(format!("{}: {}", e.path(), e.inner())))
+    let process = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| bad(format!("{}: {}", e.path(), e.inner())))?;
+    // Like config.json: anything after the object is an error, not ignored.
+    de.end().map_err(|e| bad(e.to_string()))?;
+    Ok(process)
 }
 
 /// `--user uid[:gid]` and `--additional-gids`.

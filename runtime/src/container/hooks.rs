@@ -117,7 +117,9 @@ fn spawn(hook: &Hook, state_json: &[u8]) -> io::Result<std::process::Child> {
 
 /// Waits for the hook to exit: false if `timeout` seconds passed first.
 fn wait(child: &mut std::process::Child, timeout: Option<i64>) -> io::Result<bool> {
-    let deadline = timeout.map(|t| Instant::now() + Duration::from_secs(t as u64));
+    // A timeout past what the clock can hold is no timeout (issue 11: a
+    // timeout of i64::MAX made `Instant + Duration` panic, aborting create).
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(Duration::from_secs(t as u64)));
     let pid = rustix::process::Pid::from_raw(child.id() as i32)
         .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
     let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())?;
