@@ -258,6 +258,8 @@ def config_seeds(seccomp_ok, seccomp_bad):
                                 "options": ["nosuid", "nodev", "mode=1777", "size=1m"]}),
             c["linux"].update(maskedPaths=["/proc/kcore", "/proc/nonexistent"],
                               readonlyPaths=["/proc/sys"], rootfsPropagation="rprivate"))),
+        # process is optional at create (required at start).
+        "no-process": cfg(lambda c: c.pop("process")),
         # Regression (issue 11): a hook timeout of i64::MAX aborted create.
         "regress-hook-timeout-max": cfg(lambda c: c.update(hooks={
             "createRuntime": [{"path": "/bin/true", "timeout": 9223372036854775807}],
@@ -279,7 +281,6 @@ def config_seeds(seccomp_ok, seccomp_bad):
         "default-terminal": raw,  # exactly `rtctr spec`: no console socket
         "oci-version-2": set_path(["ociVersion"], "2.0.0"),
         "oci-version-empty": set_path(["ociVersion"], ""),
-        "no-process": cfg(lambda c: c.pop("process")),
         "no-linux": cfg(lambda c: c.pop("linux")),
         "no-root": cfg(lambda c: c.pop("root")),
         "rootfs-missing": set_path(["root", "path"], "no-such-rootfs"),

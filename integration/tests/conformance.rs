@@ -20,8 +20,8 @@ fn the_loopback_is_up_in_a_new_network_namespace() {
     let b = Bundle::new(&[
         "sh",
         "-c",
-        "cat /sys/class/net/lo/flags; timeout 5 nc -l -p 7777 & \
-         for i in $(seq 100); do echo over-lo | nc 127.0.0.1 7777 && break; usleep 20000; done; wait",
+        "cat /sys/class/net/lo/flags; timeout 20 nc -l -p 7777 & \
+         for i in $(seq 500); do echo over-lo | nc 127.0.0.1 7777 && break; usleep 20000; done; wait",
     ]);
     let out = rt.run_bundle(&b, "lo").ok();
     assert_eq!(out.stdout, "0x9\nover-lo\n", "{out:?}");
@@ -144,4 +144,24 @@ fn delete_force_removes_a_container_frozen_from_outside() {
     let out = rt.run(&["delete", "--force", "frozen"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(dirs.iter().all(|d| !d.exists()), "a cgroup stayed");
+}
+
+/// `process` is optional at create and required at start (runtime-spec;
+/// runc refuses the create): create succeeds, start fails naming it.
+#[test]
+fn a_config_without_process_is_created_but_not_started() {
+    let Some(rt) = Rtctr::for_root_test() else {
+        return;
+    };
+    let mut b = Bundle::new(&["true"]);
+    b.edit(|c| drop(c.as_object_mut().unwrap().remove("process")));
+    let out = rt.create(&b, "noproc", &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(rt.status("noproc").as_deref(), Some("created"));
+    let out = rt.run(&["start", "noproc"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("has no process"), "{out:?}");
+    assert_eq!(rt.status("noproc").as_deref(), Some("created"));
+    rt.run(&["delete", "noproc"]).ok();
+    assert!(rt.ids().is_empty());
 }

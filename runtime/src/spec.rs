@@ -50,8 +50,9 @@ pub struct Config {
     pub root_path: PathBuf,
     /// `root.readonly`.
     pub root_readonly: bool,
-    /// `spec.process`, checked.
-    pub process: ValidProcess,
+    /// `spec.process`, checked; a container may be created without one
+    /// (it cannot be started then).
+    pub process: Option<ValidProcess>,
     /// `spec.linux`, present.
     pub linux: Linux,
 }
@@ -202,11 +203,11 @@ pub fn validate(spec: Spec) -> Result<Config, SpecError> {
         return Err(invalid("root.path", "missing"));
     }
     let (root_path, root_readonly) = (root.path().clone(), root.readonly().unwrap_or(false));
-    let process = spec
-        .process()
-        .clone()
-        .ok_or_else(|| invalid("process", "missing"))?;
-    let process = validate_process(process, CONFIG, "process.")?;
+    // Optional until `start` (runtime-spec: "process ... REQUIRED at start").
+    let process = spec.process().clone();
+    let process = process
+        .map(|p| validate_process(p, CONFIG, "process."))
+        .transpose()?;
     if let Some(mounts) = spec.mounts() {
         for (i, m) in mounts.iter().enumerate() {
             if !m.destination().is_absolute() {
@@ -785,7 +786,10 @@ mod tests {
     fn default_config_is_valid() {
         let config = check(DEFAULT_CONFIG.as_bytes()).unwrap();
         assert_eq!(config.spec.hostname().as_deref(), Some("rtctr"));
-        assert_eq!(config.process.argv(), ["sh"]);
+        assert_eq!(
+            config.process.as_ref().map(|p| p.argv()),
+            Some(&["sh".to_string()][..])
+        );
         assert!(config.root_readonly);
         assert_eq!(config.linux.namespaces().as_ref().map(Vec::len), Some(6));
     }

@@ -124,6 +124,10 @@ pub struct State {
     /// in rtctr's and are unmounted at delete.
     #[serde(default)]
     pub host_mounts: bool,
+    /// config.json has no `process`: the container can be created, not
+    /// started.
+    #[serde(default)]
+    pub no_process: bool,
 }
 
 /// The OCI state document (`rtctr state`), with runc's extra fields.
@@ -408,6 +412,28 @@ pub fn start_time(pid: i32) -> io::Result<u64> {
         .map_err(|e| io::Error::other(e.to_string()))
 }
 
+/// The start time of `pid` from `proc`, a descriptor of a procfs root
+/// (for a process whose own /proc is another pid namespace's).
+pub fn start_time_in(proc: std::os::fd::BorrowedFd<'_>, pid: i32) -> io::Result<u64> {
+    let path = format!("{pid}/stat");
+    let fd = rustix::fs::openat(
+        proc,
+        &path,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    let mut text = String::new();
+    io::Read::read_to_string(&mut File::from(fd), &mut text)?;
+    parse_start_time(&text).ok_or_else(|| io::Error::other(format!("/proc/{path}: no start time")))
+}
+
+/// Field 22 of /proc/<pid>/stat, counted after the `(comm)` field, which
+/// may hold spaces and parentheses.
+fn parse_start_time(stat: &str) -> Option<u64> {
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    after_comm.split_whitespace().nth(19)?.parse().ok()
+}
+
 /// temp file + rename in the same directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     let tmp = path.with_extension("tmp");
@@ -449,6 +475,18 @@ mod tests {
     }
 
     #[test]
+    fn start_time_from_a_proc_descriptor() {
+        let me = std::process::id() as i32;
+        let proc = File::open("/proc").unwrap();
+        assert_eq!(
+            start_time_in(proc.as_fd(), me).unwrap(),
+            start_time(me).unwrap()
+        );
+        let stat = "42 (a) b) c) S 1 42 42 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 12345 0 0";
+        assert_eq!(parse_start_time(stat), Some(12345));
+    }
+
+    #[test]
     fn ids() {
         for bad in [
             "",
@@ -482,6 +520,7 @@ mod tests {
             cgroup: None,
             network: None,
             host_mounts: false,
+            no_process: false,
         }
     }
 

@@ -41,6 +41,8 @@ pub enum InitError {
     Cgroup(#[from] rtctr_cgroups::Error),
     #[error(transparent)]
     Network(#[from] network::NetworkError),
+    #[error("config.json has no process to start")]
+    NoProcess,
     #[error("{op}: {source}")]
     Sys {
         op: String,
@@ -124,13 +126,22 @@ fn intermediate<E: StdError + 'static>(
     child: Channel,
     then: impl FnOnce(&Channel) -> Result<Infallible, E>,
 ) -> ! {
+    // The host's /proc, opened before any namespace is joined: the pid
+    // fork returns is a host pid, which the container's /proc does not show.
+    let host_proc = match File::open("/proc") {
+        Ok(f) => f,
+        Err(e) => {
+            ns.send_error(&sys_io("open /proc")(e));
+            exit_now(1)
+        }
+    };
     match enter_container(enter, in_unified, &ns) {
         Ok(Forked::Parent(pid)) => {
             drop(child);
             // Its own child, so not yet reaped by anyone even if it died:
             // the start time is there to read (a zombie's too).
             let pid = pid.as_raw();
-            let sent = match crate::state::start_time(pid) {
+            let sent = match crate::state::start_time_in(host_proc.as_fd(), pid) {
                 Ok(start) => ns.send(&Msg::ChildPid { pid, start }),
                 Err(e) => {
                     ns.send_error(&sys_io("read the start time of the child")(e));
@@ -140,7 +151,7 @@ fn intermediate<E: StdError + 'static>(
             exit_now(if sent.is_ok() { 0 } else { 1 })
         }
         Ok(Forked::Child) => {
-            drop(ns);
+            drop((ns, host_proc));
             let Err(e) = then(&child);
             child.send_error(&e);
             exit_now(1)
@@ -223,8 +234,8 @@ pub fn run_init(plan: &Plan, state_dir: &Path, chan: &Channel) -> Result<Infalli
         plan.new_cgroupns(),
     )?;
     // Before pivot_root: the terminal's receiver was connected by the parent.
-    if let Some(console) = plan.console() {
-        attach_terminal(&plan.config.process, root.fd.as_fd(), console)?;
+    if let Some((console, process)) = plan.console().zip(plan.config.process.as_ref()) {
+        attach_terminal(process, root.fd.as_fd(), console)?;
     }
     let state_json = run_runtime_hooks(chan)?;
     network::bind_files(state_dir, root.fd.as_fd())?;
@@ -235,9 +246,11 @@ pub fn run_init(plan: &Plan, state_dir: &Path, chan: &Channel) -> Result<Infalli
         crate::sys::net::set_up("lo").map_err(sys_io("bring up the loopback lo"))?;
     }
     rootfs::sysctl(&plan.config.linux)?;
-    set_oom_score_adj(&plan.config.process)?;
+    if let Some(process) = &plan.config.process {
+        set_oom_score_adj(process)?;
+        make_cwd(process, root.fd.as_fd())?;
+    }
     rootfs::protect_paths(&plan.config.spec, root.fd.as_fd())?;
-    make_cwd(&plan.config.process, root.fd.as_fd())?;
     let fifo = open_fifo(&state_dir.join(crate::state::EXEC_FIFO))?;
     rootfs::enter(
         root,
@@ -245,9 +258,12 @@ pub fn run_init(plan: &Plan, state_dir: &Path, chan: &Channel) -> Result<Infalli
         plan.opts.no_pivot,
         plan.config.root_readonly,
     )?;
-    let ready = process::prepare(&plan.process_setup(), chan)?;
+    let setup = plan.process_setup();
+    let ready = setup.map(|s| process::prepare(&s, chan)).transpose()?;
     chan.send(&Msg::Created)?;
     wait_for_start(fifo)?;
+    // `start` refuses a container without a process; nothing to exec.
+    let ready = ready.ok_or(InitError::NoProcess)?;
     run_start_hooks(plan, &state_json)?;
     Err(process::exec(ready).into())
 }

@@ -16,6 +16,8 @@ pub enum StartError {
     State(#[from] StateError),
     #[error("cannot start container {id}: it is {status}")]
     BadStatus { id: String, status: Status },
+    #[error("cannot start container {id}: its config.json has no process (the runtime-spec requires one at start)")]
+    NoProcess { id: String },
     #[error("cannot start container {id}: it is being started already")]
     Starting { id: String },
     #[error("cannot start container {id}: its init is gone ({source})")]
@@ -44,6 +46,11 @@ pub fn start(dir: &ContainerDir, state: &State) -> Result<(), StartError> {
         return Err(StartError::BadStatus {
             id: state.id.clone(),
             status,
+        });
+    }
+    if state.no_process {
+        return Err(StartError::NoProcess {
+            id: state.id.clone(),
         });
     }
     let init_exe = exe_id(state.pid);

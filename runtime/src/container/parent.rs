@@ -43,7 +43,7 @@ pub fn create(
         Ok(()) => Ok(Created {
             dir,
             state,
-            terminal: plan.config.process.terminal(),
+            terminal: plan.config.process.as_ref().is_some_and(|p| p.terminal()),
         }),
         Err(e) => {
             let e = explain_silent_death(e, &plan);
@@ -207,6 +207,7 @@ fn record(plan: &Plan) -> State {
         cgroup: Some(plan.cgroup.clone()),
         network: None,
         host_mounts: !plan.own_mounts(),
+        no_process: plan.config.process.is_none(),
     }
 }
 
@@ -273,7 +274,7 @@ fn hand_over_listener(
     fd: i32,
     state: &state::OciState,
 ) -> Result<(), CreateError> {
-    match plan.process.seccomp() {
+    match plan.process.as_ref().and_then(|p| p.seccomp()) {
         Some(program) => Ok(program.hand_over_listener(pid, fd, state)?),
         None => Ok(()),
     }

@@ -88,7 +88,7 @@ pub struct Plan<'a> {
     pub rootfs: PathBuf,
     pub ns: namespaces::Plan,
     pub cgroup: Cgroup,
-    pub process: process::Plan,
+    pub process: Option<process::Plan>,
     /// Where the terminal master goes: a connected --console-socket, or
     /// `run`'s own socket.
     console: Option<Console<'a>>,
@@ -117,12 +117,14 @@ impl Plan<'_> {
         })
     }
 
-    pub fn process_setup(&self) -> process::Setup<'_> {
-        process::Setup {
-            process: &self.config.process,
-            plan: &self.process,
+    /// None for a config without `process` (created, never started).
+    pub fn process_setup(&self) -> Option<process::Setup<'_>> {
+        let (process, plan) = self.config.process.as_ref().zip(self.process.as_ref())?;
+        Some(process::Setup {
+            process,
+            plan,
             preserve_fds: self.opts.preserve_fds,
-        }
+        })
     }
 }
 
@@ -137,7 +139,10 @@ pub fn plan<'a>(
     let (spec, raw) = spec::load(&bundle)?;
     let config = spec::validate(spec)?;
     let rootfs = rootfs_path(&bundle, &config.root_path)?;
-    let process = process::plan(&config.process, &config.linux)?;
+    let process = config.process.as_ref();
+    let process = process
+        .map(|p| process::plan(p, &config.linux))
+        .transpose()?;
     let console = console_receiver(opts, &config, console)?;
     let ns = namespaces::plan(&config.linux)?;
     let cgroups_path = config.linux.cgroups_path().as_deref();
@@ -175,7 +180,8 @@ fn console_receiver<'a>(
     config: &Config,
     given: Option<BorrowedFd<'a>>,
 ) -> Result<Option<Console<'a>>, CreateError> {
-    match (config.process.terminal(), &opts.console_socket, given) {
+    let terminal = config.process.as_ref().is_some_and(|p| p.terminal());
+    match (terminal, &opts.console_socket, given) {
         (true, Some(path), _) => Ok(Some(Console::Connected(terminal::connect(path)?))),
         (true, None, Some(fd)) => Ok(Some(Console::Given(fd))),
         (true, None, None) => Err(CreateError::TerminalWithoutConsole),
