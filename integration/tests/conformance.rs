@@ -165,3 +165,85 @@ fn a_config_without_process_is_created_but_not_started() {
     rt.run(&["delete", "noproc"]).ok();
     assert!(rt.ids().is_empty());
 }
+
+/// runtime-spec 1.2/1.3 process settings, read back from inside:
+/// `process.scheduler` (policy and nice in /proc/self/stat),
+/// `process.ioPriority` (ionice), `process.execCPUAffinity.final`
+/// (taskset) and `linux.memoryPolicy` (numa_maps), for the init and for
+/// an exec'd process alike.
+#[test]
+fn scheduler_io_priority_affinity_and_memory_policy_apply() {
+    let Some(rt) = Rtctr::for_root_test() else {
+        return;
+    };
+    let script = "cut -d' ' -f19,41 /proc/$$/stat; ionice -p $$; taskset -p $$ | sed 's/.*: //'; \
+                  grep -m1 -o 'bind:0' /proc/$$/numa_maps";
+    let mut b = Bundle::new(&["sh", "-c", &format!("{script}; exec sleep 60")]);
+    b.edit(|c| {
+        c["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 5});
+        c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0});
+        c["process"]["execCPUAffinity"] = json!({"final": "1"});
+        c["linux"]["memoryPolicy"] = json!({"mode": "MPOL_BIND", "nodes": "0"});
+    });
+    let want = "5 3\nidle\n2\nbind:0\n";
+    running(&rt, &b, "sched");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while Rtctr::output_of(&b, "sched") != want {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "init: {:?}",
+            Rtctr::output_of(&b, "sched")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = rt.run(&["exec", "sched", "sh", "-c", script]).ok();
+    assert_eq!(out.stdout, want, "exec");
+    rt.run(&["delete", "--force", "sched"]).ok();
+    // Wrong values are refused before anything exists, naming the field.
+    b.edit(|c| c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 9}));
+    let out = rt.create(&b, "sched-bad", &[]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("process.ioPriority.priority: 9 is not within 0..7"),
+        "{out:?}"
+    );
+}
+
+/// What rtctr does not implement is refused with the field named, never
+/// dropped: intelRdt (with why on this host), netDevices, idmapped mounts.
+#[test]
+fn unimplemented_features_are_refused_by_name() {
+    let Some(rt) = Rtctr::for_root_test() else {
+        return;
+    };
+    for (field, value, msg) in [
+        ("intelRdt", json!({"closID": "c1"}), "linux.intelRdt: "),
+        (
+            "netDevices",
+            json!({"eth9": {"name": "net1"}}),
+            "linux.netDevices: not supported",
+        ),
+    ] {
+        let mut b = Bundle::new(&["true"]);
+        b.edit(|c| c["linux"][field] = value.clone());
+        let out = rt.run_bundle(&b, "unimpl");
+        assert_eq!(out.code, 1, "{field}: {out:?}");
+        assert!(out.stderr.contains(msg), "{field}: {out:?}");
+    }
+    let mut b = Bundle::new(&["true"]);
+    b.edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/m", "type": "bind", "source": "/tmp", "options": ["rbind"],
+            "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+            "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]
+        }))
+    });
+    let out = rt.run_bundle(&b, "unimpl");
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("idmapped mounts are not supported"),
+        "{out:?}"
+    );
+    assert!(rt.ids().is_empty());
+}

@@ -289,6 +289,7 @@ pub fn validate_process(
 fn validate_linux(spec: &Spec, linux: &Linux) -> Result<(), SpecError> {
     check_namespaces(linux)?;
     check_all_ids(spec, linux)?;
+    check_not_implemented(spec, linux)?;
     check_absolute_paths(linux)?;
     let ns = Namespaces(linux.namespaces().as_deref().unwrap_or_default());
     for (field, value) in [
@@ -341,6 +342,37 @@ fn validate_linux(spec: &Spec, linux: &Linux) -> Result<(), SpecError> {
             "linux.rootfsPropagation",
             format!("unknown propagation {propagation:?}"),
         ));
+    }
+    Ok(())
+}
+
+/// What rtctr does not implement yet is refused, never silently dropped
+/// (`features` says the same).
+fn check_not_implemented(spec: &Spec, linux: &Linux) -> Result<(), SpecError> {
+    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        return Err(invalid("linux.netDevices", "not supported by rtctr yet"));
+    }
+    if linux.intel_rdt().is_some() {
+        let why = if Path::new("/sys/fs/resctrl/info").exists() {
+            "not supported by rtctr yet"
+        } else {
+            "resctrl is not mounted at /sys/fs/resctrl: Intel RDT is not available on this host"
+        };
+        return Err(invalid("linux.intelRdt", why));
+    }
+    for (i, m) in spec
+        .mounts()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+            return Err(invalid(
+                format!("mounts[{i}].uidMappings"),
+                "idmapped mounts are not supported by rtctr yet",
+            ));
+        }
     }
     Ok(())
 }

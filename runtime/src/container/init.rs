@@ -20,7 +20,7 @@ use oci_spec::runtime::LinuxNamespaceType;
 use super::plan::Plan;
 use super::proc_files::{self, ProcFile};
 use super::sync::{self, Channel, Msg, SyncError};
-use super::{hooks, namespaces, network, process, resolve, rootfs, terminal};
+use super::{hooks, namespaces, network, process, resolve, rootfs, sched, terminal};
 use crate::sys::process::{exit_now, fork, fork_into_cgroup, Forked};
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +41,8 @@ pub enum InitError {
     Cgroup(#[from] rtctr_cgroups::Error),
     #[error(transparent)]
     Network(#[from] network::NetworkError),
+    #[error(transparent)]
+    Sched(#[from] sched::SchedError),
     #[error("config.json has no process to start")]
     NoProcess,
     #[error("{op}: {source}")]
@@ -71,6 +73,8 @@ pub struct Enter<'a> {
     /// The state directory's lock, inherited through fork: closed at once,
     /// or the container would hold it for as long as it lives.
     pub lock_fd: Option<RawFd>,
+    /// `process.execCPUAffinity`, when the process has one.
+    pub sched: Option<&'a sched::Sched>,
 }
 
 /// The parent's ends of the two channels of a [`spawn`].
@@ -93,7 +97,20 @@ pub fn spawn<E: StdError + 'static>(
     let (ns, ns_theirs) = sync::pair()?;
     let (child, child_theirs) = sync::pair()?;
     let rtctr = nix::unistd::getpid();
-    match fork_into_cgroup(enter.cgroup.and_then(|cg| cg.unified_dir()))? {
+    // execCPUAffinity.initial: the CPUs it runs on before the cgroup join,
+    // set on rtctr around the fork (the child may be born in the cgroup).
+    let initial = enter.sched.and_then(|s| s.initial_cpus.as_ref());
+    let restore = initial.and_then(|_| sched::current_cpus());
+    if let Some(cpus) = initial {
+        sched::set_cpus("process.execCPUAffinity.initial", cpus).map_err(io::Error::other)?;
+    }
+    let forked = fork_into_cgroup(enter.cgroup.and_then(|cg| cg.unified_dir()));
+    if let (Some(cpus), Ok((Forked::Parent(_), _))) = (&restore, &forked) {
+        if let Err(e) = sched::set_cpus("rtctr", cpus) {
+            log::warn!("restore rtctr's CPU affinity: {e}");
+        }
+    }
+    match forked? {
         (Forked::Child, in_unified) => {
             drop((ns, child));
             die_with(rtctr);
@@ -179,6 +196,9 @@ fn enter_container(enter: &Enter, in_unified: bool, chan: &Channel) -> Result<Fo
     // new cgroup namespace, whose root becomes this cgroup.
     if let Some(cg) = enter.cgroup {
         cg.join_self(in_unified)?;
+    }
+    if let Some(cpus) = enter.sched.and_then(|s| s.final_cpus.as_ref()) {
+        sched::set_cpus("process.execCPUAffinity.final", cpus)?;
     }
     namespaces::join_all(enter.ns)?;
     if enter.ns.new_user {

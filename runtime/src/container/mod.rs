@@ -27,6 +27,7 @@ pub mod proc_files;
 pub mod process;
 pub mod resolve;
 pub mod rootfs;
+pub mod sched;
 pub mod seccomp;
 pub mod supervise;
 pub mod sync;

@@ -172,6 +172,7 @@ fn spawn(dir: &ContainerDir, plan: &Plan) -> Result<Spawned, CreateError> {
         cgroup: Some(&plan.cgroup),
         ns: &plan.ns,
         lock_fd: Some(dir.lock_fd()),
+        sched: plan.process.as_ref().map(|p| p.sched()),
     };
     init::spawn(&enter, |chan| init::run_init(plan, &dir.path, chan))
         .map_err(io_err("fork", Path::new("rtctr")))

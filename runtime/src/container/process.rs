@@ -21,6 +21,7 @@ use oci_spec::runtime::{Linux, PosixRlimit, PosixRlimitType, Process};
 use super::capabilities::{self, CapError, CapabilityPlan};
 use super::lsm::{self, LsmError};
 use super::resolve;
+use super::sched;
 use super::seccomp::{self, Program, SeccompError};
 use super::sync::{Channel, Msg, SyncError};
 use crate::spec::ValidProcess;
@@ -83,6 +84,8 @@ pub enum ProcessError {
     Seccomp(#[from] SeccompError),
     #[error(transparent)]
     Sync(#[from] SyncError),
+    #[error(transparent)]
+    Sched(#[from] sched::SchedError),
 }
 
 fn sys(op: &'static str) -> impl FnOnce(nix::Error) -> ProcessError {
@@ -101,6 +104,8 @@ pub enum PlanError {
     Caps(#[from] CapError),
     #[error(transparent)]
     Seccomp(#[from] SeccompError),
+    #[error(transparent)]
+    Sched(#[from] sched::SchedError),
 }
 
 /// What a container process is made of besides its config, planned by the
@@ -108,9 +113,15 @@ pub enum PlanError {
 pub struct Plan {
     caps: CapabilityPlan,
     seccomp: Option<Program>,
+    sched: sched::Sched,
 }
 
 impl Plan {
+    /// Scheduler, I/O priority, CPU affinity, memory policy.
+    pub fn sched(&self) -> &sched::Sched {
+        &self.sched
+    }
+
     /// The compiled `linux.seccomp` profile, if any.
     pub fn seccomp(&self) -> Option<&Program> {
         self.seccomp.as_ref()
@@ -124,7 +135,12 @@ pub fn plan(process: &ValidProcess, linux: &Linux) -> Result<Plan, PlanError> {
     let (caps, warnings) = capabilities::plan(process.capabilities().as_ref())?;
     warnings.iter().for_each(|w| log::warn!("{w}"));
     let seccomp = linux.seccomp().as_ref().map(seccomp::compile).transpose()?;
-    Ok(Plan { caps, seccomp })
+    let sched = sched::plan(process, linux.memory_policy().as_ref())?;
+    Ok(Plan {
+        caps,
+        seccomp,
+        sched,
+    })
 }
 
 /// Everything [`prepare`] works from.
@@ -149,6 +165,8 @@ pub struct Ready {
 pub fn prepare(setup: &Setup, chan: &Channel) -> Result<Ready, ProcessError> {
     let process = setup.process;
     set_rlimits(process.rlimits().as_deref().unwrap_or_default())?;
+    // Realtime classes need privileges the user switch drops.
+    sched::apply(&setup.plan.sched)?;
     // Before seccomp (which may forbid fsopen) and the user switch.
     lsm::set_exec_labels(process)?;
     // Only stdio and --preserve-fds reach the program (before any seccomp

@@ -32,6 +32,7 @@ pub fn spawn(
         cgroup: state.cgroup.as_ref(),
         ns,
         lock_fd: None,
+        sched: Some(setup.plan.sched()),
     };
     let spawned = init::spawn(&enter, |chan| init::run_tenant(setup, console, chan))
         .map_err(TenantError::Fork)?;

@@ -171,3 +171,67 @@ pub fn join_session_keyring(name: &str) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// `struct sched_attr` (linux/sched/types.h, SCHED_ATTR_SIZE_VER1).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SchedAttr {
+    pub size: u32,
+    pub policy: u32,
+    pub flags: u64,
+    pub nice: i32,
+    pub priority: u32,
+    pub runtime: u64,
+    pub deadline: u64,
+    pub period: u64,
+    pub util_min: u32,
+    pub util_max: u32,
+}
+
+/// sched_setattr(0, attr, 0) for the calling thread.
+/// <https://man7.org/linux/man-pages/man2/sched_setattr.2.html>
+pub fn sched_setattr(attr: &SchedAttr) -> io::Result<()> {
+    // SAFETY: `attr` is a valid sched_attr whose `size` the caller set to
+    // its size; the kernel only reads it.
+    let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, attr as *const SchedAttr, 0) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// ioprio_set(IOPRIO_WHO_PROCESS, 0, value) for the calling process.
+/// <https://man7.org/linux/man-pages/man2/ioprio_set.2.html>
+pub fn ioprio_set(value: u16) -> io::Result<()> {
+    const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+    // SAFETY: plain integer arguments; no memory is passed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_ioprio_set,
+            IOPRIO_WHO_PROCESS,
+            0,
+            value as libc::c_int,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// set_mempolicy(mode, nodemask, maxnode) for the calling thread.
+/// <https://man7.org/linux/man-pages/man2/set_mempolicy.2.html>
+pub fn set_mempolicy(mode: i32, mask: &[u64]) -> io::Result<()> {
+    let (ptr, maxnode) = if mask.iter().all(|w| *w == 0) {
+        (std::ptr::null(), 0)
+    } else {
+        (mask.as_ptr(), mask.len() as u64 * 64)
+    };
+    // SAFETY: `ptr` is null or points at `mask`, `maxnode` bits long, which
+    // outlives the call; the kernel only reads it.
+    let rc = unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, ptr, maxnode) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
