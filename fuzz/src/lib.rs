@@ -75,10 +75,11 @@ pub fn check_config(data: &[u8]) -> Outcome {
         Ok(config) => config,
         Err(e) => return Outcome::Refused(spec_message(&e)),
     };
-    // What `ValidProcess` promises its users.
-    let process = &config.process;
-    assert!(!process.argv().is_empty() && !process.program().is_empty());
-    assert!(process.cwd().is_absolute(), "{:?}", process.cwd());
+    // What `ValidProcess` promises its users (process is optional at create).
+    if let Some(process) = &config.process {
+        assert!(!process.argv().is_empty() && !process.program().is_empty());
+        assert!(process.cwd().is_absolute(), "{:?}", process.cwd());
+    }
     let mut refusals = Vec::new();
     if let Some(profile) = config.linux.seccomp() {
         if let Err(msg) = seccomp::check_compile(profile) {
