@@ -245,7 +245,7 @@ const TERMINATING: &[Signal] = &[
 pub fn run_init(plan: &Plan, state_dir: &Path, chan: &Channel) -> Result<Infallible, InitError> {
     become_session_leader()?;
     join_session_keyring(plan)?;
-    let root = rootfs::prepare_root(&plan.config, &plan.rootfs, plan.own_mounts())?;
+    let root = rootfs::prepare_root(&plan.rootfs, plan.own_mounts())?;
     rootfs::mount_all(
         &plan.config,
         &root,
@@ -272,12 +272,7 @@ pub fn run_init(plan: &Plan, state_dir: &Path, chan: &Channel) -> Result<Infalli
     }
     rootfs::protect_paths(&plan.config.spec, root.fd.as_fd())?;
     let fifo = open_fifo(&state_dir.join(crate::state::EXEC_FIFO))?;
-    rootfs::enter(
-        root,
-        plan.own_mounts(),
-        plan.opts.no_pivot,
-        plan.config.root_readonly,
-    )?;
+    rootfs::enter(root, &plan.config, plan.own_mounts(), plan.opts.no_pivot)?;
     let setup = plan.process_setup();
     let ready = setup.map(|s| process::prepare(&s, chan)).transpose()?;
     chan.send(&Msg::Created)?;

@@ -149,6 +149,7 @@ pub fn plan<'a>(
     let cgroup = Cgroup::resolve(cgroups_path, &opts.id, opts.systemd_cgroup)?;
     let annotations = config.spec.annotations().clone().unwrap_or_default();
     network::check(&opts.id, &annotations)?;
+    network::check_net_devices(&config.linux)?;
     Ok(Plan {
         opts,
         config,
