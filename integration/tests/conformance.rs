@@ -345,6 +345,21 @@ fn unimplemented_features_are_refused_by_name() {
     let Some(rt) = Rtctr::for_root_test() else {
         return;
     };
+    // linux.mountLabel is applied where SELinux runs; elsewhere it would be
+    // dropped: refused. (Applied, it is the `context=` of new filesystems:
+    // a unit test of the mount plan checks that.)
+    if !std::path::Path::new("/sys/fs/selinux").exists() {
+        let mut b = Bundle::new(&["true"]);
+        b.edit(|c| c["linux"]["mountLabel"] = json!("system_u:object_r:container_file_t:s0"));
+        let out = rt.run_bundle(&b, "unimpl");
+        assert_eq!(out.code, 1, "{out:?}");
+        assert!(
+            out.stderr.contains(
+                "linux.mountLabel \"system_u:object_r:container_file_t:s0\": SELinux is not enabled on this host"
+            ),
+            "{out:?}"
+        );
+    }
     let mut b = Bundle::new(&["true"]);
     b.edit(|c| c["linux"]["intelRdt"] = json!({"closID": "c1"}));
     let out = rt.run_bundle(&b, "unimpl");

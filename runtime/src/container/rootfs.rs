@@ -184,7 +184,14 @@ pub struct Plan {
 /// looks at bind sources).
 pub fn plan(spec: &Spec, bundle: &Path, is_dir: mounts::IsDir) -> Result<Plan, RootfsError> {
     let list = spec.mounts().as_deref().unwrap_or_default();
-    let mounts = mounts::plan(list, bundle, is_dir)?;
+    let mut mounts = mounts::plan(list, bundle, is_dir)?;
+    let linux = spec.linux().as_ref();
+    if let Some(label) = linux.and_then(|l| l.mount_label().as_deref()) {
+        // Checked at create: SELinux runs.
+        if !label.is_empty() {
+            mounts::set_mount_label(&mut mounts, label);
+        }
+    }
     let dev_is_bind = mounts
         .iter()
         .any(|p| p.dest == Path::new("/dev") && matches!(p.op, mounts::MountOp::Bind { .. }));
@@ -490,6 +497,41 @@ mod tests {
             {"destination": "/dev/fuse", "type": "bind", "source": "/dev/fuse"}
         ]}));
         assert!(bind_below_dev.devices.is_some());
+    }
+
+    #[test]
+    fn the_mount_label_goes_to_new_filesystems_but_proc_sysfs_mqueue() {
+        let p = plan_of(serde_json::json!({
+            "ociVersion": "1.2.0",
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["mode=755"]},
+                {"destination": "/dev/pts", "type": "devpts", "source": "devpts"},
+                {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue"},
+                {"destination": "/sys", "type": "sysfs", "source": "sysfs"},
+                {"destination": "/b", "type": "bind", "source": "/x", "options": ["rbind"]}
+            ],
+            "linux": {"mountLabel": "system_u:object_r:container_file_t:s0:c1,c2"}
+        }));
+        let data: Vec<Option<&str>> = p
+            .mounts
+            .iter()
+            .filter_map(|m| match &m.op {
+                mounts::MountOp::Filesystem(fs) => Some(fs.data.as_deref()),
+                _ => None,
+            })
+            .collect();
+        let label = "context=\"system_u:object_r:container_file_t:s0:c1,c2\"";
+        assert_eq!(
+            data,
+            [
+                None,
+                Some(format!("mode=755,{label}").as_str()),
+                Some(label),
+                None,
+                None
+            ]
+        );
     }
 
     #[test]
