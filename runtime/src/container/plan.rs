@@ -13,7 +13,7 @@ use oci_spec::runtime::LinuxNamespaceType;
 use rtctr_cgroups::Cgroup;
 
 use super::sync::SyncError;
-use super::{hooks, lsm, namespaces, network, process, seccomp, terminal};
+use super::{hooks, idmap, lsm, namespaces, network, process, seccomp, terminal};
 use crate::spec::{self, Config};
 use crate::state::{self, StateError};
 
@@ -54,6 +54,8 @@ pub enum CreateError {
     Seccomp(#[from] seccomp::SeccompError),
     #[error(transparent)]
     Lsm(#[from] lsm::LsmError),
+    #[error(transparent)]
+    Idmap(#[from] idmap::IdmapError),
 }
 
 pub(super) fn io_err<'a>(
@@ -91,6 +93,8 @@ pub struct Plan<'a> {
     pub ns: namespaces::Plan,
     pub cgroup: Cgroup,
     pub process: Option<process::Plan>,
+    /// Idmapped copies of bind sources, for the init to attach.
+    pub idmapped: Vec<idmap::Idmapped>,
     /// Where the terminal master goes: a connected --console-socket, or
     /// `run`'s own socket.
     console: Option<Console<'a>>,
@@ -153,6 +157,8 @@ pub fn plan<'a>(
     network::check(&opts.id, &annotations)?;
     network::check_net_devices(&config.linux)?;
     lsm::check_mount_label(&config.linux)?;
+    let mounts = config.spec.mounts().as_deref().unwrap_or_default();
+    let idmapped = idmap::prepare(mounts, &config.linux, &bundle)?;
     Ok(Plan {
         opts,
         config,
@@ -162,6 +168,7 @@ pub fn plan<'a>(
         ns,
         cgroup,
         process,
+        idmapped,
         console,
     })
 }
