@@ -65,10 +65,11 @@ lint:
 	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 	$(CARGO) clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
 
-# podman (through conmon) and containerd (runc shim v2) driving rtctr.
+# podman (through conmon), containerd (runc shim v2) and Docker driving rtctr.
 test-engines: build
 	integration/engines/podman.sh $(abspath $(RTCTR))
 	integration/engines/containerd.sh $(abspath $(RTCTR))
+	integration/engines/docker.sh $(abspath $(RTCTR))
 
 # The soak (issue 11, integration/src/bin/soak.rs): seeded random
 # lifecycles (runs, exec, pause, OOM kills, rtctr SIGKILLed mid-verb,
