@@ -85,19 +85,22 @@ impl std::fmt::Display for CniError {
 
 impl std::error::Error for CniError {}
 
-/// One entry of `runtimeConfig.portMappings`.
+/// One entry of `runtimeConfig.portMappings`. The keys are the CNI conventions' camelCase;
+/// containerd 1.6's go-cni sends the Go field names (`HostPort`, ...), which Go plugins read
+/// case-insensitively, so both spellings are accepted.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
 pub struct CniPortMapping {
     /// Port on the host.
+    #[serde(rename = "hostPort", alias = "HostPort")]
     pub host_port: u16,
     /// Port in the container.
+    #[serde(rename = "containerPort", alias = "ContainerPort")]
     pub container_port: u16,
     /// `tcp` (default) or `udp`.
-    #[serde(default)]
+    #[serde(default, alias = "Protocol")]
     pub protocol: Option<String>,
     /// Host address to bind; only empty, `0.0.0.0` (all of the host's addresses) is supported.
-    #[serde(default, rename = "hostIP")]
+    #[serde(default, rename = "hostIP", alias = "HostIP")]
     pub host_ip: Option<String>,
 }
 
@@ -608,6 +611,19 @@ mod tests {
         let err = run(&Env::default(), conf).unwrap_err();
         assert_eq!(err.code, code::INVALID_ENV);
         assert!(err.details.contains("CNI_COMMAND"));
+    }
+
+    #[test]
+    fn go_cni_port_mapping_keys() {
+        let conf = parse_conf(
+            br#"{"cniVersion":"1.0.0","name":"n","runtimeConfig":{"portMappings":[{"HostPort":18081,"ContainerPort":80,"Protocol":"tcp","HostIP":""}]}}"#,
+        )
+        .unwrap();
+        let p = ports(&conf.runtime_config.port_mappings).unwrap();
+        assert_eq!(
+            (p[0].host_port, p[0].container_port, p[0].proto),
+            (18081, 80, Proto::Tcp)
+        );
     }
 
     #[test]
