@@ -159,6 +159,25 @@ fn add_check_del_with_ports_and_nat() {
     );
     assert!(out.stdout.is_empty());
 
+    // CHECK notices an address taken away inside the netns, and a prevResult naming
+    // another address
+    let mut checked2 = base.clone();
+    checked2["prevResult"] = r2.clone();
+    let env2 = attach_env("pod-two", &p2);
+    assert!(cni(&w.host, "CHECK", &env2, &checked2).status.success());
+    c2.ip(&["addr", "del", "10.201.21.3/24", "dev", "eth0"]);
+    let e = cni_error(&cni(&w.host, "CHECK", &env2, &checked2));
+    assert!(
+        e["details"].as_str().unwrap().contains("10.201.21.3"),
+        "{e}"
+    );
+    c2.ip(&["addr", "add", "10.201.21.3/24", "dev", "eth0"]);
+    c2.ip(&["route", "add", "default", "via", "10.201.21.1"]);
+    let mut wrong = checked2.clone();
+    wrong["prevResult"]["ips"][0]["address"] = "10.201.21.99/24".into();
+    let e = cni_error(&cni(&w.host, "CHECK", &env2, &wrong));
+    assert!(e["details"].as_str().unwrap().contains("prevResult"), "{e}");
+
     // pod to pod, pod to gateway
     let ping = |ns: &Ns, ip: &str| {
         ns.exec(&["busybox", "ping", "-c1", "-W2", ip])
