@@ -29,7 +29,7 @@ for b in "$CNI_BIN" "$KUBELET"; do
     [ -x "$b" ] || { echo "$0: $b is missing (cargo build --release --workspace --bins)" >&2; exit 2; }
 done
 
-apt_need containerd containernetworking-plugins runc busybox-static file iproute2 nftables gcc libc6-dev ||
+apt_need containerd containernetworking-plugins runc busybox-static file iproute2 nftables jq gcc libc6-dev ||
     { echo "$0: cannot install containerd" >&2; exit 2; }
 
 WORK=/tmp/rtctr-cri-$$
