@@ -6,6 +6,7 @@ pub mod files;
 // The only unsafe code: nftnl FFI for the `fib` expression and the chain dump.
 #[allow(unsafe_code)]
 pub mod nat;
+pub mod netdev;
 mod netlink;
 pub mod request;
 pub mod store;
@@ -450,7 +451,7 @@ impl Networks {
         let addrs = nl
             .addresses(idx)
             .map_err(|e| NetError::netlink("listing addresses of", &obj, e))?;
-        if !addrs.contains(&(lease.ip, net.subnet.prefix)) {
+        if !addrs.contains(&(std::net::IpAddr::V4(lease.ip), net.subnet.prefix)) {
             return Err(NetError::Address {
                 name: network.into(),
                 ip: lease.ip,
