@@ -152,6 +152,12 @@ fn version_or_help(cli: &Cli) -> Result<u8> {
     Ok(0)
 }
 
+/// `--rootless` for create and run: skip the cgroups the caller cannot write.
+fn rootless_cgroups(cli: &Cli) -> Result<bool> {
+    let flag = rtctr::rootless::parse_flag(cli.rootless.as_deref())?;
+    Ok(rtctr::rootless::skip_unwritable_cgroups(flag))
+}
+
 /// One verb, one function.
 fn dispatch(cli: &Cli) -> Result<u8> {
     let Some(command) = cli.command.as_ref().filter(|_| !cli.version) else {
@@ -160,7 +166,9 @@ fn dispatch(cli: &Cli) -> Result<u8> {
     let store = Store::new(cli.root.clone().unwrap_or_else(default_root));
     match command {
         Command::Create(a) => {
-            rtctr::commands::create::create(&store, &a.options(cli.systemd_cgroup))?;
+            let mut opts = a.options(cli.systemd_cgroup);
+            opts.rootless_cgroups = rootless_cgroups(cli)?;
+            rtctr::commands::create::create(&store, &opts)?;
         }
         Command::Start { id } => rtctr::commands::start::start(&store, id)?,
         Command::State { id } => print(&rtctr::commands::state::state(&store, id)?)?,
@@ -169,7 +177,9 @@ fn dispatch(cli: &Cli) -> Result<u8> {
         }
         Command::Delete { force, id } => rtctr::commands::delete::delete(&store, id, *force)?,
         Command::Run(a) => {
-            let code = rtctr::commands::run::run(&store, &a.options(cli.systemd_cgroup))?;
+            let mut opts = a.options(cli.systemd_cgroup);
+            opts.create.rootless_cgroups = rootless_cgroups(cli)?;
+            let code = rtctr::commands::run::run(&store, &opts)?;
             return Ok(code.clamp(0, 255) as u8);
         }
         Command::List { format, quiet } => {
@@ -181,7 +191,9 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             rtctr::commands::list::list(&store, json, *quiet, &mut std::io::stdout().lock())?;
         }
         Command::Spec { bundle, .. } => {
-            rtctr::commands::spec::spec(bundle.as_deref().unwrap_or(Path::new(".")))?
+            // runc's `spec --rootless` (here the global flag, given after the verb).
+            let rootless = rtctr::rootless::parse_flag(cli.rootless.as_deref())? == Some(true);
+            rtctr::commands::spec::spec(bundle.as_deref().unwrap_or(Path::new(".")), rootless)?
         }
         Command::Network(n) => network(n)?,
         Command::Exec(a) => {

@@ -13,7 +13,7 @@ use oci_spec::runtime::LinuxNamespaceType;
 use rtctr_cgroups::Cgroup;
 
 use super::sync::SyncError;
-use super::{hooks, namespaces, network, process, seccomp, terminal};
+use super::{hooks, namespaces, network, process, rootless, seccomp, terminal};
 use crate::spec::{self, Config};
 use crate::state::{self, StateError};
 
@@ -52,6 +52,14 @@ pub enum CreateError {
     Network(#[from] network::NetworkError),
     #[error(transparent)]
     Seccomp(#[from] seccomp::SeccompError),
+    #[error(transparent)]
+    Rootless(#[from] rootless::RootlessError),
+    #[error("rootless (uid {uid}): linux.resources {setting} cannot be applied: this user can write no {controller} cgroup (cgroup v1 hierarchies belong to root; on cgroup v2, run rtctr in a delegated subtree)")]
+    RootlessLimit {
+        uid: u32,
+        setting: String,
+        controller: String,
+    },
 }
 
 pub(super) fn io_err<'a>(
@@ -75,6 +83,9 @@ pub struct CreateOptions {
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
     pub systemd_cgroup: bool,
+    /// `--rootless` decided ([`rootless::skip_unwritable_cgroups`]): the
+    /// cgroup hierarchies the caller cannot write are left out.
+    pub rootless_cgroups: bool,
 }
 
 /// What `create` decided before anything exists; the parent recipe and
@@ -144,9 +155,16 @@ pub fn plan<'a>(
         .map(|p| process::plan(p, &config.linux))
         .transpose()?;
     let console = console_receiver(opts, &config, console)?;
+    rootless::check_namespaces(&config.linux)?;
     let ns = namespaces::plan(&config.linux)?;
+    if ns.new_user {
+        rootless::check_map_tools(&config.linux)?;
+    }
     let cgroups_path = config.linux.cgroups_path().as_deref();
-    let cgroup = Cgroup::resolve(cgroups_path, &opts.id, opts.systemd_cgroup)?;
+    let mut cgroup = Cgroup::resolve(cgroups_path, &opts.id, opts.systemd_cgroup)?;
+    if opts.rootless_cgroups {
+        cgroup = writable_cgroup(cgroup);
+    }
     let annotations = config.spec.annotations().clone().unwrap_or_default();
     network::check(&opts.id, &annotations)?;
     Ok(Plan {
@@ -160,6 +178,20 @@ pub fn plan<'a>(
         process,
         console,
     })
+}
+
+/// Rootless: only the hierarchies the caller may write; the rest are
+/// skipped (as runc does), which a limit in linux.resources then turns
+/// into an error when the cgroup is made.
+fn writable_cgroup(cgroup: Cgroup) -> Cgroup {
+    let (kept, left) = cgroup.writable_part();
+    for dir in &left {
+        log::debug!(
+            "rootless: no cgroup in {}: not writable by this user",
+            dir.display()
+        );
+    }
+    kept
 }
 
 fn rootfs_path(bundle: &Path, root: &Path) -> Result<PathBuf, CreateError> {

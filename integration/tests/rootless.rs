@@ -1,0 +1,332 @@
+//! rtctr run by an unprivileged user (created and removed by each test,
+//! see `rtctr_integration::rootless`): what the container sees (root
+//! inside, the user's id outside), the lifecycle verbs, a multi-id mapping
+//! through newuidmap, and what a user cannot do failing clearly with
+//! nothing left behind.
+
+use std::path::Path;
+
+use rtctr_integration::rootless::TestUser;
+use rtctr_integration::*;
+use serde_json::{json, Value};
+
+const NEEDS: &str = "it creates a user (useradd) to run rtctr as";
+
+/// A bundle whose config.json is the user's own `rtctr spec --rootless`,
+/// running `args` on the shared busybox rootfs, owned by the user.
+fn rootless_bundle(user: &TestUser, args: &[&str]) -> Bundle {
+    let mut b = Bundle::new(args);
+    std::fs::remove_file(b.path().join("config.json")).unwrap();
+    user.give(b.path());
+    let bundle = b.path().to_str().unwrap();
+    user.rtctr(&["spec", "--rootless", "--bundle", bundle]).ok();
+    let text = std::fs::read(b.path().join("config.json")).unwrap();
+    b.config = serde_json::from_slice(&text).unwrap();
+    b.config["process"]["terminal"] = json!(false);
+    b.config["process"]["args"] = json!(args);
+    b.config["root"]["path"] = json!(shared_rootfs());
+    b.save();
+    b
+}
+
+fn state(user: &TestUser, id: &str) -> Value {
+    let out = user.rtctr(&["state", id]).ok();
+    serde_json::from_str(&out.stdout).unwrap()
+}
+
+#[track_caller]
+fn wait_status(user: &TestUser, id: &str, want: &str) {
+    let ok = wait_for(std::time::Duration::from_secs(10), || {
+        user.rtctr(&["state", id])
+            .stdout
+            .contains(&format!("\"status\": \"{want}\""))
+    });
+    assert!(ok, "{id}: never {want}: {:?}", user.rtctr(&["state", id]));
+}
+
+/// The real, effective, saved and fs uid of a host process.
+fn host_uids(pid: i64) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    line.split_whitespace()
+        .skip(1)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn spec_rootless_maps_the_callers_ids() {
+    if !require_root(NEEDS) {
+        return;
+    }
+    let user = TestUser::new("spec");
+    let b = rootless_bundle(&user, &["true"]);
+    let c = &b.config;
+    let map = |id: u32| json!([{"containerID": 0, "hostID": id, "size": 1}]);
+    assert_eq!(c["linux"]["uidMappings"], map(user.uid));
+    assert_eq!(c["linux"]["gidMappings"], map(user.gid));
+    let ns: Vec<&str> = c["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["type"].as_str().unwrap())
+        .collect();
+    assert!(ns.contains(&"user") && !ns.contains(&"network"), "{ns:?}");
+    assert!(c["linux"].get("resources").is_none());
+    let sys = c["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["destination"] == "/sys")
+        .unwrap();
+    assert_eq!(
+        *sys,
+        json!({"destination": "/sys", "type": "none", "source": "/sys",
+            "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+    );
+    drop(b);
+    user.assert_nothing_left();
+}
+
+#[test]
+fn lifecycle_as_a_user() {
+    if !require_root(NEEDS) {
+        return;
+    }
+    let user = TestUser::new("life");
+    let b = rootless_bundle(
+        &user,
+        &[
+            "sh",
+            "-c",
+            "id -u; id -g; cat /proc/self/uid_map; exec sleep 1000",
+        ],
+    );
+    let bundle = b.path();
+    user.create(bundle, "c1").ok();
+    assert_eq!(state(&user, "c1")["status"], "created");
+    // The state is the user's, under XDG_RUNTIME_DIR.
+    assert!(user.state_root().join("c1").join("state.json").exists());
+    user.rtctr(&["start", "c1"]).ok();
+    wait_status(&user, "c1", "running");
+    let pid = state(&user, "c1")["pid"].as_i64().unwrap();
+    // Inside: root, mapped onto the user.
+    let ok = wait_for(std::time::Duration::from_secs(5), || {
+        Rtctr::output_of(&b, "c1").lines().count() >= 3
+    });
+    assert!(ok, "{:?}", Rtctr::output_of(&b, "c1"));
+    let out = Rtctr::output_of(&b, "c1");
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let uid = user.uid.to_string();
+    assert_eq!(
+        lines,
+        [vec!["0"], vec!["0"], vec!["0", uid.as_str(), "1"]],
+        "{out}"
+    );
+    // Outside: the user's uid.
+    assert_eq!(host_uids(pid), format!("{uid} {uid} {uid} {uid}"));
+    // exec joins its namespaces: root again.
+    let e = user
+        .rtctr(&["exec", "c1", "sh", "-c", "id -u; cat /proc/self/uid_map"])
+        .ok();
+    let e: Vec<Vec<&str>> = e
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(e, [vec!["0"], vec!["0", uid.as_str(), "1"]]);
+    user.rtctr(&["kill", "c1", "KILL"]).ok();
+    wait_status(&user, "c1", "stopped");
+    user.rtctr(&["delete", "c1"]).ok();
+    assert!(user.rtctr(&["state", "c1"]).code != 0);
+    user.assert_nothing_left();
+}
+
+#[test]
+fn run_as_a_user_returns_the_exit_status() {
+    if !require_root(NEEDS) {
+        return;
+    }
+    let user = TestUser::new("run");
+    let b = rootless_bundle(&user, &["sh", "-c", "ls /sys/class >/dev/null && exit 3"]);
+    let out = user.rtctr(&["run", "--bundle", b.path().to_str().unwrap(), "r1"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    user.assert_nothing_left();
+}
+
+#[test]
+fn multi_id_mapping_through_newuidmap() {
+    if !require_root(NEEDS) {
+        return;
+    }
+    if !Path::new("/usr/bin/newuidmap").exists() {
+        rtctr_test_support::loud("SKIPPED: newuidmap missing (apt-get install uidmap)");
+        return;
+    }
+    let user = TestUser::new("map");
+    let (sub_u, n_u) = user.subordinate("/etc/subuid");
+    let (sub_g, n_g) = user.subordinate("/etc/subgid");
+    let mut b = rootless_bundle(
+        &user,
+        &["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; touch /tmp/f; chown 1000:1000 /tmp/f; stat -c '%u %g' /tmp/f"],
+    );
+    b.edit(|c| {
+        c["linux"]["uidMappings"] = json!([
+            {"containerID": 0, "hostID": user.uid, "size": 1},
+            {"containerID": 1, "hostID": sub_u, "size": n_u}
+        ]);
+        c["linux"]["gidMappings"] = json!([
+            {"containerID": 0, "hostID": user.gid, "size": 1},
+            {"containerID": 1, "hostID": sub_g, "size": n_g}
+        ]);
+        // chown to an id of the subordinate range needs CAP_CHOWN there.
+        for set in ["bounding", "effective", "permitted"] {
+            let caps = c["process"]["capabilities"][set].as_array_mut().unwrap();
+            caps.push(json!("CAP_CHOWN"));
+        }
+        c["mounts"].as_array_mut().unwrap().push(json!(
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]}
+        ));
+    });
+    let out = user.rtctr(&["run", "--bundle", b.path().to_str().unwrap(), "m1"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let lines: Vec<Vec<String>> = out
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().map(String::from).collect())
+        .collect();
+    let row = |a: u32, b: u32, c: u32| vec![a.to_string(), b.to_string(), c.to_string()];
+    assert_eq!(
+        lines,
+        [
+            row(0, user.uid, 1),
+            row(1, sub_u, n_u),
+            row(0, user.gid, 1),
+            row(1, sub_g, n_g),
+            vec!["1000".to_string(), "1000".to_string()],
+        ],
+        "{out:?}"
+    );
+    user.assert_nothing_left();
+}
+
+/// A failed create as the user: exit status 1, `stderr` holding `want`,
+/// and nothing of the container left.
+#[track_caller]
+fn refused(user: &TestUser, bundle: &Path, id: &str, want: &[&str]) {
+    let out = user.create(bundle, id);
+    assert_eq!(out.code, 1, "{out:?}");
+    for w in want {
+        assert!(out.stderr.contains(w), "{w:?} not in {:?}", out.stderr);
+    }
+    assert!(user.rtctr(&["state", id]).code != 0);
+    user.assert_nothing_left();
+}
+
+#[test]
+fn resource_limits_without_a_writable_cgroup_are_refused() {
+    if !require_root(NEEDS) {
+        return;
+    }
+    let user = TestUser::new("lim");
+    let mut b = rootless_bundle(&user, &["true"]);
+    b.edit(|c| c["linux"]["resources"] = json!({"pids": {"limit": 10}}));
+    let cgroup_dirs = expected_cgroup_dirs("l1", None);
+    refused(&user, b.path(), "l1", &["rootless", "pids", "cgroup"]);
+    for d in cgroup_dirs {
+        assert!(!d.exists(), "{} made", d.display());
+    }
+    // With --rootless=false rtctr tries the cgroup and names the denial.
+    let out = user.rtctr(&[
+        "--rootless=false",
+        "create",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        "l2",
+    ]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("Permission denied"), "{out:?}");
+    user.assert_nothing_left();
+}
+
+#[test]
+fn a_config_without_a_user_namespace_is_refused() {
+    if !require_root(NEEDS) {
+        return;
+    }
+    let user = TestUser::new("nous");
+    let mut b = rootless_bundle(&user, &["true"]);
+    b.edit(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "user");
+        let linux = c["linux"].as_object_mut().unwrap();
+        linux.remove("uidMappings");
+        linux.remove("gidMappings");
+    });
+    refused(&user, b.path(), "n1", &["no user namespace"]);
+}
+
+#[test]
+fn joining_a_root_owned_namespace_is_refused() {
+    if !require_root(NEEDS) {
+        return;
+    }
+    let user = TestUser::new("join");
+    // A network namespace of root's, which the user may open but not join.
+    let name = format!("rtrl-join-{}", std::process::id());
+    let netns = NetnsGuard::add(&name);
+    let mut b = rootless_bundle(&user, &["true"]);
+    b.edit(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.push(json!({"type": "network", "path": netns.path}));
+    });
+    refused(
+        &user,
+        b.path(),
+        "j1",
+        &[&netns.path, "owned by a user namespace"],
+    );
+    // One it may not even open.
+    b.edit(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.pop();
+        ns.push(json!({"type": "network", "path": "/proc/1/ns/net"}));
+    });
+    refused(
+        &user,
+        b.path(),
+        "j2",
+        &["/proc/1/ns/net", "Permission denied"],
+    );
+}
+
+/// `ip netns add NAME`, deleted on drop.
+struct NetnsGuard {
+    name: String,
+    path: String,
+}
+
+impl NetnsGuard {
+    fn add(name: &str) -> NetnsGuard {
+        let st = std::process::Command::new("ip")
+            .args(["netns", "add", name])
+            .status()
+            .unwrap();
+        assert!(st.success(), "ip netns add {name}");
+        NetnsGuard {
+            name: name.to_string(),
+            path: format!("/run/netns/{name}"),
+        }
+    }
+}
+
+impl Drop for NetnsGuard {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
