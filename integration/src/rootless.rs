@@ -100,8 +100,14 @@ impl TestUser {
 
     /// rtctr `args` as the user, its stdio captured.
     pub fn rtctr(&self, args: &[&str]) -> Out {
+        self.rtctr_env(&[], args)
+    }
+
+    /// [`TestUser::rtctr`] with environment variables set.
+    pub fn rtctr_env(&self, env: &[(&str, &str)], args: &[&str]) -> Out {
         let o = self
             .command(&rtctr_bin())
+            .envs(env.iter().copied())
             .args(args)
             .stdin(Stdio::null())
             .output()
@@ -116,11 +122,17 @@ impl TestUser {
     /// `create` as the user, the container's stdout and stderr going to
     /// `<bundle>/<id>.out` and `.err` (so nothing waits for it to close them).
     pub fn create(&self, bundle: &Path, id: &str) -> Out {
+        self.create_env(&[], bundle, id)
+    }
+
+    /// [`TestUser::create`] with environment variables set.
+    pub fn create_env(&self, env: &[(&str, &str)], bundle: &Path, id: &str) -> Out {
         let out = std::fs::File::create(bundle.join(format!("{id}.out"))).unwrap();
         let err_path = bundle.join(format!("{id}.err"));
         let err = std::fs::File::create(&err_path).unwrap();
         let st = self
             .command(&rtctr_bin())
+            .envs(env.iter().copied())
             .arg("create")
             .arg("--bundle")
             .arg(bundle)

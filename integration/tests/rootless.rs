@@ -330,3 +330,118 @@ impl Drop for NetnsGuard {
             .status();
     }
 }
+
+/// A bundle serving `hello-<tag>` over HTTP on port 80 of its own network
+/// namespace, attached with `rtctr.network`, host port `port` published.
+fn web_bundle(user: &TestUser, tag: &str, port: u16) -> Bundle {
+    let script = format!(
+        "mkdir -p /dev/shm/www && echo hello-{tag} > /dev/shm/www/index.html && exec httpd -f -p 80 -h /dev/shm/www"
+    );
+    let mut b = rootless_bundle(user, &["sh", "-c", &script]);
+    b.edit(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.push(json!({"type": "network"}));
+        c["annotations"] = json!({
+            "rtctr.network": "default",
+            "rtctr.network.ports": format!("{port}:80/tcp"),
+        });
+    });
+    b
+}
+
+/// GET / from 127.0.0.1:port, retried for a few seconds (the server
+/// starts after `start`).
+fn http_get(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut body = None;
+    wait_for(std::time::Duration::from_secs(10), || {
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+        if s.write_all(b"GET / HTTP/1.0\r\n\r\n").is_err() {
+            return false;
+        }
+        let mut text = String::new();
+        let _ = s.read_to_string(&mut text);
+        let found = text.contains("200 OK");
+        body = Some(text);
+        found
+    });
+    body
+}
+
+/// A free host port above 1024 (the kernel picks it).
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[test]
+fn user_mode_network_publishes_ports() {
+    if !require_root(NEEDS) {
+        return;
+    }
+    let user = TestUser::new("net");
+    let mut tried = 0;
+    for tool in ["pasta", "slirp4netns"] {
+        if !Path::new("/usr/bin").join(tool).exists() {
+            rtctr_test_support::loud(&format!("NOTE: {tool} not installed; not tried"));
+            continue;
+        }
+        tried += 1;
+        let port = free_port();
+        let b = web_bundle(&user, tool, port);
+        let env = [("RTCTR_USER_NET", tool)];
+        let id = format!("w-{tool}");
+        user.create_env(&env, b.path(), &id).ok();
+        let st = state(&user, &id);
+        let record = std::fs::read(user.state_root().join(&id).join("state.json")).unwrap();
+        let record: Value = serde_json::from_slice(&record).unwrap();
+        assert_eq!(record["network"]["user_mode"], tool, "{st}");
+        let helper = record["network"]["pid"].as_i64().unwrap();
+        assert_eq!(
+            host_uids(helper).split(' ').next(),
+            Some(user.uid.to_string().as_str())
+        );
+        user.rtctr(&["start", &id]).ok();
+        let body = http_get(port).unwrap_or_default();
+        assert!(body.contains(&format!("hello-{tool}")), "{tool}: {body:?}");
+        user.rtctr(&["delete", "--force", &id]).ok();
+        // The helper is stopped with the container.
+        user.assert_nothing_left();
+    }
+    assert!(
+        tried > 0,
+        "neither pasta nor slirp4netns is installed (apt-get install passt)"
+    );
+}
+
+#[test]
+fn user_mode_network_refusals() {
+    if !require_root(NEEDS) {
+        return;
+    }
+    let user = TestUser::new("nonet");
+    // No tool (only a nonexistent one allowed): the error names the packages.
+    let b = web_bundle(&user, "x", free_port());
+    let out = user.create_env(&[("RTCTR_USER_NET", "none")], b.path(), "n1");
+    assert_eq!(out.code, 1, "{out:?}");
+    for w in [
+        "pasta (Debian package passt)",
+        "slirp4netns (Debian package slirp4netns)",
+    ] {
+        assert!(out.stderr.contains(w), "{w:?} not in {:?}", out.stderr);
+    }
+    user.assert_nothing_left();
+    // A privileged host port.
+    let mut b = web_bundle(&user, "x", 80);
+    refused(&user, b.path(), "n2", &["host port 80 is privileged"]);
+    // No network namespace of its own to connect.
+    b.edit(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "network");
+        c["annotations"] = json!({"rtctr.network": "default"});
+    });
+    refused(&user, b.path(), "n3", &["needs a new network namespace"]);
+}

@@ -8,7 +8,7 @@
 //! - [`namespaces`], [`rootfs`], [`mounts`], [`devices`], [`resolve`]
 //!   (paths inside the root), [`capabilities`], [`seccomp`], [`lsm`],
 //!   [`terminal`], [`hooks`], [`network`], [`proc_files`], [`rootless`]
-//!   (what differs for a caller without root).
+//!   (what differs for a caller without root), [`user_net`] (its network).
 //! - [`lifecycle`] (start, stop, destroy), [`pidfd`] (liveness, signals),
 //!   [`supervise`] (a foreground process: signals, reaping, terminal).
 
@@ -35,3 +35,4 @@ pub mod supervise;
 pub mod sync;
 pub mod tenant;
 pub mod terminal;
+pub mod user_net;

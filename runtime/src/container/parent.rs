@@ -16,7 +16,7 @@ use nix::unistd::Pid;
 use super::init::{self, Enter, Spawned};
 use super::plan::{io_err, plan, CreateError, CreateOptions, Plan};
 use super::sync::{Msg, SyncError};
-use super::{hooks, lifecycle, namespaces, network, pidfd};
+use super::{hooks, lifecycle, namespaces, network, pidfd, user_net};
 use crate::state::{self, ContainerDir, State, Status, Store};
 
 /// A created container, for `run` to go on with.
@@ -263,11 +263,20 @@ fn attach_network(dir: &ContainerDir, plan: &Plan, state: &mut State) -> Result<
     };
     // Recorded first: a create killed half-way through still gets its
     // lease and port rules removed by `delete --force`.
-    state.network = Some(serde_json::json!({ "network": name }));
+    // Rootless, user mode: a helper process, not a lease (see user_net).
+    let user_mode = user_net::wanted();
+    state.network = Some(match user_mode {
+        true => serde_json::json!({ "network": name, "user_mode": "starting" }),
+        false => serde_json::json!({ "network": name }),
+    });
     dir.save(state)?;
     let hostname = plan.config.spec.hostname().clone();
     let hostname = hostname.unwrap_or_else(|| state.id.clone());
-    let attached = network::attach(
+    let attach = match user_mode {
+        true => network::attach_user_mode,
+        false => network::attach,
+    };
+    let attached = attach(
         &state.id,
         state.pid,
         &state.annotations,

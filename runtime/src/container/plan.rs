@@ -100,6 +100,8 @@ pub struct Plan<'a> {
     pub ns: namespaces::Plan,
     pub cgroup: Cgroup,
     pub process: Option<process::Plan>,
+    /// The caller is not real root (a user, or root in a user namespace).
+    pub rootless: bool,
     /// Where the terminal master goes: a connected --console-socket, or
     /// `run`'s own socket.
     console: Option<Console<'a>>,
@@ -166,7 +168,8 @@ pub fn plan<'a>(
         cgroup = writable_cgroup(cgroup);
     }
     let annotations = config.spec.annotations().clone().unwrap_or_default();
-    network::check(&opts.id, &annotations)?;
+    let new_netns = ns.creates(LinuxNamespaceType::Network);
+    network::check(&opts.id, &annotations, new_netns)?;
     Ok(Plan {
         opts,
         config,
@@ -176,6 +179,7 @@ pub fn plan<'a>(
         ns,
         cgroup,
         process,
+        rootless: !rootless::is_root() || rootless::in_user_namespace(),
         console,
     })
 }
