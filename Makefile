@@ -9,7 +9,7 @@ CARGO ?= cargo
 RTCTR := target/release/rtctr
 BUNDLE := bundles/busybox
 APT_PACKAGES := busybox-static iproute2 nftables libnftnl-dev libmnl-dev pkg-config \
-	qemu-system-x86 linux-image-amd64 runc jq apparmor
+	qemu-system-x86 linux-image-amd64 runc jq apparmor uidmap passt slirp4netns
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: all build deps bundle demo test unit integration soak soak-short test-engines test-cgroupv2 \
@@ -65,9 +65,11 @@ lint:
 	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 	$(CARGO) clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
 
-# podman (through conmon) and containerd (runc shim v2) driving rtctr.
+# podman (through conmon; as root, and rootless as a user the script
+# makes) and containerd (runc shim v2) driving rtctr.
 test-engines: build
 	integration/engines/podman.sh $(abspath $(RTCTR))
+	integration/engines/podman-rootless.sh $(abspath $(RTCTR))
 	integration/engines/containerd.sh $(abspath $(RTCTR))
 
 # The soak (issue 11, integration/src/bin/soak.rs): seeded random

@@ -83,7 +83,22 @@ impl TestUser {
     /// `program` run as the user (setpriv: real and effective ids, the
     /// user's groups), with a clean environment naming its runtime dir.
     pub fn command(&self, program: &Path) -> Command {
-        let mut c = Command::new("setpriv");
+        self.command_in(None, program)
+    }
+
+    /// [`TestUser::command`], moved first (by root) into the cgroup2
+    /// directory `cgroup` when given.
+    pub fn command_in(&self, cgroup: Option<&Path>, program: &Path) -> Command {
+        let mut c = match cgroup {
+            Some(dir) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg("echo $$ > \"$0/cgroup.procs\" && exec setpriv \"$@\"")
+                    .arg(dir);
+                c
+            }
+            None => Command::new("setpriv"),
+        };
         c.arg(format!("--reuid={}", self.uid))
             .arg(format!("--regid={}", self.gid))
             .arg("--init-groups")
@@ -127,11 +142,22 @@ impl TestUser {
 
     /// [`TestUser::create`] with environment variables set.
     pub fn create_env(&self, env: &[(&str, &str)], bundle: &Path, id: &str) -> Out {
+        self.create_in(None, env, bundle, id)
+    }
+
+    /// [`TestUser::create_env`], run from the cgroup2 directory `cgroup`.
+    pub fn create_in(
+        &self,
+        cgroup: Option<&Path>,
+        env: &[(&str, &str)],
+        bundle: &Path,
+        id: &str,
+    ) -> Out {
         let out = std::fs::File::create(bundle.join(format!("{id}.out"))).unwrap();
         let err_path = bundle.join(format!("{id}.err"));
         let err = std::fs::File::create(&err_path).unwrap();
         let st = self
-            .command(&rtctr_bin())
+            .command_in(cgroup, &rtctr_bin())
             .envs(env.iter().copied())
             .arg("create")
             .arg("--bundle")

@@ -445,3 +445,103 @@ fn user_mode_network_refusals() {
     });
     refused(&user, b.path(), "n3", &["needs a new network namespace"]);
 }
+
+/// The cgroup2 mount point: /sys/fs/cgroup (pure v2) or its `unified`
+/// tree (hybrid).
+fn cgroup2_mount() -> Option<std::path::PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        (post.split_whitespace().next() == Some("cgroup2"))
+            .then(|| pre.split_whitespace().nth(4).map(std::path::PathBuf::from))?
+    })
+}
+
+/// A cgroup2 subtree delegated to a user, as systemd's Delegate=yes
+/// makes one: the directory and its cgroup.procs, cgroup.threads and
+/// cgroup.subtree_control are the user's; `caller` is a leaf for the
+/// user's processes (a cgroup with processes cannot enable controllers
+/// for its children). Removed on drop.
+struct Delegated {
+    dir: std::path::PathBuf,
+}
+
+impl Delegated {
+    fn new(user: &TestUser, mount: &Path) -> Delegated {
+        let dir = mount.join(format!("rtrl-deleg-{}", std::process::id()));
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::create_dir(dir.join("caller")).unwrap();
+        let d = Delegated { dir };
+        for f in [
+            "",
+            "cgroup.procs",
+            "cgroup.threads",
+            "cgroup.subtree_control",
+        ] {
+            let p = d.dir.join(f);
+            std::os::unix::fs::chown(&p, Some(user.uid), Some(user.gid)).unwrap();
+        }
+        user.give(&d.dir.join("caller"));
+        d
+    }
+}
+
+impl Drop for Delegated {
+    fn drop(&mut self) {
+        for d in [self.dir.join("caller"), self.dir.clone()] {
+            let _ = wait_for(std::time::Duration::from_secs(5), || {
+                std::fs::remove_dir(&d).is_ok() || !d.exists()
+            });
+        }
+    }
+}
+
+#[test]
+fn a_delegated_cgroup2_subtree_is_used() {
+    if !require_root(NEEDS) {
+        return;
+    }
+    let Some(mount) = cgroup2_mount() else {
+        rtctr_test_support::loud("SKIPPED: no cgroup2 mounted");
+        return;
+    };
+    let ctrls = std::fs::read_to_string(mount.join("cgroup.controllers")).unwrap_or_default();
+    // A controller on cgroup2 on every layout this runs on: pids on pure
+    // v2, hugetlb on this host's hybrid tree.
+    let (setting, file, value) = if ctrls.split_whitespace().any(|c| c == "pids") {
+        (json!({"pids": {"limit": 42}}), "pids.max", "42")
+    } else if ctrls.split_whitespace().any(|c| c == "hugetlb")
+        && Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists()
+    {
+        let lim = json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}]});
+        (lim, "hugetlb.2MB.max", "4194304")
+    } else {
+        rtctr_test_support::loud(&format!(
+            "SKIPPED: cgroup2 has neither pids nor hugetlb ({ctrls:?})"
+        ));
+        return;
+    };
+    let user = TestUser::new("deleg");
+    let deleg = Delegated::new(&user, &mount);
+    let name = deleg.dir.file_name().unwrap().to_str().unwrap().to_string();
+    let mut b = rootless_bundle(&user, &["sleep", "1000"]);
+    b.edit(|c| {
+        c["linux"]["cgroupsPath"] = json!(format!("/{name}/c1"));
+        c["linux"]["resources"] = setting;
+    });
+    let out = user.create_in(Some(&deleg.dir.join("caller")), &[], b.path(), "d1");
+    assert_eq!(out.code, 0, "{out:?}");
+    let pid = state(&user, "d1")["pid"].as_i64().unwrap();
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(own.lines().any(|l| l == format!("0::/{name}/c1")), "{own}");
+    let cg = deleg.dir.join("c1");
+    assert_eq!(
+        std::fs::read_to_string(cg.join(file)).unwrap().trim(),
+        value
+    );
+    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&cg).unwrap());
+    assert_eq!(owner, user.uid, "made by the user");
+    user.rtctr(&["delete", "--force", "d1"]).ok();
+    assert!(!cg.exists(), "{} left", cg.display());
+    user.assert_nothing_left();
+}

@@ -111,12 +111,18 @@ fn print(text: &str) -> Result<()> {
     writeln!(std::io::stdout().lock(), "{text}").context("write stdout")
 }
 
+/// runc's rule: real root uses /run/rtctr; a user, or root in a user
+/// namespace (rootless podman's conmon) unless $USER is root, uses
+/// $XDG_RUNTIME_DIR/rtctr.
 fn default_root() -> PathBuf {
-    if nix::unistd::geteuid().is_root() {
-        return PathBuf::from("/run/rtctr");
-    }
-    match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("rtctr"),
+    let root = nix::unistd::geteuid().is_root();
+    let xdg = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty());
+    let user_is_root = std::env::var_os("USER").is_some_and(|u| u == "root");
+    match xdg {
+        Some(dir) if !root || (rtctr::rootless::in_user_namespace() && !user_is_root) => {
+            PathBuf::from(dir).join("rtctr")
+        }
+        _ if root => PathBuf::from("/run/rtctr"),
         _ => PathBuf::from(format!("/tmp/rtctr-{}", nix::unistd::geteuid())),
     }
 }
