@@ -179,6 +179,30 @@ pub fn run_map_tool(
     )))
 }
 
+/// The processes of a container that has no cgroup (rootless, none
+/// writable): those in its init's pid namespace that the caller can see,
+/// init first; just the init when it shares rtctr's pid namespace.
+pub fn pids_without_cgroup(init: i32) -> Vec<i32> {
+    let ns_of = |pid: i32| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    let Some(ns) = ns_of(init) else {
+        return Vec::new();
+    };
+    if ns_of(std::process::id() as i32).as_ref() == Some(&ns) {
+        return vec![init];
+    }
+    let mut pids: Vec<i32> = std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .filter(|p: &i32| *p != init && ns_of(*p).as_ref() == Some(&ns))
+                .collect()
+        })
+        .unwrap_or_default();
+    pids.sort_unstable();
+    pids.insert(0, init);
+    pids
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
