@@ -175,7 +175,11 @@ fn run_as_a_user_returns_the_exit_status() {
         return;
     }
     let user = TestUser::new("run");
-    let b = rootless_bundle(&user, &["sh", "-c", "ls /sys/class >/dev/null && exit 3"]);
+    // /sys is the host's, read-only; the device nodes (a user cannot
+    // mknod) are the host's, bind-mounted, and work.
+    let script = "ls /sys/class >/dev/null && ! touch /sys/x 2>/dev/null && [ -c /dev/null ] \
+        && [ \"$(head -c 3 /dev/zero | wc -c)\" = 3 ] && exit 3";
+    let b = rootless_bundle(&user, &["sh", "-c", script]);
     let out = user.rtctr(&["run", "--bundle", b.path().to_str().unwrap(), "r1"]);
     assert_eq!(out.code, 3, "{out:?}");
     user.assert_nothing_left();
@@ -504,7 +508,12 @@ struct Delegated {
 }
 
 impl Delegated {
-    fn new(user: &TestUser, mount: &Path) -> Delegated {
+    fn new(user: &TestUser, mount: &Path, controller: &str) -> Delegated {
+        // The controller reaches the delegated directory (root's part).
+        let _ = std::fs::write(
+            mount.join("cgroup.subtree_control"),
+            format!("+{controller}"),
+        );
         let dir = mount.join(format!("rtrl-deleg-{}", std::process::id()));
         std::fs::create_dir(&dir).unwrap();
         std::fs::create_dir(dir.join("caller")).unwrap();
@@ -545,13 +554,13 @@ fn a_delegated_cgroup2_subtree_is_used() {
     let ctrls = std::fs::read_to_string(mount.join("cgroup.controllers")).unwrap_or_default();
     // A controller on cgroup2 on every layout this runs on: pids on pure
     // v2, hugetlb on this host's hybrid tree.
-    let (setting, file, value) = if ctrls.split_whitespace().any(|c| c == "pids") {
-        (json!({"pids": {"limit": 42}}), "pids.max", "42")
+    let (controller, setting, file, value) = if ctrls.split_whitespace().any(|c| c == "pids") {
+        ("pids", json!({"pids": {"limit": 42}}), "pids.max", "42")
     } else if ctrls.split_whitespace().any(|c| c == "hugetlb")
         && Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists()
     {
         let lim = json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}]});
-        (lim, "hugetlb.2MB.max", "4194304")
+        ("hugetlb", lim, "hugetlb.2MB.max", "4194304")
     } else {
         rtctr_test_support::loud(&format!(
             "SKIPPED: cgroup2 has neither pids nor hugetlb ({ctrls:?})"
@@ -559,7 +568,7 @@ fn a_delegated_cgroup2_subtree_is_used() {
         return;
     };
     let user = TestUser::new("deleg");
-    let deleg = Delegated::new(&user, &mount);
+    let deleg = Delegated::new(&user, &mount, controller);
     let name = deleg.dir.file_name().unwrap().to_str().unwrap().to_string();
     let mut b = rootless_bundle(&user, &["sleep", "1000"]);
     b.edit(|c| {
