@@ -13,7 +13,7 @@ use oci_spec::runtime::LinuxNamespaceType;
 use rtctr_cgroups::Cgroup;
 
 use super::sync::SyncError;
-use super::{hooks, namespaces, network, process, rootless, seccomp, terminal};
+use super::{hooks, lsm, namespaces, network, process, rootless, seccomp, terminal};
 use crate::spec::{self, Config};
 use crate::state::{self, StateError};
 
@@ -52,6 +52,8 @@ pub enum CreateError {
     Network(#[from] network::NetworkError),
     #[error(transparent)]
     Seccomp(#[from] seccomp::SeccompError),
+    #[error(transparent)]
+    Lsm(#[from] lsm::LsmError),
     #[error(transparent)]
     Rootless(#[from] rootless::RootlessError),
     #[error("rootless (uid {uid}): linux.resources {setting} cannot be applied: this user can write no {controller} cgroup (cgroup v1 hierarchies belong to root; on cgroup v2, run rtctr in a delegated subtree)")]
@@ -170,6 +172,8 @@ pub fn plan<'a>(
     let annotations = config.spec.annotations().clone().unwrap_or_default();
     let new_netns = ns.creates(LinuxNamespaceType::Network);
     network::check(&opts.id, &annotations, new_netns)?;
+    network::check_net_devices(&config.linux)?;
+    lsm::check_mount_label(&config.linux)?;
     Ok(Plan {
         opts,
         config,
