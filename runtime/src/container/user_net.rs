@@ -23,6 +23,8 @@ const USER_NET_ENV: &str = "RTCTR_USER_NET";
 const PASTA_PID: &str = "pasta.pid";
 /// slirp4netns's API socket (port forwarding), in the state directory.
 const SLIRP_SOCKET: &str = "slirp4netns.sock";
+/// slirp4netns's stderr, in the state directory.
+const SLIRP_LOG: &str = "slirp4netns.log";
 /// slirp4netns's DNS forwarder, with `--configure`.
 const SLIRP_DNS: &str = "10.0.2.3";
 
@@ -202,6 +204,8 @@ fn start_slirp(
         NetworkError::UserMode(format!("slirp4netns: {what}: {e}"))
     };
     let socket = state_dir.join(SLIRP_SOCKET);
+    let log_path = state_dir.join(SLIRP_LOG);
+    let log = std::fs::File::create(&log_path).map_err(|e| err("create its log", &e))?;
     // Inherited by the child as is (no CLOEXEC); closed here after spawn.
     let (ready_r, ready_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::empty()).map_err(|e| err("pipe", &e))?;
@@ -221,7 +225,7 @@ fn start_slirp(
         .arg("tap0")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .process_group(0)
         .spawn()
         .map_err(|e| err("start", &e))?;
@@ -233,7 +237,12 @@ fn start_slirp(
             .is_ok_and(|n| n == 1);
     if !ready {
         super::pidfd::kill_and_wait(helper, None);
-        return Err(err("not ready", &"it exited or did not report within 10 s"));
+        let said = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let said = said.lines().rev().take(3).collect::<Vec<_>>().join("; ");
+        return Err(err(
+            "not ready",
+            &format!("it exited or did not report within 10 s: {said}"),
+        ));
     }
     for p in ports {
         if let Err(e) = add_hostfwd(&socket, p) {
