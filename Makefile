@@ -54,7 +54,7 @@ integration: build
 # Only the tests whose outcome depends on the cgroup layout or on the
 # kernel's features (AppArmor, cgroup.kill, time namespaces): the VM runs
 # under TCG, where each container costs seconds.
-VM_TESTS := root cgroups lifecycle exec_tty exec security namespaces rootfs conformance leak_check
+VM_TESTS := root cgroups lifecycle exec_tty exec security namespaces rootfs conformance leak_check rootless
 test-cgroupv2: build
 	integration/vm/cargo-test-in-vm.sh --timeout 1500 --release -p rtctr-cgroups -p rtctr-integration \
 		$(addprefix --test ,$(VM_TESTS)) -- --test-threads=1
