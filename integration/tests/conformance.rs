@@ -210,6 +210,28 @@ fn scheduler_io_priority_affinity_and_memory_policy_apply() {
     );
 }
 
+/// Once `start` returns the container is running, even before its init
+/// has exec'd the program: `state` says so, and `delete` without --force
+/// refuses it (state said "created" for a moment, and delete removed it,
+/// as runtime-tools' `delete` file found).
+#[test]
+fn a_started_container_is_running_as_soon_as_start_returns() {
+    let Some(rt) = Rtctr::for_root_test() else {
+        return;
+    };
+    let b = Bundle::new(&["sleep", "60"]);
+    for i in 0..20 {
+        let id = format!("k1-{i}");
+        rt.create(&b, &id, &[]).ok();
+        rt.run(&["start", &id]).ok();
+        assert_eq!(rt.status(&id).as_deref(), Some("running"), "round {i}");
+        let out = rt.run(&["delete", &id]);
+        assert_eq!(out.code, 1, "round {i}: {out:?}");
+        rt.run(&["delete", "--force", &id]).ok();
+    }
+    assert!(rt.ids().is_empty());
+}
+
 /// `linux.rootfsPropagation` is the propagation of the container's `/`,
 /// read from its mountinfo (optional fields): `shared` was lost to the
 /// private parent mount, and `unbindable` made the rootfs bind fail.

@@ -368,7 +368,10 @@ impl ContainerDir {
         let Some(comm) = live_comm(state.pid, state.pid_start) else {
             return Status::Stopped;
         };
-        if comm == INIT_COMM {
+        // Not yet exec'd: created while the exec fifo waits for `start`;
+        // once a start has consumed it (even a start killed before the
+        // execve), running, as runc says (its status is the fifo's).
+        if comm == INIT_COMM && self.file(EXEC_FIFO).exists() {
             return Status::Created;
         }
         if let Some(cg) = &state.cgroup {
@@ -382,8 +385,7 @@ impl ContainerDir {
 
 /// The name (`comm`) the container init carries from its start until it
 /// execs the container's program: the kernel's own record of whether the
-/// program runs yet, whatever happened to the exec fifo or to a `start`
-/// killed half-way.
+/// program runs yet.
 pub const INIT_COMM: &str = "rtctr-init";
 
 /// Is `pid` alive and still the process that started at `start`

@@ -18,8 +18,6 @@ pub enum StartError {
     BadStatus { id: String, status: Status },
     #[error("cannot start container {id}: its config.json has no process (the runtime-spec requires one at start)")]
     NoProcess { id: String },
-    #[error("cannot start container {id}: it is being started already")]
-    Starting { id: String },
     #[error("cannot start container {id}: its init is gone ({source})")]
     Fifo {
         id: String,
@@ -39,10 +37,15 @@ pub enum DestroyError {
 }
 
 /// Releases a created container's init (one byte into the exec fifo),
-/// then runs the poststart hooks once it has exec'd its program.
+/// then runs the poststart hooks once it has exec'd its program. A start
+/// killed after its byte but before it removed the fifo leaves an init
+/// that is released (it no longer reads the fifo; it may have exec'd):
+/// the next start finishes that one's work and succeeds.
 pub fn start(dir: &ContainerDir, state: &State) -> Result<(), StartError> {
     let status = dir.status(state);
-    if status != Status::Created {
+    let fifo = dir.file(EXEC_FIFO);
+    let released_by_a_killed_start = status == Status::Running && fifo.exists();
+    if status != Status::Created && !released_by_a_killed_start {
         return Err(StartError::BadStatus {
             id: state.id.clone(),
             status,
@@ -54,18 +57,17 @@ pub fn start(dir: &ContainerDir, state: &State) -> Result<(), StartError> {
         });
     }
     let init_exe = exe_id(state.pid);
-    match release(dir, &state.id) {
-        // No reader, but the init has not exec'd yet: an earlier start
-        // released it (and may have been killed before it returned).
-        Err(StartError::Fifo { source, .. })
-            if source.raw_os_error() == Some(libc::ENXIO)
-                && crate::state::is_alive(state.pid, state.pid_start) =>
-        {
-            return Err(StartError::Starting {
-                id: state.id.clone(),
-            })
+    if !released_by_a_killed_start {
+        match release(dir, &state.id) {
+            // No reader, but the init lives: an earlier start released it.
+            Err(StartError::Fifo { source, .. })
+                if source.raw_os_error() == Some(libc::ENXIO)
+                    && crate::state::is_alive(state.pid, state.pid_start) => {}
+            other => other?,
         }
-        other => other?,
+    }
+    if let Err(e) = std::fs::remove_file(&fifo) {
+        log::debug!("remove {}: {e}", fifo.display());
     }
     run_poststart_hooks(dir, state, init_exe)
 }
@@ -84,11 +86,7 @@ fn release(dir: &ContainerDir, id: &str) -> Result<(), StartError> {
         nix::sys::stat::Mode::empty(),
     )
     .map_err(|e| fifo_err(e.into()))?;
-    std::fs::File::from(fd).write_all(b"0").map_err(fifo_err)?;
-    if let Err(e) = std::fs::remove_file(&fifo) {
-        log::debug!("remove {}: {e}", fifo.display());
-    }
-    Ok(())
+    std::fs::File::from(fd).write_all(b"0").map_err(fifo_err)
 }
 
 /// poststart hooks, "called after the user-specified process is

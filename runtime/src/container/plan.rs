@@ -39,9 +39,7 @@ pub enum CreateError {
         source: io::Error,
     },
     #[error("the container init was OOM-killed during set-up: linux.resources.memory.limit {limit} is too low")]
-    OomDuringSetup {
-        limit: String,
-    },
+    OomDuringSetup { limit: String },
     #[error("process.terminal is true: cannot allocate a terminal without --console-socket")]
     TerminalWithoutConsole,
     #[error("--console-socket given but process.terminal is false")]
