@@ -54,6 +54,9 @@ pub struct Cli {
     /// Accepted for compatibility (true, false or auto).
     #[arg(long, global = true, value_name = "VALUE", num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Option<String>,
+    /// The layer store of `bundle --image` (default /var/lib/rtctr/layers).
+    #[arg(long = "layer-store", global = true, value_name = "DIR")]
+    pub layer_store: Option<PathBuf>,
     /// Print the version.
     #[arg(short = 'v', long = "version")]
     pub version: bool,
@@ -106,6 +109,17 @@ pub enum Command {
     Spec {
         #[arg(short, long, value_name = "DIR")]
         bundle: Option<PathBuf>,
+    },
+    /// Make a bundle from an OCI image layout (or oci-archive): its
+    /// layers unpacked once into the layer store, config.json from the
+    /// image config, the rootfs an overlay of the layers at create.
+    Bundle {
+        /// DIR[:TAG]: the image layout directory (or oci-archive file) and
+        /// the image's org.opencontainers.image.ref.name.
+        #[arg(long, value_name = "DIR[:TAG]")]
+        image: String,
+        /// The bundle directory to write (made if missing).
+        bundle: PathBuf,
     },
     /// Run a process in a running container.
     Exec(Box<ExecArgs>),

@@ -184,6 +184,15 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             rtctr::commands::spec::spec(bundle.as_deref().unwrap_or(Path::new(".")))?
         }
         Command::Network(n) => network(n)?,
+        Command::Bundle { image, bundle } => {
+            let store = cli.layer_store.clone();
+            let opts = rtctr::commands::bundle::BundleOptions {
+                image: image.clone(),
+                bundle: bundle.clone(),
+                store: store.unwrap_or_else(|| rtctr::commands::bundle::DEFAULT_STORE.into()),
+            };
+            rtctr::commands::bundle::bundle(&opts)?;
+        }
         Command::Exec(a) => {
             let code = rtctr::commands::exec::exec(&store, &a.options())?;
             return Ok(code.clamp(0, 255) as u8);

@@ -2,6 +2,7 @@
 //! container's state, checks its status and calls into [`crate::container`];
 //! no verb calls another.
 
+pub mod bundle;
 pub mod create;
 pub mod delete;
 pub mod events;

@@ -14,6 +14,7 @@ use rtctr_cgroups::Cgroup;
 
 use super::sync::SyncError;
 use super::{hooks, namespaces, network, process, seccomp, terminal};
+use crate::image::overlay;
 use crate::spec::{self, Config};
 use crate::state::{self, StateError};
 
@@ -52,6 +53,8 @@ pub enum CreateError {
     Network(#[from] network::NetworkError),
     #[error(transparent)]
     Seccomp(#[from] seccomp::SeccompError),
+    #[error(transparent)]
+    Image(#[from] crate::image::ImageError),
 }
 
 pub(super) fn io_err<'a>(
@@ -89,6 +92,8 @@ pub struct Plan<'a> {
     pub ns: namespaces::Plan,
     pub cgroup: Cgroup,
     pub process: Option<process::Plan>,
+    /// The overlay of image layers to mount on `rootfs` first.
+    pub overlay: Option<overlay::Plan>,
     /// Where the terminal master goes: a connected --console-socket, or
     /// `run`'s own socket.
     console: Option<Console<'a>>,
@@ -149,6 +154,7 @@ pub fn plan<'a>(
     let cgroup = Cgroup::resolve(cgroups_path, &opts.id, opts.systemd_cgroup)?;
     let annotations = config.spec.annotations().clone().unwrap_or_default();
     network::check(&opts.id, &annotations)?;
+    let overlay = overlay::plan(&annotations, &rootfs, &opts.id)?;
     Ok(Plan {
         opts,
         config,
@@ -158,6 +164,7 @@ pub fn plan<'a>(
         ns,
         cgroup,
         process,
+        overlay,
         console,
     })
 }
