@@ -92,10 +92,13 @@ test: deps lint unit integration soak-short fuzz-short test-engines test-cgroupv
 
 # Benchmarks, outside `make test` (they print figures, they do not pass or
 # fail): seccomp with podman's profile (compile time, cost per syscall), and
-# the network hook's setup latency (root: throw-away network namespaces).
+# the network hook's setup latency (root: throw-away network namespaces);
+# image layers: bundle, create with an overlay root, disk use of 100
+# containers (root; the release binary).
 bench:
 	$(CARGO) bench -p rtctr --bench seccomp
 	$(CARGO) bench -p rtctr-hooks --bench setup
+	$(CARGO) build --release -p rtctr && $(CARGO) bench -p rtctr-integration --bench layers
 
 # Fuzzing (fuzz/README.md): cargo fuzz (libFuzzer) on the stable toolchain,
 # without a sanitizer. Targets: config.json parse + validate (and the

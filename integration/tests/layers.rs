@@ -4,173 +4,13 @@
 //! layer tars written with the `tar` crate (gzip, zstd and plain), over a
 //! busybox rootfs from bundles/mkrootfs.sh.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+use std::process::Command;
 
+use rtctr_integration::image::*;
 use rtctr_integration::*;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
-
-const MTIME: u64 = 1_600_000_000;
-
-fn sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-#[derive(Clone, Copy)]
-enum Comp {
-    Plain,
-    Gzip,
-    Zstd,
-}
-
-/// A header with raw name bytes (the tar crate's setters refuse the
-/// malicious paths these tests need).
-fn header(kind: tar::EntryType, name: &[u8], size: u64, mode: u32, owner: u64) -> tar::Header {
-    let mut h = tar::Header::new_ustar();
-    h.as_mut_bytes()[..name.len()].copy_from_slice(name);
-    h.set_entry_type(kind);
-    h.set_size(size);
-    h.set_mode(mode);
-    h.set_uid(owner);
-    h.set_gid(owner);
-    h.set_mtime(MTIME);
-    h
-}
-
-struct Tar(tar::Builder<Vec<u8>>);
-
-impl Tar {
-    fn new() -> Tar {
-        Tar(tar::Builder::new(Vec::new()))
-    }
-    fn file(&mut self, name: &str, data: &[u8], mode: u32, owner: u64) -> &mut Self {
-        let mut h = header(
-            tar::EntryType::Regular,
-            name.as_bytes(),
-            data.len() as u64,
-            mode,
-            owner,
-        );
-        h.set_cksum();
-        self.0.append(&h, data).unwrap();
-        self
-    }
-    fn dir(&mut self, name: &str, mode: u32, owner: u64) -> &mut Self {
-        let mut h = header(tar::EntryType::Directory, name.as_bytes(), 0, mode, owner);
-        h.set_cksum();
-        self.0.append(&h, &[][..]).unwrap();
-        self
-    }
-    /// A symlink or hard link entry (`kind`) to `target`, raw.
-    fn link(&mut self, kind: tar::EntryType, name: &str, target: &str) -> &mut Self {
-        let mut h = header(kind, name.as_bytes(), 0, 0o777, 0);
-        h.as_mut_bytes()[157..157 + target.len()].copy_from_slice(target.as_bytes());
-        h.set_cksum();
-        self.0.append(&h, &[][..]).unwrap();
-        self
-    }
-    fn tree(&mut self, dir: &Path) -> &mut Self {
-        self.0.follow_symlinks(false);
-        self.0.append_dir_all(".", dir).unwrap();
-        self
-    }
-    fn bytes(&mut self) -> Vec<u8> {
-        let b = std::mem::replace(&mut self.0, tar::Builder::new(Vec::new()));
-        b.into_inner().unwrap()
-    }
-}
-
-fn compress(raw: &[u8], comp: Comp) -> Vec<u8> {
-    match comp {
-        Comp::Plain => raw.to_vec(),
-        Comp::Gzip => {
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            e.write_all(raw).unwrap();
-            e.finish().unwrap()
-        }
-        Comp::Zstd => zstd::encode_all(raw, 3).unwrap(),
-    }
-}
-
-/// An OCI image layout written by the test.
-struct Image {
-    dir: tempfile::TempDir,
-    /// Layer blob digests and diff-ids, bottom first.
-    blobs: Vec<String>,
-    diff_ids: Vec<String>,
-}
-
-impl Image {
-    fn write(layers: &[(Vec<u8>, Comp)], config: Value, tag: &str) -> Image {
-        let dir = tempfile::Builder::new()
-            .prefix("rtctr-img-")
-            .tempdir()
-            .unwrap();
-        std::fs::create_dir_all(dir.path().join("blobs/sha256")).unwrap();
-        let blob = |bytes: &[u8], media: &str| {
-            let hex = sha256(bytes);
-            std::fs::write(dir.path().join("blobs/sha256").join(&hex), bytes).unwrap();
-            json!({"mediaType": media, "digest": format!("sha256:{hex}"), "size": bytes.len()})
-        };
-        let (mut descs, mut blobs, mut diff_ids) = (vec![], vec![], vec![]);
-        for (raw, comp) in layers {
-            let media = match comp {
-                Comp::Plain => "application/vnd.oci.image.layer.v1.tar",
-                Comp::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
-                Comp::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
-            };
-            let d = blob(&compress(raw, *comp), media);
-            blobs.push(d["digest"].as_str().unwrap().to_string());
-            diff_ids.push(format!("sha256:{}", sha256(raw)));
-            descs.push(d);
-        }
-        let config = json!({
-            "architecture": "amd64", "os": "linux", "config": config,
-            "rootfs": {"type": "layers", "diff_ids": diff_ids},
-        });
-        let config = blob(
-            &serde_json::to_vec(&config).unwrap(),
-            "application/vnd.oci.image.config.v1+json",
-        );
-        let manifest = json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": config, "layers": descs,
-        });
-        let mut m = blob(
-            &serde_json::to_vec(&manifest).unwrap(),
-            "application/vnd.oci.image.manifest.v1+json",
-        );
-        m["annotations"] = json!({"org.opencontainers.image.ref.name": tag});
-        let index = json!({"schemaVersion": 2, "manifests": [m]});
-        std::fs::write(dir.path().join("index.json"), index.to_string()).unwrap();
-        std::fs::write(
-            dir.path().join("oci-layout"),
-            r#"{"imageLayoutVersion":"1.0.0"}"#,
-        )
-        .unwrap();
-        Image {
-            dir,
-            blobs,
-            diff_ids,
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn blob_path(&self, digest: &str) -> PathBuf {
-        self.path()
-            .join("blobs/sha256")
-            .join(&digest["sha256:".len()..])
-    }
-}
 
 /// The container's script: who and where it is, what it sees, then a write.
 const SCRIPT: &str = "echo \"before=$(ls /work | tr '\\n' ' ')\"; \
@@ -223,57 +63,6 @@ fn test_image() -> Image {
         config,
         "v1",
     )
-}
-
-fn bundle_cmd(store: &Path, image: &str, bundle: &Path) -> Command {
-    let mut c = Command::new(rtctr_bin());
-    c.arg("--layer-store")
-        .arg(store)
-        .args(["bundle", "--image", image])
-        .arg(bundle)
-        .stdin(Stdio::null());
-    c
-}
-
-fn bundle(store: &Path, image: &str, bundle: &Path) -> Out {
-    let o = bundle_cmd(store, image, bundle).output().unwrap();
-    Out {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
-}
-
-fn entries(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
-/// The overlay mounted on `point`: its super options.
-fn overlay_at(point: &Path) -> Option<String> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    info.lines()
-        .filter_map(|l| l.split_once(" - "))
-        .find(|(pre, post)| pre.split(' ').nth(4) == point.to_str() && post.starts_with("overlay "))
-        .map(|(_, post)| post.split(' ').nth(2).unwrap_or("").to_string())
-}
-
-fn option<'a>(opts: &'a str, key: &str) -> Option<&'a str> {
-    opts.split(',')
-        .find_map(|o| o.strip_prefix(key)?.strip_prefix('='))
-}
-
-fn as_bundle(dir: tempfile::TempDir) -> Bundle {
-    let config =
-        serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
-    Bundle { dir, config }
 }
 
 #[test]
@@ -582,8 +371,6 @@ fn malicious_layers_are_refused_without_writing_outside_the_store() {
     }
 }
 
-use std::os::unix::fs::MetadataExt;
-
 #[test]
 fn a_failing_create_leaves_no_overlay_and_no_upper_dir() {
     let Some(rt) = Rtctr::for_root_test() else {
@@ -649,4 +436,205 @@ fn delete_force_of_a_running_image_container_unmounts_it() {
         entries(&store.path().join("containers")),
         Vec::<String>::new()
     );
+}
+
+#[test]
+fn owners_modes_xattrs_times_links_and_nodes_are_kept() {
+    if !require_root(NEEDS_ROOT) {
+        return;
+    }
+    // VFS_CAP_REVISION_2, cap_net_raw (bit 13) permitted.
+    let cap: &[u8] = &[
+        0, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    let layer = Tar::new()
+        .dir("bin", 0o755, 0)
+        .pax(&[
+            ("SCHILY.xattr.security.capability", cap),
+            ("SCHILY.xattr.user.note", b"kept"),
+        ])
+        .file("bin/ping", b"#!/bin/sh\n", 0o4755, 5)
+        .link(tar::EntryType::Link, "bin/ping2", "bin/ping")
+        .link(tar::EntryType::Symlink, "bin/sh", "busybox")
+        .node(tar::EntryType::Char, "dev/null", 1, 3, 0o666)
+        .node(tar::EntryType::Fifo, "run/fifo", 0, 0, 0o600)
+        .file("dup", b"first", 0o644, 0)
+        .file("dup", b"second", 0o600, 0)
+        .bytes();
+    let img = Image::write(&[(layer, Comp::Zstd)], json!({"Cmd": ["true"]}), "t");
+    let store = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    bundle(store.path(), img.path().to_str().unwrap(), b.path()).ok();
+    let l = store.path().join("sha256").join(&img.diff_ids[0][7..]);
+    let ping = std::fs::symlink_metadata(l.join("bin/ping")).unwrap();
+    assert_eq!(
+        (ping.uid(), ping.gid(), ping.mode() & 0o7777),
+        (5, 5, 0o4755)
+    );
+    assert_eq!(ping.mtime(), MTIME as i64);
+    let ping2 = std::fs::symlink_metadata(l.join("bin/ping2")).unwrap();
+    assert_eq!((ping.ino(), ping.nlink()), (ping2.ino(), 2));
+    let mut buf = [0u8; 64];
+    let n = rustix::fs::getxattr(l.join("bin/ping"), "security.capability", &mut buf).unwrap();
+    assert_eq!(&buf[..n], cap);
+    let n = rustix::fs::getxattr(l.join("bin/ping"), "user.note", &mut buf).unwrap();
+    assert_eq!(&buf[..n], b"kept");
+    assert_eq!(
+        std::fs::read_link(l.join("bin/sh")).unwrap(),
+        Path::new("busybox")
+    );
+    let null = std::fs::symlink_metadata(l.join("dev/null")).unwrap();
+    assert!(null.file_type().is_char_device());
+    assert_eq!(
+        (null.rdev(), null.mode() & 0o777),
+        (rustix::fs::makedev(1, 3), 0o666)
+    );
+    assert!(std::fs::symlink_metadata(l.join("run/fifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    // A later entry of the same name replaces the earlier.
+    assert_eq!(std::fs::read_to_string(l.join("dup")).unwrap(), "second");
+    assert_eq!(
+        std::fs::metadata(l.join("dup")).unwrap().mode() & 0o777,
+        0o600
+    );
+}
+
+#[test]
+fn a_device_node_the_host_forbids_fails_the_layer() {
+    if !require_root(NEEDS_ROOT) {
+        return;
+    }
+    // In a user namespace of its own, rtctr may not mknod a block device.
+    let layer = Tar::new()
+        .node(tar::EntryType::Block, "dev/sda", 8, 0, 0o660)
+        .bytes();
+    let img = Image::write(&[(layer, Comp::Plain)], json!({"Cmd": ["true"]}), "t");
+    let store = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let o = Command::new("unshare")
+        .args(["--user", "--map-root-user"])
+        .arg(rtctr_bin())
+        .arg("--layer-store")
+        .arg(store.path())
+        .args(["bundle", "--image", img.path().to_str().unwrap()])
+        .arg(b.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&img.blobs[0])
+            && stderr.contains("\"dev/sda\"")
+            && stderr.contains("device node"),
+        "{stderr}"
+    );
+    assert_nothing_made(store.path(), b.path());
+}
+
+fn layers_json(store: &Path) -> Vec<Value> {
+    let o = Command::new(rtctr_bin())
+        .arg("--layer-store")
+        .arg(store)
+        .args(["layers", "ls", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn prune(store: &Path, all: bool) -> String {
+    let mut c = Command::new(rtctr_bin());
+    c.arg("--layer-store").arg(store).args(["layers", "prune"]);
+    if all {
+        c.arg("--all");
+    }
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{o:?}");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn layers_ls_shows_users_and_prune_keeps_what_is_used() {
+    let Some(rt) = Rtctr::for_root_test() else {
+        return;
+    };
+    let img = test_image();
+    let other = Image::write(
+        &[(
+            Tar::new().file("only-here", b"x", 0o644, 0).bytes(),
+            Comp::Gzip,
+        )],
+        json!({"Cmd": ["true"]}),
+        "other",
+    );
+    let store = tempfile::tempdir().unwrap();
+    let (b1, b2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    bundle(
+        store.path(),
+        &format!("{}:v1", img.path().display()),
+        b1.path(),
+    )
+    .ok();
+    bundle(
+        store.path(),
+        &format!("{}:other", other.path().display()),
+        b2.path(),
+    )
+    .ok();
+    let b1 = as_bundle(b1);
+    rt.create(&b1, "user1", &[]).ok();
+    // A container dir whose container is gone (as after a reboot).
+    let ghost = store.path().join("containers/ghost");
+    std::fs::create_dir_all(ghost.join("upper")).unwrap();
+    std::fs::write(
+        ghost.join("layers.json"),
+        json!({"layers": [img.diff_ids[0]], "state": "/nonexistent/ghost"}).to_string(),
+    )
+    .unwrap();
+
+    let ls = layers_json(store.path());
+    assert_eq!(ls.len(), 4, "{ls:?}");
+    for l in &ls {
+        let d = l["digest"].as_str().unwrap();
+        assert!(l["size"].as_u64().unwrap() > 0, "{l}");
+        if img.diff_ids.iter().any(|i| i == d) {
+            assert_eq!(l["images"], json!(["v1"]), "{l}");
+            assert_eq!(l["containers"], json!(["user1"]), "{l}");
+        } else {
+            assert_eq!(d, other.diff_ids[0]);
+            assert_eq!(
+                (&l["images"], &l["containers"]),
+                (&json!(["other"]), &json!([]))
+            );
+        }
+    }
+    // Kept images keep their layers; the stale dir goes.
+    let out = prune(store.path(), false);
+    assert!(
+        out.contains("stale container ghost") && out.contains("0 layers removed"),
+        "{out}"
+    );
+    assert!(!ghost.exists());
+    assert_eq!(layers_json(store.path()).len(), 4);
+    // Without the images, only the live container's layers stay.
+    let out = prune(store.path(), true);
+    assert!(
+        out.contains(&format!("removed layer {}", other.diff_ids[0])),
+        "{out}"
+    );
+    let mut left: Vec<String> = entries(&store.path().join("sha256"));
+    let mut want: Vec<String> = img.diff_ids.iter().map(|d| d[7..].to_string()).collect();
+    left.sort();
+    want.sort();
+    assert_eq!(left, want);
+    rt.run(&["start", "user1"]).ok();
+    rt.wait_status("user1", "stopped");
+    assert!(Rtctr::output_of(&b1, "user1").ends_with("wrote\n"));
+    rt.run(&["delete", "user1"]).ok();
+    let out = prune(store.path(), true);
+    assert!(out.contains("3 layers removed"), "{out}");
+    assert_eq!(entries(&store.path().join("sha256")), Vec::<String>::new());
+    assert_eq!(entries(&store.path().join("tmp")), Vec::<String>::new());
 }

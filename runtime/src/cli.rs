@@ -121,6 +121,9 @@ pub enum Command {
         /// The bundle directory to write (made if missing).
         bundle: PathBuf,
     },
+    /// The layer store: list layers and who uses them, prune unused ones.
+    #[command(subcommand)]
+    Layers(LayersCommand),
     /// Run a process in a running container.
     Exec(Box<ExecArgs>),
     /// Print the features this runtime supports (OCI features JSON).
@@ -231,6 +234,25 @@ pub enum NetworkCommand {
         name: String,
         #[arg(short, long)]
         force: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LayersCommand {
+    /// List the layers: digest, size on disk, images and live containers
+    /// using each.
+    #[command(alias = "list")]
+    Ls {
+        /// table or json
+        #[arg(short, long, default_value = "table")]
+        format: String,
+    },
+    /// Remove the layers no kept image and no live container uses (and
+    /// stale containers' dirs).
+    Prune {
+        /// Forget every image first: keep only what live containers use.
+        #[arg(short, long)]
+        all: bool,
     },
 }
 

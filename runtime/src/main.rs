@@ -140,6 +140,24 @@ fn network(cmd: &cli::NetworkCommand) -> Result<()> {
     Ok(())
 }
 
+fn layers(cli: &Cli, cmd: &cli::LayersCommand) -> Result<()> {
+    let store = cli.layer_store.clone();
+    let store = store.unwrap_or_else(|| rtctr::commands::bundle::DEFAULT_STORE.into());
+    let out = &mut std::io::stdout().lock();
+    match cmd {
+        cli::LayersCommand::Ls { format } => {
+            let json = match format.as_str() {
+                "json" => true,
+                "table" => false,
+                other => bail!("invalid format {other:?}: use table or json"),
+            };
+            rtctr::commands::layers::ls(&store, json, out)?
+        }
+        cli::LayersCommand::Prune { all } => rtctr::commands::layers::prune(&store, *all, out)?,
+    }
+    Ok(())
+}
+
 /// `--version`, or the help when no verb is given.
 fn version_or_help(cli: &Cli) -> Result<u8> {
     if cli.version {
@@ -184,6 +202,7 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             rtctr::commands::spec::spec(bundle.as_deref().unwrap_or(Path::new(".")))?
         }
         Command::Network(n) => network(n)?,
+        Command::Layers(l) => layers(cli, l)?,
         Command::Bundle { image, bundle } => {
             let store = cli.layer_store.clone();
             let opts = rtctr::commands::bundle::BundleOptions {

@@ -9,6 +9,7 @@ pub mod events;
 pub mod exec;
 pub mod features;
 pub mod kill;
+pub mod layers;
 pub mod list;
 pub mod pause;
 pub mod ps;

@@ -105,7 +105,7 @@ fn build(
     state: &mut State,
     intermediate: &mut Option<Pid>,
 ) -> Result<(), CreateError> {
-    mount_overlay(plan)?;
+    mount_overlay(dir, plan)?;
     write_snapshot(dir, plan)?;
     make_cgroup(plan)?;
     let spawned = spawn(dir, plan)?;
@@ -129,9 +129,9 @@ fn build(
 }
 
 /// The image layers' overlay on the rootfs (already in the record).
-fn mount_overlay(plan: &Plan) -> Result<(), CreateError> {
+fn mount_overlay(dir: &ContainerDir, plan: &Plan) -> Result<(), CreateError> {
     if let Some(o) = &plan.overlay {
-        crate::image::overlay::mount(o)?;
+        crate::image::overlay::mount(o, &dir.path)?;
     }
     Ok(())
 }

@@ -9,6 +9,7 @@
 //! - [`unpack`]: tar extraction that cannot write outside its directory,
 //!   OCI whiteouts turned into overlay whiteouts.
 //! - [`bundle`]: the bundle's config.json from the image config.
+//! - [`gc`]: `rtctr layers ls|prune`.
 //! - [`overlay`]: at `create`, the overlay of the layers on root.path,
 //!   with an upper and work dir of the container's own; undone at delete.
 
@@ -16,6 +17,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub mod bundle;
+pub mod gc;
 pub mod layout;
 pub mod overlay;
 pub mod store;

@@ -49,6 +49,19 @@ pub fn plan(
         return Ok(None);
     };
     let plan = plan_paths(annotations, list, rootfs, id)?;
+    check_layers(&plan)?;
+    if is_mount_root(rootfs) {
+        return Err(ImageError::Invalid {
+            path: rootfs.to_path_buf(),
+            reason:
+                "root.path has a mount on it already (is another container of this bundle running?)"
+                    .into(),
+        });
+    }
+    Ok(Some(plan))
+}
+
+fn check_layers(plan: &Plan) -> Result<(), ImageError> {
     for (lower, id) in plan.lowers.iter().zip(plan.layers.iter().rev()) {
         if !lower.is_dir() {
             return Err(ImageError::Annotation {
@@ -60,15 +73,7 @@ pub fn plan(
             });
         }
     }
-    if is_mount_root(rootfs) {
-        return Err(ImageError::Invalid {
-            path: rootfs.to_path_buf(),
-            reason:
-                "root.path has a mount on it already (is another container of this bundle running?)"
-                    .into(),
-        });
-    }
-    Ok(Some(plan))
+    Ok(())
 }
 
 /// The pure part of [`plan`]: the annotations into paths.
@@ -145,11 +150,23 @@ impl Plan {
     }
 }
 
+/// What `<store>/containers/<id>/layers.json` holds: the layers a
+/// container uses, and its state dir (while that exists, the container
+/// does, whatever mount namespace `rtctr layers` runs in).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Usage {
+    pub layers: Vec<String>,
+    pub state: PathBuf,
+}
+
 /// Makes the container's dir and mounts the overlay on root.path. A dir
-/// of the same id left by a container that is gone is replaced.
-pub fn mount(plan: &Plan) -> Result<(), ImageError> {
+/// of the same id left by a container that is gone is replaced. The store
+/// is locked meanwhile: `layers prune` sees the container's dir before
+/// it removes a layer, or the layer is gone and this fails by name.
+pub fn mount(plan: &Plan, state_dir: &Path) -> Result<(), ImageError> {
     let store = LayerStore::open(&plan.store)?;
-    let _lock = store.lock()?;
+    let _lock = store.gc_lock(false)?;
+    check_layers(plan)?;
     if plan.dir.symlink_metadata().is_ok() {
         if mounted(&plan.dir).is_some() {
             return Err(ImageError::Invalid {
@@ -167,7 +184,12 @@ pub fn mount(plan: &Plan) -> Result<(), ImageError> {
         std::fs::create_dir(&d).map_err(io_err("create", &d))?;
     }
     let layers = plan.dir.join("layers.json");
-    let json = serde_json::to_vec(&plan.layers).unwrap_or_default();
+    let usage = Usage {
+        layers: plan.layers.clone(),
+        // Absolute, whatever --root was: `layers` may run elsewhere.
+        state: std::fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.to_path_buf()),
+    };
+    let json = serde_json::to_vec(&usage).unwrap_or_default();
     std::fs::write(&layers, json).map_err(io_err("write", &layers))?;
     nix::mount::mount(
         Some("overlay"),
@@ -191,7 +213,7 @@ pub fn unmount(record: &Record) {
 }
 
 /// Where the overlay whose upper dir is `dir/upper` is mounted, if it is.
-fn mounted(dir: &Path) -> Option<PathBuf> {
+pub fn mounted(dir: &Path) -> Option<PathBuf> {
     let upper = dir.join("upper");
     let info = procfs::process::Process::myself().and_then(|p| p.mountinfo());
     let info = match info {

@@ -1,7 +1,8 @@
 //! The layer store (`--layer-store`, default /var/lib/rtctr/layers):
 //!
 //! ```text
-//! lock                 flock'd while layers are added or removed
+//! lock                 flock'd (exclusive) while layers are unpacked
+//! gc.lock              flock'd shared by bundle and create, exclusive by prune
 //! sha256/<hex>/        one unpacked layer per diff-id, never changed once there
 //! tmp/                 unpacks in progress (a leftover is an interrupted one)
 //! images/<hex>.json    the images bundled (manifest digest): name, layers
@@ -55,16 +56,31 @@ impl LayerStore {
         &self.root
     }
 
+    /// The unpack lock: one bundle unpacks at a time.
     pub fn lock(&self) -> Result<Locked, ImageError> {
-        let path = self.root.join("lock");
+        self.flock("lock", rustix::fs::FlockOperation::LockExclusive)
+    }
+
+    /// The gc lock: shared by those that add to the store or use its
+    /// layers (bundle, create), so that they do not wait on each other;
+    /// exclusive for `layers prune`.
+    pub fn gc_lock(&self, exclusive: bool) -> Result<Locked, ImageError> {
+        use rustix::fs::FlockOperation::{LockExclusive, LockShared};
+        self.flock(
+            "gc.lock",
+            if exclusive { LockExclusive } else { LockShared },
+        )
+    }
+
+    fn flock(&self, name: &str, op: rustix::fs::FlockOperation) -> Result<Locked, ImageError> {
+        let path = self.root.join(name);
         let f = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&path)
             .map_err(io_err("open", &path))?;
-        rustix::fs::flock(f.as_fd(), rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| io_err("lock", &path)(e.into()))?;
+        rustix::fs::flock(f.as_fd(), op).map_err(|e| io_err("lock", &path)(e.into()))?;
         Ok(Locked(f))
     }
 
@@ -81,6 +97,7 @@ impl LayerStore {
     /// many it unpacked. Holds the lock throughout, so a concurrent bundle
     /// of the same image waits, then finds them there.
     pub fn add_image(&self, image: &Image) -> Result<usize, ImageError> {
+        let _gc = self.gc_lock(false)?;
         let _lock = self.lock()?;
         self.clean_tmp();
         let mut unpacked = 0;
@@ -112,8 +129,12 @@ impl LayerStore {
     fn clean_tmp(&self) {
         let tmp = self.root.join("tmp");
         if let Ok(rd) = std::fs::read_dir(&tmp) {
-            // Only layer unpacks: an archive-* dir is a live bundle's.
-            let layers = rd.flatten().filter(|e| e.file_name().len() == 64);
+            // Only layer unpacks and prunes: an archive-* dir is a live
+            // bundle's.
+            let layers = rd.flatten().filter(|e| {
+                let name = e.file_name();
+                name.len() == 64 || name.to_string_lossy().starts_with("prune-")
+            });
             for e in layers {
                 log::debug!("remove an interrupted unpack: {}", e.path().display());
                 remove_all(&e.path());
