@@ -638,3 +638,50 @@ fn layers_ls_shows_users_and_prune_keeps_what_is_used() {
     assert_eq!(entries(&store.path().join("sha256")), Vec::<String>::new());
     assert_eq!(entries(&store.path().join("tmp")), Vec::<String>::new());
 }
+
+#[test]
+fn an_interrupted_unpack_is_never_taken_for_a_layer() {
+    if !require_root(NEEDS_ROOT) {
+        return;
+    }
+    let big = vec![7u8; 1 << 20];
+    let layer = Tar::new()
+        .file("a", &big, 0o644, 0)
+        .file("b", &big, 0o644, 0)
+        .bytes();
+    let img = Image::write(
+        &[(layer.clone(), Comp::Plain)],
+        json!({"Cmd": ["true"]}),
+        "t",
+    );
+    // The blob is a fifo: the test feeds half of it, then kills rtctr.
+    let blob = img.blob_path(&img.blobs[0]);
+    std::fs::remove_file(&blob).unwrap();
+    let fifo = rustix::fs::FileType::Fifo;
+    rustix::fs::mknodat(rustix::fs::CWD, &blob, fifo, 0o600.into(), 0).unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let mut child = bundle_cmd(store.path(), img.path().to_str().unwrap(), b.path())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut feed = std::fs::OpenOptions::new().write(true).open(&blob).unwrap();
+    std::io::Write::write_all(&mut feed, &layer[..layer.len() / 2]).unwrap();
+    let partial = store.path().join("tmp").join(&img.diff_ids[0][7..]);
+    let started = wait_for(std::time::Duration::from_secs(10), || {
+        partial.join("b").exists()
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(feed);
+    assert!(started, "the unpack never reached the second file");
+    assert!(partial.exists(), "the killed unpack's dir is left in tmp/");
+    assert_eq!(entries(&store.path().join("sha256")), Vec::<String>::new());
+    // The next bundle removes the leftover and unpacks the whole layer.
+    std::fs::remove_file(&blob).unwrap();
+    std::fs::write(&blob, &layer).unwrap();
+    bundle(store.path(), img.path().to_str().unwrap(), b.path()).ok();
+    assert_eq!(entries(&store.path().join("tmp")), Vec::<String>::new());
+    let dir = store.path().join("sha256").join(&img.diff_ids[0][7..]);
+    assert_eq!(std::fs::read(dir.join("b")).unwrap(), big);
+}
