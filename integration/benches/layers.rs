@@ -78,7 +78,8 @@ fn main() {
         as_bundle(dir)
     };
     let (mut tp, mut tl) = (Vec::new(), Vec::new());
-    for i in 0..40 {
+    let rounds = 100;
+    for i in 0..rounds {
         for (b, times, name) in [(&plain, &mut tp, "p"), (&layered, &mut tl, "l")] {
             let id = format!("bench-{name}{i}");
             let t = Instant::now();
@@ -90,7 +91,7 @@ fn main() {
     let (p50p, p50l) = (pct(&mut tp, 50), pct(&mut tl, 50));
     println!(
         "create, plain bundle: p50 {p50p:.2} ms, p90 {:.2} ms; image bundle: p50 {p50l:.2} ms, p90 {:.2} ms; \
-         difference of p50s {:.2} ms (40 each, interleaved)",
+         difference of p50s {:.2} ms ({rounds} each, interleaved)",
         pct(&mut tp, 90),
         pct(&mut tl, 90),
         p50l - p50p
@@ -110,9 +111,10 @@ fn main() {
     let rootfs = du(&root);
     println!(
         "{n} created containers of one image: layers {} KiB once + {n} container dirs {} KiB \
-         = {} KiB; {n} copies of its rootfs would be {} KiB",
+         ({} KiB each: dirs and layers.json) = {} KiB; {n} copies of its rootfs would be {} KiB",
         layers / 1024,
         uppers / 1024,
+        uppers / 1024 / n,
         (layers + uppers) / 1024,
         n * rootfs / 1024
     );

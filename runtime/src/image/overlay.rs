@@ -164,7 +164,7 @@ pub struct Usage {
 /// is locked meanwhile: `layers prune` sees the container's dir before
 /// it removes a layer, or the layer is gone and this fails by name.
 pub fn mount(plan: &Plan, state_dir: &Path) -> Result<(), ImageError> {
-    let store = LayerStore::open(&plan.store)?;
+    let store = LayerStore::at(&plan.store);
     let _lock = store.gc_lock(false)?;
     check_layers(plan)?;
     if plan.dir.symlink_metadata().is_ok() {

@@ -52,6 +52,14 @@ impl LayerStore {
         Ok(LayerStore { root })
     }
 
+    /// The store at `root` (absolute), as a bundle's annotation names it:
+    /// nothing made or resolved (create's hot path).
+    pub fn at(root: &Path) -> LayerStore {
+        LayerStore {
+            root: root.to_path_buf(),
+        }
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
