@@ -75,9 +75,25 @@ fn two_containers_of_one_image_share_its_layers_and_not_their_writes() {
     let (b1, b2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let image = format!("{}:v1", img.path().display());
     // Two bundles at once: each layer is unpacked once.
-    let mut c1 = bundle_cmd(store.path(), &image, b1.path()).spawn().unwrap();
-    let mut c2 = bundle_cmd(store.path(), &image, b2.path()).spawn().unwrap();
-    assert!(c1.wait().unwrap().success() && c2.wait().unwrap().success());
+    let spawn = |b: &Path| {
+        let mut c = bundle_cmd(store.path(), &image, b);
+        c.arg("--debug").stderr(std::process::Stdio::piped());
+        c.spawn().unwrap()
+    };
+    let (c1, c2) = (spawn(b1.path()), spawn(b2.path()));
+    let mut unpacked = 0;
+    for c in [c1, c2] {
+        let o = c.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{stderr}");
+        let n = stderr
+            .split(" layers, ")
+            .nth(1)
+            .and_then(|t| t.split(' ').next())
+            .and_then(|n| n.parse::<usize>().ok());
+        unpacked += n.expect("the debug line says how many layers were unpacked");
+    }
+    assert_eq!(unpacked, 3, "each layer unpacked by one of the two bundles");
     let mut hexes: Vec<String> = img.diff_ids.iter().map(|d| d[7..].to_string()).collect();
     hexes.sort();
     assert_eq!(entries(&store.path().join("sha256")), hexes);
