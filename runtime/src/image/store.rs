@@ -159,6 +159,9 @@ impl LayerStore {
         };
         let path = self.root.join("images").join(format!("{hex}.json"));
         let json = serde_json::to_vec_pretty(&rec).unwrap_or_default();
+        if std::fs::read(&path).is_ok_and(|old| old == json) {
+            return Ok(()); // bundled before: no write on the fast path
+        }
         crate::state::write_atomic(&path, &json).map_err(|e| ImageError::Io {
             what: "write",
             path,
