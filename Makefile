@@ -9,7 +9,7 @@ CARGO ?= cargo
 RTCTR := target/release/rtctr
 BUNDLE := bundles/busybox
 APT_PACKAGES := busybox-static iproute2 nftables libnftnl-dev libmnl-dev pkg-config \
-	qemu-system-x86 linux-image-amd64 runc jq apparmor
+	qemu-system-x86 linux-image-amd64 runc jq apparmor umoci skopeo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: all build deps bundle demo test unit integration soak soak-short test-engines test-cgroupv2 \

@@ -701,3 +701,104 @@ fn an_interrupted_unpack_is_never_taken_for_a_layer() {
     let dir = store.path().join("sha256").join(&img.diff_ids[0][7..]);
     assert_eq!(std::fs::read(dir.join("b")).unwrap(), big);
 }
+
+/// Runs a tool, failing the test with its stderr if it fails.
+#[track_caller]
+fn tool(args: &[&str]) {
+    let o = Command::new(args[0]).args(&args[1..]).output().unwrap();
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Images as the tools write them: a two-layer image made with umoci (its
+/// second layer deletes one file and adds one, so umoci writes the
+/// whiteout), copied by skopeo to zstd layers and to an oci-archive.
+/// `make deps` installs both.
+#[test]
+fn images_made_by_umoci_and_skopeo_run() {
+    let Some(rt) = Rtctr::for_root_test() else {
+        return;
+    };
+    if Command::new("umoci").arg("--version").output().is_err()
+        || Command::new("skopeo").arg("--version").output().is_err()
+    {
+        rtctr_test_support::loud("SKIPPED: umoci or skopeo missing (make deps installs them)");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = |p: &str| work.path().join(p).display().to_string();
+    let (img, unpacked) = (w("img"), w("unpacked"));
+    let tagged = format!("{img}:t");
+    tool(&["umoci", "init", "--layout", &img]);
+    tool(&["umoci", "new", "--image", &tagged]);
+    tool(&["umoci", "unpack", "--image", &tagged, &unpacked]);
+    let rootfs = work.path().join("unpacked/rootfs");
+    make_rootfs(&rootfs);
+    std::fs::create_dir(rootfs.join("data")).unwrap();
+    std::fs::write(rootfs.join("data/keep"), "keep\n").unwrap();
+    std::fs::write(rootfs.join("data/gone"), "gone\n").unwrap();
+    tool(&["umoci", "repack", "--image", &tagged, &unpacked]);
+    let script = "ls /data; cat /data/new; id -un; pwd; echo $FOO";
+    tool(&[
+        "umoci",
+        "config",
+        "--image",
+        &tagged,
+        "--config.entrypoint",
+        "sh",
+        "--config.cmd",
+        "-c",
+        "--config.cmd",
+        script,
+        "--config.user",
+        "user",
+        "--config.workingdir",
+        "/home/user",
+        "--config.env",
+        "FOO=from umoci",
+    ]);
+    std::fs::remove_dir_all(&unpacked).unwrap();
+    tool(&["umoci", "unpack", "--image", &tagged, &unpacked]);
+    std::fs::remove_file(rootfs.join("data/gone")).unwrap();
+    std::fs::write(rootfs.join("data/new"), "new\n").unwrap();
+    tool(&["umoci", "repack", "--image", &tagged, &unpacked]);
+    let zstd = format!("oci:{}:t", w("zstd"));
+    tool(&[
+        "skopeo",
+        "copy",
+        "--dest-compress-format",
+        "zstd",
+        &format!("oci:{tagged}"),
+        &zstd,
+    ]);
+    let archive = w("image.tar");
+    tool(&[
+        "skopeo",
+        "copy",
+        &format!("oci:{tagged}"),
+        &format!("oci-archive:{archive}:t"),
+    ]);
+
+    let store = tempfile::tempdir().unwrap();
+    let want = "keep\nnew\nnew\nuser\n/home/user\nfrom umoci\n";
+    for (i, image) in [tagged.clone(), format!("{}:t", w("zstd")), archive]
+        .iter()
+        .enumerate()
+    {
+        let b = tempfile::tempdir().unwrap();
+        bundle(store.path(), image, b.path()).ok();
+        let b = as_bundle(b);
+        let id = format!("tool{i}");
+        rt.create(&b, &id, &[]).ok();
+        rt.run(&["start", &id]).ok();
+        rt.wait_status(&id, "stopped");
+        assert_eq!(Rtctr::output_of(&b, &id), want, "{image}");
+        rt.run(&["delete", &id]).ok();
+    }
+    // gzip layers (umoci, and the archive of them) once, zstd ones once:
+    // the same diff-ids, so two layers in all.
+    assert_eq!(entries(&store.path().join("sha256")).len(), 2);
+}
