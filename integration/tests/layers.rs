@@ -468,6 +468,7 @@ fn owners_modes_xattrs_times_links_and_nodes_are_kept() {
         .pax(&[
             ("SCHILY.xattr.security.capability", cap),
             ("SCHILY.xattr.user.note", b"kept"),
+            ("SCHILY.xattr.trusted.overlay.redirect", b"/etc"),
         ])
         .file("bin/ping", b"#!/bin/sh\n", 0o4755, 5)
         .link(tar::EntryType::Link, "bin/ping2", "bin/ping")
@@ -495,6 +496,9 @@ fn owners_modes_xattrs_times_links_and_nodes_are_kept() {
     assert_eq!(&buf[..n], cap);
     let n = rustix::fs::getxattr(l.join("bin/ping"), "user.note", &mut buf).unwrap();
     assert_eq!(&buf[..n], b"kept");
+    // overlay's own xattrs are not taken from an image.
+    let redirect = rustix::fs::getxattr(l.join("bin/ping"), "trusted.overlay.redirect", &mut buf);
+    assert_eq!(redirect, Err(rustix::io::Errno::NODATA));
     assert_eq!(
         std::fs::read_link(l.join("bin/sh")).unwrap(),
         Path::new("busybox")

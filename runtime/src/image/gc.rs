@@ -104,6 +104,9 @@ fn image_name(rec: &ImageRecord) -> String {
 }
 
 pub fn list(store_root: &Path) -> Result<Vec<Layer>, ImageError> {
+    if !store_root.join("sha256").is_dir() {
+        return Ok(Vec::new()); // no store yet: nothing made by looking
+    }
     let store = LayerStore::open(store_root)?;
     let scan = scan(&store)?;
     let mut out = Vec::new();

@@ -6,7 +6,8 @@
 //! such entries are refused, naming the layer and the entry. OCI
 //! whiteouts become overlay whiteouts: `.wh.NAME` a 0:0 character device
 //! NAME, `.wh..wh..opq` the `trusted.overlay.opaque=y` xattr on its
-//! directory. Owners, modes, xattrs (`security.capability` too), times,
+//! directory. Owners, modes, xattrs (`security.capability` too; not
+//! overlay's own `trusted.overlay.*`, which would steer the mount), times,
 //! hard links and device nodes are kept; an xattr the host refuses is
 //! skipped, a device node it refuses fails the layer.
 
@@ -25,6 +26,7 @@ use super::ImageError;
 const WHITEOUT: &str = ".wh.";
 const OPAQUE: &str = ".wh..wh..opq";
 const XATTR_PAX: &str = "SCHILY.xattr.";
+const OVERLAY_XATTRS: &str = "trusted.overlay.";
 
 /// Extracts the tar stream `reader` into the existing, empty directory
 /// `dest`. `layer` names the blob in errors; `whiteouts` converts OCI
@@ -346,9 +348,19 @@ impl Meta {
         let mut xattrs = Vec::new();
         if let Ok(Some(pax)) = entry.pax_extensions() {
             for ext in pax.flatten() {
-                if let Some(name) = ext.key_bytes().strip_prefix(XATTR_PAX.as_bytes()) {
-                    xattrs.push((name.to_vec(), ext.value_bytes().to_vec()));
+                let Some(name) = ext.key_bytes().strip_prefix(XATTR_PAX.as_bytes()) else {
+                    continue;
+                };
+                // overlay's own (opaque, redirect, metacopy...) would steer
+                // the overlay: only whiteout conversion sets them.
+                if name.starts_with(OVERLAY_XATTRS.as_bytes()) {
+                    log::warn!(
+                        "skip xattr {} of an image entry",
+                        String::from_utf8_lossy(name)
+                    );
+                    continue;
                 }
+                xattrs.push((name.to_vec(), ext.value_bytes().to_vec()));
             }
         }
         Ok(Meta {
