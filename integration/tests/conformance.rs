@@ -210,27 +210,161 @@ fn scheduler_io_priority_affinity_and_memory_policy_apply() {
     );
 }
 
+/// `linux.rootfsPropagation` is the propagation of the container's `/`,
+/// read from its mountinfo (optional fields): `shared` was lost to the
+/// private parent mount, and `unbindable` made the rootfs bind fail.
+#[test]
+fn rootfs_propagation_is_that_of_the_containers_root() {
+    let Some(rt) = Rtctr::for_root_test() else {
+        return;
+    };
+    let script = r#"awk '$5 == "/" { f = ""; for (i = 7; $i != "-"; i++) f = f " " $i; print f }' /proc/self/mountinfo"#;
+    // (`slave` is left out: a slave of a private host mount is private.)
+    for (propagation, has, lacks) in [
+        ("shared", "shared:", "unbindable"),
+        ("rshared", "shared:", "unbindable"),
+        ("unbindable", "unbindable", "shared:"),
+        ("private", "", "master:"),
+    ] {
+        let mut b = Bundle::new(&["sh", "-c", script]);
+        b.edit(|c| c["linux"]["rootfsPropagation"] = json!(propagation));
+        let out = rt.run_bundle(&b, "prop").ok();
+        let fields = out.stdout.trim();
+        assert!(fields.contains(has), "{propagation}: {fields:?}");
+        assert!(!fields.contains(lacks), "{propagation}: {fields:?}");
+        if propagation == "private" {
+            assert!(!fields.contains("shared:"), "{propagation}: {fields:?}");
+        }
+    }
+    assert!(rt.ids().is_empty());
+}
+
+/// A veth pair on the host, deleted (if still there) when dropped.
+struct VethPair(&'static str, &'static str);
+
+impl VethPair {
+    fn new(a: &'static str, b: &'static str) -> VethPair {
+        let ip = |args: &[&str]| {
+            let st = std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .unwrap();
+            assert!(st.success(), "ip {args:?}");
+        };
+        ip(&["link", "add", a, "type", "veth", "peer", "name", b]);
+        VethPair(a, b)
+    }
+}
+
+impl Drop for VethPair {
+    fn drop(&mut self) {
+        for name in [self.0, self.1] {
+            if link_exists(name) {
+                std::process::Command::new("ip")
+                    .args(["link", "del", name])
+                    .status()
+                    .ok();
+            }
+        }
+    }
+}
+
+/// `linux.netDevices` (runtime-spec 1.3): a host interface (one end of a
+/// veth pair: this kernel has no dummy links) moves into the container
+/// under its new name, with its permanent global address, and up; the
+/// host no longer has it. When the container goes, its namespace goes, and
+/// the kernel destroys the virtual device with its peer (a physical one
+/// would come back), as the spec describes: nothing of it is left.
+#[test]
+fn a_net_device_moves_into_the_container_renamed_with_its_address() {
+    let Some(rt) = Rtctr::for_root_test() else {
+        return;
+    };
+    let pair = VethPair::new("rtnd-host0", "rtnd-peer0");
+    let ip = |args: &[&str]| {
+        std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .unwrap()
+    };
+    assert!(ip(&["addr", "add", "10.231.77.2/24", "dev", pair.0]).success());
+    let script =
+        "ip -4 -o addr show dev net1 | awk '{print $2, $4}'; cat /sys/class/net/net1/flags; \
+                  ls /sys/class/net | grep -c rtnd; exec sleep 60";
+    let mut b = Bundle::new(&["sh", "-c", script]);
+    b.edit(|c| c["linux"]["netDevices"] = json!({pair.0: {"name": "net1"}}));
+    running(&rt, &b, "netdev");
+    assert!(
+        wait_for(std::time::Duration::from_secs(10), || Rtctr::output_of(
+            &b, "netdev"
+        )
+        .lines()
+        .count()
+            >= 3),
+        "{:?}",
+        Rtctr::output_of(&b, "netdev")
+    );
+    let out = Rtctr::output_of(&b, "netdev");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "net1 10.231.77.2/24", "{out:?}");
+    let flags = u32::from_str_radix(lines[1].trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(flags & 1, 1, "IFF_UP: {out:?}");
+    assert_eq!(lines[2], "0", "the old name is gone inside: {out:?}");
+    assert!(!link_exists(pair.0), "the host still has {}", pair.0);
+    assert!(link_exists(pair.1));
+    rt.run(&["delete", "--force", "netdev"]).ok();
+    assert!(
+        wait_for(std::time::Duration::from_secs(10), || !link_exists(pair.1)),
+        "the veth pair outlived the container's namespace"
+    );
+    // A device the host does not have: refused before anything exists.
+    b.edit(|c| c["linux"]["netDevices"] = json!({"rtnd-none0": {}}));
+    let out = rt.create(&b, "netdev-bad", &[]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("linux.netDevices.rtnd-none0: the host has no network interface"),
+        "{out:?}"
+    );
+    // A name the container already has.
+    let pair = VethPair::new("rtnd-host1", "rtnd-peer1");
+    b.edit(|c| c["linux"]["netDevices"] = json!({pair.0: {"name": "lo"}}));
+    let out = rt.create(&b, "netdev-bad", &[]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("linux.netDevices.rtnd-host1: netlink: renaming in the container rtnd-host1 to lo: File exists"),
+        "{out:?}"
+    );
+    assert!(rt.ids().is_empty());
+}
+
 /// What rtctr does not implement is refused with the field named, never
-/// dropped: intelRdt (with why on this host), netDevices, idmapped mounts.
+/// dropped: intelRdt (with why on this host), idmapped mounts.
 #[test]
 fn unimplemented_features_are_refused_by_name() {
     let Some(rt) = Rtctr::for_root_test() else {
         return;
     };
-    for (field, value, msg) in [
-        ("intelRdt", json!({"closID": "c1"}), "linux.intelRdt: "),
-        (
-            "netDevices",
-            json!({"eth9": {"name": "net1"}}),
-            "linux.netDevices: not supported",
-        ),
-    ] {
+    // linux.mountLabel is applied where SELinux runs; elsewhere it would be
+    // dropped: refused. (Applied, it is the `context=` of new filesystems:
+    // a unit test of the mount plan checks that.)
+    if !std::path::Path::new("/sys/fs/selinux").exists() {
         let mut b = Bundle::new(&["true"]);
-        b.edit(|c| c["linux"][field] = value.clone());
+        b.edit(|c| c["linux"]["mountLabel"] = json!("system_u:object_r:container_file_t:s0"));
         let out = rt.run_bundle(&b, "unimpl");
-        assert_eq!(out.code, 1, "{field}: {out:?}");
-        assert!(out.stderr.contains(msg), "{field}: {out:?}");
+        assert_eq!(out.code, 1, "{out:?}");
+        assert!(
+            out.stderr.contains(
+                "linux.mountLabel \"system_u:object_r:container_file_t:s0\": SELinux is not enabled on this host"
+            ),
+            "{out:?}"
+        );
     }
+    let mut b = Bundle::new(&["true"]);
+    b.edit(|c| c["linux"]["intelRdt"] = json!({"closID": "c1"}));
+    let out = rt.run_bundle(&b, "unimpl");
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("linux.intelRdt: "), "{out:?}");
     let mut b = Bundle::new(&["true"]);
     b.edit(|c| {
         c["mounts"].as_array_mut().unwrap().push(json!({

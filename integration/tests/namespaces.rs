@@ -81,16 +81,9 @@ fn joins_a_network_namespace_by_path() {
     assert!(rt.ids().is_empty());
 }
 
-#[test]
-fn user_namespace_with_maps() {
-    let Some(rt) = Rtctr::for_root_test() else {
-        return;
-    };
-    let mut b = Bundle::with_own_rootfs(&[
-        "sh",
-        "-c",
-        "cat /proc/self/uid_map /proc/self/gid_map; id -u; stat -c %u /bin/busybox",
-    ]);
+/// Adds a user namespace mapping 0-65535 to host 100000-165535 to a bundle
+/// with its own rootfs (chowned to the mapped root, as an engine would).
+fn in_user_namespace(b: &mut Bundle) {
     let root = b.path().join("rootfs");
     // The image's files belong to the mapped root, as an engine would chown them.
     let st = Command::new("chown")
@@ -110,6 +103,19 @@ fn user_namespace_with_maps() {
         let m = c["mounts"].as_array_mut().unwrap();
         m.retain(|m| m["type"] != "sysfs" && m["type"] != "cgroup");
     });
+}
+
+#[test]
+fn user_namespace_with_maps() {
+    let Some(rt) = Rtctr::for_root_test() else {
+        return;
+    };
+    let mut b = Bundle::with_own_rootfs(&[
+        "sh",
+        "-c",
+        "cat /proc/self/uid_map /proc/self/gid_map; id -u; stat -c %u /bin/busybox",
+    ]);
+    in_user_namespace(&mut b);
     let out = rt.run_bundle(&b, "userns").ok();
     let words: Vec<&str> = out.stdout.split_whitespace().collect();
     assert_eq!(
@@ -140,14 +146,33 @@ fn first_number(text: &str) -> f64 {
 
 #[test]
 fn time_namespace_offsets() {
+    check_time_namespace(false);
+}
+
+/// With a user namespace too: the offsets were written through a /proc
+/// file the intermediate could not open once in the new user namespace
+/// (EACCES), as peers' suites found.
+#[test]
+fn time_namespace_offsets_in_a_user_namespace() {
+    check_time_namespace(true);
+}
+
+fn check_time_namespace(userns: bool) {
     let Some(rt) = Rtctr::for_root_test() else {
         return;
     };
-    let mut b = Bundle::new(&[
+    let args = [
         "sh",
         "-c",
         "readlink /proc/self/ns/time; cat /proc/self/timens_offsets; echo; cat /proc/uptime",
-    ]);
+    ];
+    let mut b = if userns {
+        let mut b = Bundle::with_own_rootfs(&args);
+        in_user_namespace(&mut b);
+        b
+    } else {
+        Bundle::new(&args)
+    };
     b.edit(|c| {
         c["linux"]["namespaces"]
             .as_array_mut()

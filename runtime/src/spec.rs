@@ -304,6 +304,7 @@ fn validate_linux(spec: &Spec, linux: &Linux) -> Result<(), SpecError> {
         }
     }
     check_id_mappings(linux, &ns)?;
+    check_net_devices(linux, &ns)?;
     if linux.time_offsets().is_some() && !ns.creates(LinuxNamespaceType::Time) {
         return Err(invalid(
             "linux.timeOffsets",
@@ -349,9 +350,6 @@ fn validate_linux(spec: &Spec, linux: &Linux) -> Result<(), SpecError> {
 /// What rtctr does not implement yet is refused, never silently dropped
 /// (`features` says the same).
 fn check_not_implemented(spec: &Spec, linux: &Linux) -> Result<(), SpecError> {
-    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        return Err(invalid("linux.netDevices", "not supported by rtctr yet"));
-    }
     if linux.intel_rdt().is_some() {
         let why = if Path::new("/sys/fs/resctrl/info").exists() {
             "not supported by rtctr yet"
@@ -389,6 +387,60 @@ impl Namespaces<'_> {
     fn creates(&self, t: LinuxNamespaceType) -> bool {
         self.0.iter().any(|n| n.typ() == t && n.path().is_none())
     }
+}
+
+/// `linux.netDevices`: interface names the kernel takes (at most 15
+/// bytes, no `/`, `:` or whitespace; `%d` allowed in the container-side
+/// name), each container-side name once, and a network namespace that is
+/// not rtctr's. Whether the host has the devices is checked at create.
+fn check_net_devices(linux: &Linux, ns: &Namespaces) -> Result<(), SpecError> {
+    let Some(devices) = linux.net_devices().as_ref().filter(|d| !d.is_empty()) else {
+        return Ok(());
+    };
+    if !ns.has(LinuxNamespaceType::Network) {
+        return Err(invalid(
+            "linux.netDevices",
+            "moving devices needs a network namespace of the container's own",
+        ));
+    }
+    let mut names = HashSet::new();
+    let mut keys: Vec<_> = devices.iter().collect();
+    keys.sort_by(|a, b| a.0.cmp(b.0));
+    for (host, dev) in keys {
+        let field = format!("linux.netDevices.{host}");
+        check_ifname(host, false).map_err(|why| invalid(&field, why))?;
+        let name = dev.name().as_deref().unwrap_or(host);
+        check_ifname(name, true).map_err(|why| invalid(format!("{field}.name"), why))?;
+        if !name.contains("%d") && !names.insert(name) {
+            return Err(invalid(
+                format!("{field}.name"),
+                format!("{name:?} is given to two devices"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A network interface name as the kernel's dev_valid_name() takes it.
+pub fn check_ifname(name: &str, template: bool) -> Result<(), String> {
+    if name.is_empty() || name.len() > 15 {
+        return Err(format!("{name:?} is not 1 to 15 bytes long"));
+    }
+    if name == "."
+        || name == ".."
+        || name.contains(['/', ':'])
+        || name.contains(char::is_whitespace)
+    {
+        return Err(format!("{name:?} is not a valid interface name"));
+    }
+    if name.matches('%').count() > usize::from(template)
+        || (name.contains('%') && !name.contains("%d"))
+    {
+        return Err(format!(
+            "{name:?}: only one %d is allowed, in the container-side name"
+        ));
+    }
+    Ok(())
 }
 
 /// Each namespace type once; joined ones by absolute path.
@@ -824,6 +876,47 @@ mod tests {
         );
         assert!(config.root_readonly);
         assert_eq!(config.linux.namespaces().as_ref().map(Vec::len), Some(6));
+    }
+
+    #[test]
+    fn net_devices_need_valid_names_and_a_network_namespace() {
+        let ok = with(|v| {
+            v["linux"]["netDevices"] = serde_json::json!({"veth9": {"name": "net%d"}, "eth1": {}})
+        });
+        check(&ok).unwrap();
+        for (devices, want) in [
+            (
+                serde_json::json!({"eth1": {"name": "a/b"}}),
+                "linux.netDevices.eth1.name: \"a/b\" is not a valid",
+            ),
+            (
+                serde_json::json!({"averyveryverylongname": {}}),
+                "linux.netDevices.averyveryverylongname: \"averyveryverylongname\" is not 1 to 15",
+            ),
+            (
+                serde_json::json!({"eth%d": {}}),
+                "linux.netDevices.eth%d: \"eth%d\": only one %d",
+            ),
+            (
+                serde_json::json!({"a": {"name": "n"}, "b": {"name": "n"}}),
+                "linux.netDevices.b.name: \"n\" is given to two devices",
+            ),
+        ] {
+            let err = check(&with(|v| v["linux"]["netDevices"] = devices.clone())).unwrap_err();
+            assert!(err.contains(want), "{devices}: {err}");
+        }
+        let no_netns = with(|v| {
+            v["linux"]["netDevices"] = serde_json::json!({"eth1": {}});
+            v["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|n| n["type"] != "network");
+        });
+        let err = check(&no_netns).unwrap_err();
+        assert!(
+            err.contains("linux.netDevices: moving devices needs"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod files;
 // The only unsafe code: nftnl FFI for the `fib` expression and the chain dump.
 #[allow(unsafe_code)]
 pub mod nat;
+pub mod netdev;
 mod netlink;
 pub mod request;
 pub mod store;

@@ -3,13 +3,16 @@
 
 use std::fs::File;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 
 use nix::sched::{setns, CloneFlags};
 use rtnetlink::packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
     NLM_F_REQUEST,
+};
+use rtnetlink::packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
 };
 use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage};
 use rtnetlink::packet_route::RouteNetlinkMessage;
@@ -236,6 +239,74 @@ impl Netlink {
             Err(e) if is_errno(&e, libc::ENODEV) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// The permanent addresses of global scope of link `index` (IPv4 and
+    /// IPv6; not the link-local or temporary ones the kernel makes), with
+    /// their prefix lengths: those the runtime-spec says a moved
+    /// `netDevices` interface keeps.
+    pub fn addresses(&mut self, index: u32) -> io::Result<Vec<(IpAddr, u8)>> {
+        let replies = self.request(
+            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+            NLM_F_DUMP,
+        )?;
+        let mut out = Vec::new();
+        for reply in replies {
+            let RouteNetlinkMessage::NewAddress(m) = reply else {
+                continue;
+            };
+            if m.header.index != index || m.header.scope != AddressScope::Universe {
+                continue;
+            }
+            let permanent = m.attributes.iter().any(
+                |a| matches!(a, AddressAttribute::Flags(f) if f.contains(AddressFlags::Permanent)),
+            ) || m.header.flags.contains(AddressHeaderFlags::Permanent);
+            if !permanent {
+                continue;
+            }
+            for attr in &m.attributes {
+                if let AddressAttribute::Address(ip) = attr {
+                    out.push((*ip, m.header.prefix_len));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Add an IPv4 or IPv6 address; an existing identical address is fine.
+    pub fn add_ip(&mut self, index: u32, ip: IpAddr, prefix: u8) -> io::Result<()> {
+        let msg = match ip {
+            IpAddr::V4(v4) => return self.add_address(index, v4, prefix),
+            IpAddr::V6(v6) => AddressMessageBuilder::<Ipv6Addr>::new()
+                .index(index)
+                .address(v6, prefix)
+                .build(),
+        };
+        match self.request(
+            RouteNetlinkMessage::NewAddress(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+        ) {
+            Err(e) if !is_errno(&e, libc::EEXIST) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Moves link `index` into the network namespace `ns`, under the same
+    /// name (its addresses do not follow: the kernel drops them).
+    pub fn move_link(&mut self, index: u32, ns: &File) -> io::Result<()> {
+        let msg = LinkUnspec::new_with_index(index)
+            .setns_by_fd(ns.as_raw_fd())
+            .build();
+        self.request(RouteNetlinkMessage::SetLink(msg), 0).map(drop)
+    }
+
+    /// Renames link `index` (a name ending in `%d` gets the kernel's first
+    /// free number).
+    pub fn rename(&mut self, index: u32, name: &str) -> io::Result<()> {
+        let msg = LinkUnspec::new_with_index(index)
+            .name(name.to_string())
+            .build();
+        self.request(RouteNetlinkMessage::SetLink(msg), 0).map(drop)
     }
 
     /// Add the default route via `gateway` on link `index`.

@@ -208,9 +208,26 @@ fn enter_container(enter: &Enter, in_unified: bool, chan: &Channel) -> Result<Fo
         become_root()?;
     }
     namespaces::unshare(enter.ns.unshare)?;
-    // Offsets can only be set before any process lives in the namespace.
-    namespaces::write_time_offsets(enter.ns)?;
+    write_time_offsets(enter.ns)?;
     fork().map_err(sys_io("fork"))
+}
+
+/// Offsets can only be set before any process lives in the namespace. In
+/// a new user namespace our /proc files belong to the host's root unless
+/// we are dumpable (as while the parent writes the id maps): be so for
+/// the write; nothing else lives in that user namespace yet.
+fn write_time_offsets(ns: &namespaces::Plan) -> Result<(), InitError> {
+    if ns.time_offsets.is_none() {
+        return Ok(());
+    }
+    if ns.new_user {
+        nix::sys::prctl::set_dumpable(true).map_err(sys("prctl(PR_SET_DUMPABLE)"))?;
+    }
+    let written = namespaces::write_time_offsets(ns);
+    if ns.new_user {
+        nix::sys::prctl::set_dumpable(false).map_err(sys("prctl(PR_SET_DUMPABLE)"))?;
+    }
+    Ok(written?)
 }
 
 /// A new user namespace, whose maps the parent writes: our /proc files
@@ -245,7 +262,7 @@ const TERMINATING: &[Signal] = &[
 pub fn run_init(plan: &Plan, state_dir: &Path, chan: &Channel) -> Result<Infallible, InitError> {
     become_session_leader()?;
     join_session_keyring(plan)?;
-    let root = rootfs::prepare_root(&plan.config, &plan.rootfs, plan.own_mounts())?;
+    let root = rootfs::prepare_root(&plan.rootfs, plan.own_mounts())?;
     rootfs::mount_all(
         &plan.config,
         &root,
@@ -272,12 +289,7 @@ pub fn run_init(plan: &Plan, state_dir: &Path, chan: &Channel) -> Result<Infalli
     }
     rootfs::protect_paths(&plan.config.spec, root.fd.as_fd())?;
     let fifo = open_fifo(&state_dir.join(crate::state::EXEC_FIFO))?;
-    rootfs::enter(
-        root,
-        plan.own_mounts(),
-        plan.opts.no_pivot,
-        plan.config.root_readonly,
-    )?;
+    rootfs::enter(root, &plan.config, plan.own_mounts(), plan.opts.no_pivot)?;
     let setup = plan.process_setup();
     let ready = setup.map(|s| process::prepare(&s, chan)).transpose()?;
     chan.send(&Msg::Created)?;

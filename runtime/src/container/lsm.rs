@@ -95,6 +95,20 @@ pub fn check_enabled(proc_: &Process) -> Result<(), LsmError> {
     Ok(())
 }
 
+/// `linux.mountLabel` is applied only where SELinux runs: refuse it
+/// elsewhere rather than mount without it.
+pub fn check_mount_label(linux: &oci_spec::runtime::Linux) -> Result<(), LsmError> {
+    match linux.mount_label().as_deref().filter(|l| !l.is_empty()) {
+        Some(label) if !selinux_enabled() => Err(LsmError::NotEnabled {
+            field: "linux.mountLabel",
+            label: label.to_string(),
+            lsm: "SELinux",
+            evidence: SELINUX_FS,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Sets the labels the next execve applies. [`check_enabled`] has already
 /// refused a label whose LSM is not active.
 pub fn set_exec_labels(proc_: &Process) -> Result<(), LsmError> {

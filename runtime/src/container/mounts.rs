@@ -423,6 +423,25 @@ fn plan_filesystem(opts: &Options, typ: &str, source: Option<&Path>) -> MountOp 
     })
 }
 
+/// `linux.mountLabel` as the `context=` option of the new filesystems that
+/// take one (not procfs, sysfs or mqueue, whose labels are the kernel's
+/// own), as runc gives it.
+pub fn set_mount_label(ops: &mut [Planned], label: &str) {
+    for p in ops {
+        let MountOp::Filesystem(fs) = &mut p.op else {
+            continue;
+        };
+        if matches!(fs.fstype.as_str(), "proc" | "sysfs" | "mqueue") {
+            continue;
+        }
+        let context = format!("context=\"{label}\"");
+        fs.data = Some(match fs.data.take() {
+            Some(d) if !d.is_empty() => format!("{d},{context}"),
+            _ => context,
+        });
+    }
+}
+
 /// Everything an operation needs from its surroundings.
 pub struct Ctx<'a> {
     pub root: BorrowedFd<'a>,

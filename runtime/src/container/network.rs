@@ -19,6 +19,20 @@ pub enum NetworkError {
         #[source]
         source: io::Error,
     },
+    #[error("open {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("linux.netDevices.{0}: the host has no network interface {0:?}")]
+    NoDevice(String),
+    #[error("linux.netDevices.{name}: {source}")]
+    Move {
+        name: String,
+        #[source]
+        source: rtctr_hooks::NetError,
+    },
     #[error("bind {source_path} on /etc/{name}: {source}")]
     Bind {
         source_path: PathBuf,
@@ -98,6 +112,57 @@ pub fn detach(id: &str, network: &str) {
     if let Err(e) = rtctr_hooks::teardown(id, Some(network)) {
         log::warn!("network teardown of {id}: {e}");
     }
+}
+
+/// `linux.netDevices` as (host name, container-side name) pairs, in name
+/// order.
+fn net_devices(linux: &oci_spec::runtime::Linux) -> Vec<(&str, &str)> {
+    let mut out: Vec<_> = linux
+        .net_devices()
+        .iter()
+        .flatten()
+        .map(|(host, d)| (host.as_str(), d.name().as_deref().unwrap_or(host)))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Before anything exists: the host has every device `linux.netDevices`
+/// names (a move is possible, as the spec asks the runtime to check).
+pub fn check_net_devices(linux: &oci_spec::runtime::Linux) -> Result<(), NetworkError> {
+    for (host, _) in net_devices(linux) {
+        let found = rtctr_hooks::netdev::exists(host).map_err(|source| NetworkError::Move {
+            name: host.to_string(),
+            source,
+        })?;
+        if !found {
+            return Err(NetworkError::NoDevice(host.to_string()));
+        }
+    }
+    Ok(())
+}
+
+/// Moves the `linux.netDevices` interfaces into the network namespace of
+/// the init `pid`, renamed, with their addresses, up. Nothing records
+/// them: the kernel takes them back (physical) or destroys them (virtual)
+/// when the namespace goes.
+pub fn move_net_devices(pid: i32, linux: &oci_spec::runtime::Linux) -> Result<(), NetworkError> {
+    let devices = net_devices(linux);
+    if devices.is_empty() {
+        return Ok(());
+    }
+    let path = PathBuf::from(format!("/proc/{pid}/ns/net"));
+    let ns = std::fs::File::open(&path).map_err(|source| NetworkError::Open {
+        path: path.clone(),
+        source,
+    })?;
+    for (host, name) in devices {
+        rtctr_hooks::netdev::move_in(host, name, &ns).map_err(|source| NetworkError::Move {
+            name: host.to_string(),
+            source,
+        })?;
+    }
+    Ok(())
 }
 
 /// In the init: resolv.conf and hosts from the state directory are bound

@@ -116,6 +116,7 @@ fn build(
     record_init(dir, state, pid, start)?;
     chan.expect(Msg::NamespacesReady)?;
     attach_network(dir, plan, state)?;
+    network::move_net_devices(pid, &plan.config.linux)?;
     let creating = run_runtime_hooks(plan, state)?;
     chan.send(&Msg::HooksDone(creating))?;
     let created = state.oci(Status::Created);

@@ -13,7 +13,7 @@ use oci_spec::runtime::LinuxNamespaceType;
 use rtctr_cgroups::Cgroup;
 
 use super::sync::SyncError;
-use super::{hooks, namespaces, network, process, seccomp, terminal};
+use super::{hooks, lsm, namespaces, network, process, seccomp, terminal};
 use crate::image::overlay;
 use crate::spec::{self, Config};
 use crate::state::{self, StateError};
@@ -53,6 +53,8 @@ pub enum CreateError {
     Network(#[from] network::NetworkError),
     #[error(transparent)]
     Seccomp(#[from] seccomp::SeccompError),
+    #[error(transparent)]
+    Lsm(#[from] lsm::LsmError),
     #[error(transparent)]
     Image(#[from] crate::image::ImageError),
 }
@@ -154,6 +156,8 @@ pub fn plan<'a>(
     let cgroup = Cgroup::resolve(cgroups_path, &opts.id, opts.systemd_cgroup)?;
     let annotations = config.spec.annotations().clone().unwrap_or_default();
     network::check(&opts.id, &annotations)?;
+    network::check_net_devices(&config.linux)?;
+    lsm::check_mount_label(&config.linux)?;
     let overlay = overlay::plan(&annotations, &rootfs, &opts.id)?;
     Ok(Plan {
         opts,

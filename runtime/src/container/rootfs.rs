@@ -69,21 +69,18 @@ pub struct Root {
     pub fd: OwnedFd,
 }
 
-/// Step 1: `/` becomes a slave (or `rootfsPropagation`), the rootfs's
-/// parent mount private (pivot_root needs it), and the rootfs a bind mount
-/// of itself.
-fn prepare(linux: &Linux, rootfs: &Path) -> Result<Root, RootfsError> {
-    let propagation = linux
-        .rootfs_propagation()
-        .as_deref()
-        .filter(|p| !p.is_empty())
-        .and_then(mounts::propagation_flag)
-        .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+/// Step 1: `/` becomes a slave (nothing the container mounts reaches the
+/// host), the rootfs's parent mount private (pivot_root needs it), and the
+/// rootfs a bind mount of itself. `rootfsPropagation` is applied to the
+/// container's `/` once it is one ([`enter`]): applied here, `shared`
+/// would be undone by the private parent and `unbindable` would forbid the
+/// bind.
+fn prepare(rootfs: &Path) -> Result<Root, RootfsError> {
     mount(
         None::<&str>,
         "/",
         None::<&str>,
-        propagation | MsFlags::MS_REC,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
         None::<&str>,
     )
     .map_err(|e| root_err(Path::new("/"), "mount: set the propagation of /")(nix_io(e)))?;
@@ -187,7 +184,14 @@ pub struct Plan {
 /// looks at bind sources).
 pub fn plan(spec: &Spec, bundle: &Path, is_dir: mounts::IsDir) -> Result<Plan, RootfsError> {
     let list = spec.mounts().as_deref().unwrap_or_default();
-    let mounts = mounts::plan(list, bundle, is_dir)?;
+    let mut mounts = mounts::plan(list, bundle, is_dir)?;
+    let linux = spec.linux().as_ref();
+    if let Some(label) = linux.and_then(|l| l.mount_label().as_deref()) {
+        // Checked at create: SELinux runs.
+        if !label.is_empty() {
+            mounts::set_mount_label(&mut mounts, label);
+        }
+    }
     let dev_is_bind = mounts
         .iter()
         .any(|p| p.dest == Path::new("/dev") && matches!(p.op, mounts::MountOp::Bind { .. }));
@@ -415,21 +419,22 @@ fn readonly_root() -> Result<(), RootfsError> {
 }
 
 /// Step 1, with or without a mount namespace of the container's own.
-pub fn prepare_root(config: &Config, rootfs: &Path, own_mounts: bool) -> Result<Root, RootfsError> {
+pub fn prepare_root(rootfs: &Path, own_mounts: bool) -> Result<Root, RootfsError> {
     if own_mounts {
-        prepare(&config.linux, rootfs)
+        prepare(rootfs)
     } else {
         open_shared(rootfs)
     }
 }
 
 /// Step 3: the rootfs becomes `/` (chroot without a mount namespace of
-/// the container's own, whose `/` is the host's and never remounted).
+/// the container's own, whose `/` is the host's and never remounted), with
+/// `linux.rootfsPropagation` and `root.readonly`.
 pub fn enter(
     root: Root,
+    config: &Config,
     own_mounts: bool,
     no_pivot: bool,
-    readonly: bool,
 ) -> Result<(), RootfsError> {
     if !own_mounts {
         return chroot(&root);
@@ -440,10 +445,22 @@ pub fn enter(
         pivot(&root)?;
     }
     drop(root);
-    if readonly {
+    set_root_propagation(&config.linux)?;
+    if config.root_readonly {
         readonly_root()?;
     }
     Ok(())
+}
+
+/// `linux.rootfsPropagation` on the container's `/` (validated: a known
+/// name or empty).
+fn set_root_propagation(linux: &Linux) -> Result<(), RootfsError> {
+    let name = linux.rootfs_propagation().as_deref().unwrap_or_default();
+    let Some(flags) = mounts::propagation_flag(name) else {
+        return Ok(());
+    };
+    mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+        .map_err(|e| root_err(Path::new("/"), "mount: set linux.rootfsPropagation of /")(nix_io(e)))
 }
 
 #[cfg(test)]
@@ -480,6 +497,41 @@ mod tests {
             {"destination": "/dev/fuse", "type": "bind", "source": "/dev/fuse"}
         ]}));
         assert!(bind_below_dev.devices.is_some());
+    }
+
+    #[test]
+    fn the_mount_label_goes_to_new_filesystems_but_proc_sysfs_mqueue() {
+        let p = plan_of(serde_json::json!({
+            "ociVersion": "1.2.0",
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["mode=755"]},
+                {"destination": "/dev/pts", "type": "devpts", "source": "devpts"},
+                {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue"},
+                {"destination": "/sys", "type": "sysfs", "source": "sysfs"},
+                {"destination": "/b", "type": "bind", "source": "/x", "options": ["rbind"]}
+            ],
+            "linux": {"mountLabel": "system_u:object_r:container_file_t:s0:c1,c2"}
+        }));
+        let data: Vec<Option<&str>> = p
+            .mounts
+            .iter()
+            .filter_map(|m| match &m.op {
+                mounts::MountOp::Filesystem(fs) => Some(fs.data.as_deref()),
+                _ => None,
+            })
+            .collect();
+        let label = "context=\"system_u:object_r:container_file_t:s0:c1,c2\"";
+        assert_eq!(
+            data,
+            [
+                None,
+                Some(format!("mode=755,{label}").as_str()),
+                Some(label),
+                None,
+                None
+            ]
+        );
     }
 
     #[test]
