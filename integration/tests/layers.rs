@@ -412,6 +412,23 @@ fn a_failing_create_leaves_no_overlay_and_no_upper_dir() {
     );
     assert_eq!(rt.ids(), Vec::<String>::new());
 
+    // Bad annotations: refused by name before anything is made.
+    let good = b.config["annotations"].clone();
+    for (key, value) in [
+        ("rtctr.image.layers", "sha256:../../../etc"),
+        ("rtctr.image.layer-store", "relative/store"),
+    ] {
+        b.edit(|c| {
+            c["hooks"] = json!({});
+            c["annotations"][key] = json!(value);
+        });
+        let out = rt.create(&b, "badann", &[]);
+        assert_eq!(out.code, 1, "{out:?}");
+        assert!(out.stderr.contains(key), "{}", out.stderr);
+        assert_eq!(overlay_at(&b.path().join("rootfs")), None);
+        assert_eq!(rt.ids(), Vec::<String>::new());
+        b.edit(|c| c["annotations"] = good.clone());
+    }
     // A layer gone from the store: refused by name before anything is made.
     b.edit(|c| c["hooks"] = json!({}));
     let hex = &img.diff_ids[0][7..];
