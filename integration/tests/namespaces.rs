@@ -105,6 +105,33 @@ fn in_user_namespace(b: &mut Bundle) {
     });
 }
 
+/// `idmap` alone: the mount takes the container's user namespace
+/// mappings, so a host directory of root is root's inside a container
+/// whose root is host uid 100000 (without it: the overflow uid).
+#[test]
+fn an_idmap_mount_takes_the_containers_user_namespace_mappings() {
+    let Some(rt) = Rtctr::for_root_test() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f"), "x").unwrap();
+    let mut b = Bundle::with_own_rootfs(&["stat", "-c", "%u:%g", "/m/f", "/plain/f"]);
+    in_user_namespace(&mut b);
+    b.edit(|c| {
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        mounts.push(
+            json!({"destination": "/m", "type": "bind", "source": dir.path(),
+                           "options": ["rbind", "idmap"]}),
+        );
+        mounts.push(
+            json!({"destination": "/plain", "type": "bind", "source": dir.path(),
+                           "options": ["rbind"]}),
+        );
+    });
+    let out = rt.run_bundle(&b, "idmap-userns").ok();
+    assert_eq!(out.stdout, "0:0\n65534:65534\n", "{out:?}");
+}
+
 #[test]
 fn user_namespace_with_maps() {
     let Some(rt) = Rtctr::for_root_test() else {

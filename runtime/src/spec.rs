@@ -289,7 +289,7 @@ pub fn validate_process(
 fn validate_linux(spec: &Spec, linux: &Linux) -> Result<(), SpecError> {
     check_namespaces(linux)?;
     check_all_ids(spec, linux)?;
-    check_not_implemented(spec, linux)?;
+    check_not_implemented(linux)?;
     check_absolute_paths(linux)?;
     let ns = Namespaces(linux.namespaces().as_deref().unwrap_or_default());
     for (field, value) in [
@@ -305,6 +305,7 @@ fn validate_linux(spec: &Spec, linux: &Linux) -> Result<(), SpecError> {
     }
     check_id_mappings(linux, &ns)?;
     check_net_devices(linux, &ns)?;
+    check_idmapped_mounts(spec, linux, &ns)?;
     if linux.time_offsets().is_some() && !ns.creates(LinuxNamespaceType::Time) {
         return Err(invalid(
             "linux.timeOffsets",
@@ -349,7 +350,7 @@ fn validate_linux(spec: &Spec, linux: &Linux) -> Result<(), SpecError> {
 
 /// What rtctr does not implement yet is refused, never silently dropped
 /// (`features` says the same).
-fn check_not_implemented(spec: &Spec, linux: &Linux) -> Result<(), SpecError> {
+fn check_not_implemented(linux: &Linux) -> Result<(), SpecError> {
     if linux.intel_rdt().is_some() {
         let why = if Path::new("/sys/fs/resctrl/info").exists() {
             "not supported by rtctr yet"
@@ -358,17 +359,46 @@ fn check_not_implemented(spec: &Spec, linux: &Linux) -> Result<(), SpecError> {
         };
         return Err(invalid("linux.intelRdt", why));
     }
-    for (i, m) in spec
-        .mounts()
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
-        if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+    Ok(())
+}
+
+/// Idmapped mounts: `uidMappings` with `gidMappings`, on bind mounts;
+/// `idmap`/`ridmap` alone take the container's user namespace mappings,
+/// so it must have some (the spec: else an error).
+fn check_idmapped_mounts(spec: &Spec, linux: &Linux, ns: &Namespaces) -> Result<(), SpecError> {
+    let mounts = spec.mounts().as_deref().unwrap_or_default();
+    for (i, m) in mounts.iter().enumerate() {
+        let options = m.options().as_deref().unwrap_or_default();
+        let asked = options.iter().any(|o| o == "idmap" || o == "ridmap");
+        let (uid, gid) = (m.uid_mappings().is_some(), m.gid_mappings().is_some());
+        if uid != gid {
+            let (field, other) = if uid {
+                ("uidMappings", "gidMappings")
+            } else {
+                ("gidMappings", "uidMappings")
+            };
             return Err(invalid(
-                format!("mounts[{i}].uidMappings"),
-                "idmapped mounts are not supported by rtctr yet",
+                format!("mounts[{i}].{field}"),
+                format!("must be given with {other}"),
+            ));
+        }
+        if !uid && !asked {
+            continue;
+        }
+        let bind = m.typ().as_deref() == Some("bind")
+            || options.iter().any(|o| o == "bind" || o == "rbind");
+        if !bind {
+            return Err(invalid(
+                format!("mounts[{i}]"),
+                "rtctr makes idmapped mounts of bind mounts only",
+            ));
+        }
+        let container_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+        let from_container = ns.creates(LinuxNamespaceType::User) && container_maps;
+        if !uid && !from_container {
+            return Err(invalid(
+                format!("mounts[{i}].options"),
+                "idmap without uidMappings and gidMappings needs the container's user namespace mappings",
             ));
         }
     }

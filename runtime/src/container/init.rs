@@ -269,6 +269,7 @@ pub fn run_init(plan: &Plan, state_dir: &Path, chan: &Channel) -> Result<Infalli
         &plan.bundle,
         Some(&plan.cgroup),
         plan.new_cgroupns(),
+        &plan.idmapped,
     )?;
     // Before pivot_root: the terminal's receiver was connected by the parent.
     if let Some((console, process)) = plan.console().zip(plan.config.process.as_ref()) {

@@ -14,6 +14,7 @@
 pub mod capabilities;
 pub mod devices;
 pub mod hooks;
+pub mod idmap;
 pub mod init;
 pub mod lifecycle;
 pub mod lsm;

@@ -13,12 +13,6 @@ use crate::container::resolve;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MountError {
-    #[error("mounts[{index}] ({dest}): option {option:?} is not supported")]
-    Unsupported {
-        index: usize,
-        dest: PathBuf,
-        option: String,
-    },
     #[error("mounts[{index}] ({dest}): filesystem {fstype:?} must be mounted on an ordinary directory{why}")]
     NotADirectory {
         index: usize,
@@ -43,11 +37,6 @@ pub enum MountError {
         source: io::Error,
     },
 }
-
-/// A mount option rtctr knows but does not implement (`idmap`).
-#[derive(Debug, PartialEq, thiserror::Error)]
-#[error("option {0:?} is not supported")]
-pub struct UnsupportedOption(pub String);
 
 /// A failed step of one operation: what was done, and the kernel's answer
 /// (the caller adds which mount, device or path it was for).
@@ -83,7 +72,7 @@ pub struct Options {
 }
 
 /// Parses mount options as runc does; unknown words go to `data`.
-pub fn parse_options(options: &[String]) -> Result<Options, UnsupportedOption> {
+pub fn parse_options(options: &[String]) -> Options {
     let mut o = Options {
         flags: MsFlags::empty(),
         cleared: MsFlags::empty(),
@@ -108,14 +97,14 @@ pub fn parse_options(options: &[String]) -> Result<Options, UnsupportedOption> {
             o.rec_clear |= clear;
         } else if opt == "tmpcopyup" {
             o.copy_up = true;
-        } else if opt == "idmap" || opt == "ridmap" {
-            return Err(UnsupportedOption(opt.clone()));
+        } else if super::idmap::is_idmap_option(opt) {
+            // Made before the mount (container/idmap.rs), never passed on.
         } else {
             data.push(opt.as_str());
         }
     }
     o.data = data.join(",");
-    Ok(o)
+    o
 }
 
 /// mount(2) flags an option sets and clears.
@@ -264,6 +253,9 @@ pub const OPTION_NAMES: &[&str] = &[
     "rnostrictatime",
     "rnosymfollow",
     "rsymfollow",
+    "tmpcopyup",
+    "idmap",
+    "ridmap",
 ];
 
 /// One operation on the mount at `dest`, from `mounts[index]`.
@@ -343,13 +335,7 @@ fn plan_one(
     bundle: &Path,
     is_dir: IsDir,
 ) -> Result<Vec<MountOp>, MountError> {
-    let opts = parse_options(m.options().as_deref().unwrap_or_default()).map_err(
-        |UnsupportedOption(option)| MountError::Unsupported {
-            index,
-            dest: m.destination().clone(),
-            option,
-        },
-    )?;
+    let opts = parse_options(m.options().as_deref().unwrap_or_default());
     let typ = m.typ().as_deref().unwrap_or("");
     let is_bind = opts.bind || typ == "bind";
     if typ == "cgroup" && !is_bind {
@@ -449,6 +435,8 @@ pub struct Ctx<'a> {
     pub cgroup: Option<&'a rtctr_cgroups::Cgroup>,
     /// A new cgroup namespace: cgroupfs can be mounted fresh.
     pub cgroupns: bool,
+    /// Idmapped copies of bind sources, made by the runtime.
+    pub idmapped: &'a [super::idmap::Idmapped],
 }
 
 /// Performs one planned operation.
@@ -464,7 +452,10 @@ pub fn apply(ctx: &Ctx, p: &Planned) -> Result<(), MountError> {
             source,
             recursive,
             file,
-        } => bind(ctx, dest, source, *recursive, *file),
+        } => match super::idmap::find(ctx.idmapped, p.index) {
+            Some(fd) => attach(ctx, dest, fd, *file),
+            None => bind(ctx, dest, source, *recursive, *file),
+        },
         MountOp::Remount { flags } => remount(ctx, dest, *flags),
         MountOp::Cgroup { flags, readonly } => {
             mount_cgroup(ctx, dest, *flags, *readonly).op("mount cgroup")
@@ -574,6 +565,17 @@ fn bind(ctx: &Ctx, dest: &Path, source: &Path, recursive: bool, file: bool) -> S
         None::<&str>,
     )
     .op("bind mount")
+}
+
+/// An idmapped copy of a bind source attached in place of the bind.
+fn attach(ctx: &Ctx, dest: &Path, fd: BorrowedFd<'_>, file: bool) -> Step {
+    let target = if file {
+        resolve::create_file(ctx.root, dest)
+    } else {
+        resolve::mkdir_all(ctx.root, dest, 0o755)
+    }
+    .op("create mount point")?;
+    crate::sys::mount::move_mount(fd, target.as_fd()).op("move_mount the idmapped copy")
 }
 
 fn remount(ctx: &Ctx, dest: &Path, flags: MsFlags) -> Step {
@@ -736,7 +738,7 @@ mod tests {
     use super::*;
 
     fn opts(o: &[&str]) -> Options {
-        parse_options(&o.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+        parse_options(&o.iter().map(|s| s.to_string()).collect::<Vec<_>>())
     }
 
     /// Host paths under /host/dirs are directories, /host/missing does not
@@ -786,19 +788,10 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_options_are_named() {
-        let err = parse_options(&["idmap".to_string()]).unwrap_err();
-        assert_eq!(err, UnsupportedOption("idmap".into()));
-        let err = plan_json(serde_json::json!([
-            {"destination": "/a", "type": "tmpfs", "source": "tmpfs"},
-            {"destination": "/data", "type": "bind", "source": "/host/dirs/d", "options": ["rbind", "idmap"]}
-        ]))
-        .unwrap_err();
-        assert!(matches!(err, MountError::Unsupported { index: 1, .. }));
-        assert_eq!(
-            err.to_string(),
-            "mounts[1] (/data): option \"idmap\" is not supported"
-        );
+    fn idmap_options_never_reach_the_kernel() {
+        let o = opts(&["rbind", "ridmap", "idmap", "mode=755"]);
+        assert_eq!(o.data, "mode=755");
+        assert!(o.bind);
     }
 
     #[test]

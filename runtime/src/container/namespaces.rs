@@ -236,10 +236,15 @@ pub fn map_text(maps: &[LinuxIdMapping]) -> String {
 
 /// Written by the parent for the child that unshared a user namespace.
 pub fn write_id_maps(pid: i32, linux: &Linux) -> Result<(), NsError> {
-    let uid = map_text(linux.uid_mappings().as_deref().unwrap_or_default());
-    let gid = map_text(linux.gid_mappings().as_deref().unwrap_or_default());
-    write_proc(ProcFile::Pid(pid, "uid_map"), &uid)?;
-    write_proc(ProcFile::Pid(pid, "gid_map"), &gid)
+    let uid = linux.uid_mappings().as_deref().unwrap_or_default();
+    let gid = linux.gid_mappings().as_deref().unwrap_or_default();
+    write_maps(pid, uid, gid)
+}
+
+/// The uid_map and gid_map of process `pid`'s new user namespace.
+pub fn write_maps(pid: i32, uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<(), NsError> {
+    write_proc(ProcFile::Pid(pid, "uid_map"), &map_text(uid))?;
+    write_proc(ProcFile::Pid(pid, "gid_map"), &map_text(gid))
 }
 
 fn write_proc(file: ProcFile<'_>, text: &str) -> Result<(), NsError> {

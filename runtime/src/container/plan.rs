@@ -13,7 +13,7 @@ use oci_spec::runtime::LinuxNamespaceType;
 use rtctr_cgroups::Cgroup;
 
 use super::sync::SyncError;
-use super::{hooks, lsm, namespaces, network, process, seccomp, terminal};
+use super::{hooks, idmap, lsm, namespaces, network, process, seccomp, terminal};
 use crate::image::overlay;
 use crate::spec::{self, Config};
 use crate::state::{self, StateError};
@@ -56,6 +56,8 @@ pub enum CreateError {
     #[error(transparent)]
     Lsm(#[from] lsm::LsmError),
     #[error(transparent)]
+    Idmap(#[from] idmap::IdmapError),
+    #[error(transparent)]
     Image(#[from] crate::image::ImageError),
 }
 
@@ -94,6 +96,8 @@ pub struct Plan<'a> {
     pub ns: namespaces::Plan,
     pub cgroup: Cgroup,
     pub process: Option<process::Plan>,
+    /// Idmapped copies of bind sources, for the init to attach.
+    pub idmapped: Vec<idmap::Idmapped>,
     /// The overlay of image layers to mount on `rootfs` first.
     pub overlay: Option<overlay::Plan>,
     /// Where the terminal master goes: a connected --console-socket, or
@@ -159,6 +163,8 @@ pub fn plan<'a>(
     network::check_net_devices(&config.linux)?;
     lsm::check_mount_label(&config.linux)?;
     let overlay = overlay::plan(&annotations, &rootfs, &opts.id)?;
+    let mounts = config.spec.mounts().as_deref().unwrap_or_default();
+    let idmapped = idmap::prepare(mounts, &config.linux, &bundle)?;
     Ok(Plan {
         opts,
         config,
@@ -168,6 +174,7 @@ pub fn plan<'a>(
         ns,
         cgroup,
         process,
+        idmapped,
         overlay,
         console,
     })
