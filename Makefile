@@ -9,7 +9,7 @@ CARGO ?= cargo
 RTCTR := target/release/rtctr
 BUNDLE := bundles/busybox
 APT_PACKAGES := busybox-static iproute2 nftables libnftnl-dev libmnl-dev pkg-config \
-	qemu-system-x86 linux-image-amd64 runc jq apparmor umoci skopeo
+	qemu-system-x86 linux-image-amd64 runc jq apparmor protobuf-compiler umoci skopeo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: all build deps bundle demo test unit integration soak soak-short test-engines test-cgroupv2 \
@@ -65,10 +65,14 @@ lint:
 	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 	$(CARGO) clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
 
-# podman (through conmon) and containerd (runc shim v2) driving rtctr.
+# podman (through conmon), containerd (runc shim v2), Kubernetes' path
+# (containerd's CRI plugin with a runtime handler rtctr, pods networked by
+# rtctr-cni, integration/cri plays kubelet) and Docker driving rtctr.
 test-engines: build
 	integration/engines/podman.sh $(abspath $(RTCTR))
 	integration/engines/containerd.sh $(abspath $(RTCTR))
+	integration/engines/cri.sh $(abspath $(RTCTR))
+	integration/engines/docker.sh $(abspath $(RTCTR))
 
 # The soak (issue 11, integration/src/bin/soak.rs): seeded random
 # lifecycles (runs, exec, pause, OOM kills, rtctr SIGKILLed mid-verb,

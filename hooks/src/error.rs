@@ -58,6 +58,9 @@ pub enum NetError {
     /// `setup` for a container that already holds a lease.
     #[error("container {container:?} is already attached to network {name:?}")]
     AlreadyAttached { container: String, name: String },
+    /// `check` for a container that holds no lease on the network.
+    #[error("container {container:?} is not attached to network {name:?}")]
+    NotAttached { container: String, name: String },
     /// A host-port is already published by another container.
     #[error("host port {port}/{proto} is already published by container {holder:?}")]
     PortTaken {

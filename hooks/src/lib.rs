@@ -9,6 +9,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod cni;
 pub mod error;
 pub mod hook;
 pub mod network;

@@ -15,51 +15,6 @@ fn ping(out: std::process::Output) -> bool {
     out.status.success()
 }
 
-/// Host-sim netns + a state dir + an "outside" netns linked to the host by a veth
-/// (host 10.202.N.1 <-> outside 10.202.N.2).
-struct World {
-    host: Ns,
-    outside: Ns,
-    nets: Networks,
-    _dir: tempfile::TempDir,
-    host_ext: Ipv4Addr,
-    outside_ip: Ipv4Addr,
-}
-
-impl World {
-    fn new(n: u8) -> World {
-        let host = Ns::new("host");
-        let outside = Ns::new("out");
-        host.ip(&[
-            "link",
-            "add",
-            "rto0",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            &outside.name,
-        ]);
-        let host_ext = Ipv4Addr::new(10, 202, n, 1);
-        let outside_ip = Ipv4Addr::new(10, 202, n, 2);
-        host.ip(&["addr", "add", &format!("{host_ext}/24"), "dev", "rto0"]);
-        host.ip(&["link", "set", "rto0", "up"]);
-        outside.ip(&["addr", "add", &format!("{outside_ip}/24"), "dev", "eth0"]);
-        outside.ip(&["link", "set", "eth0", "up"]);
-        let dir = tempfile::tempdir().unwrap();
-        World {
-            host,
-            outside,
-            nets: Networks::new(dir.path()),
-            _dir: dir,
-            host_ext,
-            outside_ip,
-        }
-    }
-}
-
 #[test]
 fn two_containers_masquerade_dnat_teardown_remove() {
     if !require_root(NEEDS_ROOT) {

@@ -166,3 +166,34 @@ wait_for() {
     done
     return 1
 }
+
+# oci_archive ROOTFS IMAGE_NAME OUT_TAR CONFIG_JSON: an OCI image archive
+# (one uncompressed layer holding ROOTFS) that `ctr image import` reads; the
+# image is named IMAGE_NAME (io.containerd.image.name), and CONFIG_JSON is
+# the image config's "config" object (Env, Cmd, Entrypoint).
+oci_archive() {
+    local rootfs=$1 name=$2 out=$3 conf=$4 tmp arch d s l ls c cs m ms
+    tmp=$(mktemp -d "$out.XXXXXX") || return 1
+    arch=$(dpkg --print-architecture)
+    mkdir -p "$tmp/oci/blobs/sha256"
+    put() { # put FILE: moves it into the blobs; its digest and size in $d $s
+        d=$(sha256sum "$1" | cut -d' ' -f1)
+        s=$(stat -c %s "$1")
+        mv "$1" "$tmp/oci/blobs/sha256/$d"
+    }
+    tar --sort=name --owner=0 --group=0 --numeric-owner -C "$rootfs" -cf "$tmp/layer.tar" . || return 1
+    put "$tmp/layer.tar"; l=$d; ls=$s
+    printf '{"architecture":"%s","os":"linux","config":%s,"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+        "$arch" "$conf" "$l" >"$tmp/config.json"
+    put "$tmp/config.json"; c=$d; cs=$s
+    printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%s}]}' \
+        "$c" "$cs" "$l" "$ls" >"$tmp/manifest.json"
+    put "$tmp/manifest.json"; m=$d; ms=$s
+    printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"platform":{"architecture":"%s","os":"linux"},"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"%s"}}]}' \
+        "$m" "$ms" "$arch" "$name" "${name##*:}" >"$tmp/oci/index.json"
+    echo '{"imageLayoutVersion":"1.0.0"}' >"$tmp/oci/oci-layout"
+    tar -C "$tmp/oci" -cf "$out" oci-layout index.json blobs
+    local rc=$?
+    rm -rf "$tmp"
+    return $rc
+}

@@ -182,6 +182,13 @@ fn stopped_after_the_process_exits() {
             .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
         assert_eq!(procs, "", "{} still holds processes", dir.display());
     }
+    // kill of a stopped container fails; kill --all succeeds, as runc's does
+    // (containerd's shim sends it while cleaning up, and retries on error).
+    let k = rt.run(&["kill", &id, "KILL"]);
+    assert_eq!(k.code, 1, "{k:?}");
+    assert!(k.stderr.contains("not running"), "{k:?}");
+    let k = rt.run(&["kill", "--all", &id, "KILL"]);
+    assert_eq!(k.code, 0, "{k:?}");
     rt.run(&["delete", &id]).ok();
     assert!(rt.ids().is_empty());
 }

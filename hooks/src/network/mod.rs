@@ -55,10 +55,17 @@ pub struct Attachment {
     pub host_veth: String,
     /// Bridge name.
     pub bridge: String,
+    /// Interface name inside the container.
+    #[serde(default = "default_ifname")]
+    pub ifname: String,
     /// Problems found that may break connectivity (e.g. another table's forward chain with
     /// policy drop); checked when the bridge is created.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+}
+
+fn default_ifname() -> String {
+    CONTAINER_IFNAME.into()
 }
 
 /// Networks kept in one state directory.
@@ -242,33 +249,39 @@ fn ensure_bridge(nl: &mut Netlink, net: &Network) -> Result<(u32, bool)> {
 }
 
 /// Container side: `eth0` address and up, `lo` up, default route.
-fn configure_container(ns: &File, nspath: &Path, ip: Ipv4Addr, net: &Network) -> Result<()> {
+fn configure_container(
+    ns: &File,
+    nspath: &Path,
+    ifname: &str,
+    ip: Ipv4Addr,
+    net: &Network,
+) -> Result<()> {
     let obj = |what: &str| format!("{what} in {}", nspath.display());
     let mut nl = Netlink::open_in(ns).map_err(|source| NetError::Netns {
         path: nspath.to_path_buf(),
         source,
     })?;
     let eth = nl
-        .link_index(CONTAINER_IFNAME)
-        .map_err(|e| NetError::netlink("looking up", obj(CONTAINER_IFNAME), e))?
+        .link_index(ifname)
+        .map_err(|e| NetError::netlink("looking up", obj(ifname), e))?
         .ok_or_else(|| {
             NetError::netlink(
                 "looking up",
-                obj(CONTAINER_IFNAME),
+                obj(ifname),
                 io::Error::from_raw_os_error(libc::ENODEV),
             )
         })?;
     nl.add_address(eth, ip, net.subnet.prefix)
-        .map_err(|e| NetError::netlink("adding address to", obj(CONTAINER_IFNAME), e))?;
+        .map_err(|e| NetError::netlink("adding address to", obj(ifname), e))?;
     nl.set_up(eth, None)
-        .map_err(|e| NetError::netlink("setting up", obj(CONTAINER_IFNAME), e))?;
+        .map_err(|e| NetError::netlink("setting up", obj(ifname), e))?;
     // The loopback device is always ifindex 1 in a network namespace.
     nl.set_up(LOOPBACK_IFINDEX, None)
         .map_err(|e| NetError::netlink("setting up", obj("lo"), e))?;
     nl.add_default_route(eth, net.gateway).map_err(|e| {
         NetError::netlink(
             "adding default route via",
-            format!("{} {}", net.gateway, obj(CONTAINER_IFNAME)),
+            format!("{} {}", net.gateway, obj(ifname)),
             e,
         )
     })
@@ -336,6 +349,118 @@ impl Networks {
         Ok(net)
     }
 
+    /// The network `name`, created as [`Networks::create`] would when it does not exist;
+    /// an existing one must have the same subnet, bridge, gateway and masquerade setting
+    /// (the error names the first that differs). Used by the CNI plugin, whose network
+    /// config describes the network on every call.
+    pub fn ensure(
+        &self,
+        name: &str,
+        subnet: &str,
+        bridge: Option<&str>,
+        gateway: Option<Ipv4Addr>,
+        masquerade: bool,
+    ) -> Result<Network> {
+        let store = self.lock()?;
+        let mut all = store.load_all()?;
+        let Some(have) = all.iter().find(|n| n.name == name) else {
+            let net = plan_network(name, subnet, bridge, gateway, masquerade, &all)?;
+            store.save(&net)?;
+            all.push(net.clone());
+            if let Err(e) = nat::apply(&nat::plan(&all)) {
+                return Err(rolled_back(e, || {
+                    store.delete(name).map_err(|e| e.to_string())
+                }));
+            }
+            return Ok(net);
+        };
+        let want = plan_network(name, subnet, bridge, gateway, masquerade, &[])?;
+        let differs = |what: &'static str, want: String, have: String| {
+            invalid(
+                what,
+                want,
+                format!("network {name:?} exists with {what} {have}"),
+            )
+        };
+        if want.subnet != have.subnet {
+            return Err(differs(
+                "subnet",
+                want.subnet.to_string(),
+                have.subnet.to_string(),
+            ));
+        }
+        if bridge.is_some() && want.bridge != have.bridge {
+            return Err(differs("bridge name", want.bridge, have.bridge.clone()));
+        }
+        if want.gateway != have.gateway {
+            return Err(differs(
+                "gateway",
+                want.gateway.to_string(),
+                have.gateway.to_string(),
+            ));
+        }
+        if want.masquerade != have.masquerade {
+            return Err(differs(
+                "masquerade setting",
+                want.masquerade.to_string(),
+                have.masquerade.to_string(),
+            ));
+        }
+        Ok(have.clone())
+    }
+
+    /// Check an attachment made by [`Networks::setup`]: the lease of `container` on
+    /// `network`, its host veth, and inside `netns` the interface `ifname` holding the
+    /// leased address. Returns the lease.
+    pub fn check(
+        &self,
+        container: &str,
+        network: &str,
+        netns: &Netns,
+        ifname: &str,
+    ) -> Result<Lease> {
+        let store = self.lock()?;
+        let net = store
+            .load(network)?
+            .ok_or_else(|| NetError::NotFound(network.into()))?;
+        let lease = net
+            .lease(container)
+            .cloned()
+            .ok_or_else(|| NetError::NotAttached {
+                container: container.into(),
+                name: network.into(),
+            })?;
+        let missing = |op, object: String| {
+            NetError::netlink(op, object, io::Error::from_raw_os_error(libc::ENODEV))
+        };
+        let mut nl =
+            Netlink::open().map_err(|e| NetError::netlink("opening socket", "route", e))?;
+        nl.link_index(&lease.veth)
+            .map_err(|e| NetError::netlink("looking up", &lease.veth, e))?
+            .ok_or_else(|| missing("looking up host veth", lease.veth.clone()))?;
+        let (ns, nspath) = open_netns(netns)?;
+        let obj = format!("{ifname} in {}", nspath.display());
+        let mut nl = Netlink::open_in(&ns).map_err(|source| NetError::Netns {
+            path: nspath.clone(),
+            source,
+        })?;
+        let idx = nl
+            .link_index(ifname)
+            .map_err(|e| NetError::netlink("looking up", &obj, e))?
+            .ok_or_else(|| missing("looking up", obj.clone()))?;
+        let addrs = nl
+            .addresses(idx)
+            .map_err(|e| NetError::netlink("listing addresses of", &obj, e))?;
+        if !addrs.contains(&(std::net::IpAddr::V4(lease.ip), net.subnet.prefix)) {
+            return Err(NetError::Address {
+                name: network.into(),
+                ip: lease.ip,
+                reason: format!("leased to {container:?} but not on {obj} (it has {addrs:?})"),
+            });
+        }
+        Ok(lease)
+    }
+
     /// All networks, sorted by name; the default network is created if missing.
     pub fn list(&self) -> Result<Vec<Network>> {
         let store = self.lock()?;
@@ -395,7 +520,7 @@ impl Networks {
         } else {
             vec![]
         };
-        create_veth(&mut nl, &all, &veth, &ns, &nspath, mac)?;
+        create_veth(&mut nl, &all, &veth, &req.ifname, &ns, &nspath, mac)?;
         let undo_veth = |nl: &mut Netlink| {
             nl.del_link(&veth)
                 .map(drop)
@@ -414,7 +539,7 @@ impl Networks {
                 })?;
             nl.set_up(vi, Some(br))
                 .map_err(|e| NetError::netlink("attaching to bridge and setting up", &veth, e))?;
-            configure_container(&ns, &nspath, ip, &net)?;
+            configure_container(&ns, &nspath, &req.ifname, ip, &net)?;
             enable_ip_forward()
         })();
         if let Err(e) = attached {
@@ -446,6 +571,7 @@ impl Networks {
             mac: mac_string(mac),
             host_veth: veth,
             bridge: net.bridge.clone(),
+            ifname: req.ifname.clone(),
             warnings,
         })
     }
@@ -552,6 +678,7 @@ fn create_veth(
     nl: &mut Netlink,
     all: &[Network],
     veth: &str,
+    ifname: &str,
     ns: &File,
     nspath: &Path,
     mac: [u8; 6],
@@ -559,19 +686,18 @@ fn create_veth(
     let err = |e| {
         NetError::netlink(
             "creating veth pair",
-            format!("{veth} <-> {CONTAINER_IFNAME} in {}", nspath.display()),
+            format!("{veth} <-> {ifname} in {}", nspath.display()),
             e,
         )
     };
-    match nl.add_veth_into(veth, CONTAINER_IFNAME, ns, mac) {
+    match nl.add_veth_into(veth, ifname, ns, mac) {
         Err(e) if netlink::errno(&e) == Some(libc::EEXIST) => {
             let owned = all.iter().any(|n| n.leases.iter().any(|l| l.veth == veth));
             if owned || !nl.del_link(veth).unwrap_or(false) {
                 return Err(err(e));
             }
             log::info!("deleted orphan veth {veth}");
-            nl.add_veth_into(veth, CONTAINER_IFNAME, ns, mac)
-                .map_err(err)
+            nl.add_veth_into(veth, ifname, ns, mac).map_err(err)
         }
         r => r.map_err(err),
     }

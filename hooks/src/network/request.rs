@@ -37,6 +37,8 @@ pub struct Request {
     pub ports: Vec<PortMapping>,
     /// Fixed address (must be in the subnet and free).
     pub ip: Option<Ipv4Addr>,
+    /// Name of the interface inside the container (`eth0`; CNI's `CNI_IFNAME`).
+    pub ifname: String,
 }
 
 impl Request {
@@ -48,6 +50,7 @@ impl Request {
             network: DEFAULT_NETWORK.into(),
             ports: vec![],
             ip: None,
+            ifname: super::CONTAINER_IFNAME.into(),
         }
     }
 

@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use std::net::Ipv4Addr;
+
 use nix::sched::{setns, CloneFlags};
+use rtctr_hooks::Networks;
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
@@ -175,4 +178,49 @@ pub fn nft_mentions(host: &Ns, needle: &str) -> bool {
     json_strings(&v, &mut s);
     // addresses appear as JSON strings in nft -j output
     s.iter().any(|x| x.contains(needle))
+}
+
+/// Host-sim netns + a state dir + an "outside" netns linked to the host by a veth
+/// (host 10.202.N.1 <-> outside 10.202.N.2).
+pub struct World {
+    pub host: Ns,
+    pub outside: Ns,
+    pub nets: Networks,
+    pub _dir: tempfile::TempDir,
+    pub host_ext: Ipv4Addr,
+    pub outside_ip: Ipv4Addr,
+}
+
+impl World {
+    pub fn new(n: u8) -> World {
+        let host = Ns::new("host");
+        let outside = Ns::new("out");
+        host.ip(&[
+            "link",
+            "add",
+            "rto0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            &outside.name,
+        ]);
+        let host_ext = Ipv4Addr::new(10, 202, n, 1);
+        let outside_ip = Ipv4Addr::new(10, 202, n, 2);
+        host.ip(&["addr", "add", &format!("{host_ext}/24"), "dev", "rto0"]);
+        host.ip(&["link", "set", "rto0", "up"]);
+        outside.ip(&["addr", "add", &format!("{outside_ip}/24"), "dev", "eth0"]);
+        outside.ip(&["link", "set", "eth0", "up"]);
+        let dir = tempfile::tempdir().unwrap();
+        World {
+            host,
+            outside,
+            nets: Networks::new(dir.path()),
+            _dir: dir,
+            host_ext,
+            outside_ip,
+        }
+    }
 }

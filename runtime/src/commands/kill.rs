@@ -72,6 +72,17 @@ pub fn kill(store: &Store, id: &str, signal: &str, all: bool) -> Result<(), Kill
     let state = dir.load()?;
     let status = dir.status(&state);
     if status == Status::Stopped {
+        // As runc: `kill --all` of a stopped container signals what is left in its cgroup
+        // (processes that outlived the init) and succeeds when nothing is; containerd's
+        // shim sends it while cleaning up an exited or failed task, and retries on error.
+        if all {
+            if let Some(cg) = &state.cgroup {
+                if cg.pids().is_ok_and(|p| !p.is_empty()) {
+                    cg.kill_all(sig)?;
+                }
+            }
+            return Ok(());
+        }
         return Err(KillError::NotRunning(id.to_string()));
     }
     if all {
