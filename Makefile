@@ -9,7 +9,8 @@ CARGO ?= cargo
 RTCTR := target/release/rtctr
 BUNDLE := bundles/busybox
 APT_PACKAGES := busybox-static iproute2 nftables libnftnl-dev libmnl-dev pkg-config \
-	qemu-system-x86 linux-image-amd64 runc jq apparmor protobuf-compiler umoci skopeo
+	qemu-system-x86 linux-image-amd64 runc jq apparmor protobuf-compiler uidmap passt slirp4netns \
+	umoci skopeo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: all build deps bundle demo test unit integration soak soak-short test-engines test-cgroupv2 \
@@ -54,7 +55,7 @@ integration: build
 # Only the tests whose outcome depends on the cgroup layout or on the
 # kernel's features (AppArmor, cgroup.kill, time namespaces): the VM runs
 # under TCG, where each container costs seconds.
-VM_TESTS := root cgroups lifecycle exec_tty exec security namespaces rootfs conformance leak_check
+VM_TESTS := root cgroups lifecycle exec_tty exec security namespaces rootfs conformance leak_check rootless
 test-cgroupv2: build
 	integration/vm/cargo-test-in-vm.sh --timeout 1500 --release -p rtctr-cgroups -p rtctr-integration \
 		$(addprefix --test ,$(VM_TESTS)) -- --test-threads=1
@@ -65,11 +66,13 @@ lint:
 	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 	$(CARGO) clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
 
-# podman (through conmon), containerd (runc shim v2), Kubernetes' path
-# (containerd's CRI plugin with a runtime handler rtctr, pods networked by
-# rtctr-cni, integration/cri plays kubelet) and Docker driving rtctr.
+# podman (through conmon; as root, and rootless as a user the script
+# makes), containerd (runc shim v2), Kubernetes' path (containerd's CRI
+# plugin with a runtime handler rtctr, pods networked by rtctr-cni,
+# integration/cri plays kubelet) and Docker driving rtctr.
 test-engines: build
 	integration/engines/podman.sh $(abspath $(RTCTR))
+	integration/engines/podman-rootless.sh $(abspath $(RTCTR))
 	integration/engines/containerd.sh $(abspath $(RTCTR))
 	integration/engines/cri.sh $(abspath $(RTCTR))
 	integration/engines/docker.sh $(abspath $(RTCTR))

@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 pub use rtctr_test_support::require_root;
 use serde_json::{json, Value};
 
+pub mod rootless;
+
 /// Why the container tests need root, for [`require_root`]'s message.
 pub const NEEDS_ROOT: &str = "it runs containers: namespaces, mounts, cgroups";
 

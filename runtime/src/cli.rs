@@ -51,7 +51,8 @@ pub struct Cli {
     /// Use systemd for cgroups (cgroupsPath is slice:prefix:name).
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
-    /// Accepted for compatibility (true, false or auto).
+    /// Skip the cgroups the caller cannot write: true, false or auto (yes
+    /// for a non-root caller or root in a user namespace), as runc.
     #[arg(long, global = true, value_name = "VALUE", num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Option<String>,
     /// The layer store of `bundle --image` (default /var/lib/rtctr/layers).
@@ -319,6 +320,7 @@ impl CreateArgs {
             no_new_keyring: self.no_new_keyring,
             preserve_fds: self.preserve_fds,
             systemd_cgroup,
+            ..Default::default()
         }
     }
 }

@@ -36,6 +36,8 @@ pub mod state;
 #[allow(unsafe_code)]
 mod sys;
 
+/// What differs for a caller without root; `main` decides `--rootless` with it.
+pub use container::rootless;
 /// The seccomp compiler, public for `runtime/benches`.
 pub use container::seccomp;
 

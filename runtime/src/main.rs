@@ -111,12 +111,18 @@ fn print(text: &str) -> Result<()> {
     writeln!(std::io::stdout().lock(), "{text}").context("write stdout")
 }
 
+/// runc's rule: real root uses /run/rtctr; a user, or root in a user
+/// namespace (rootless podman's conmon) unless $USER is root, uses
+/// $XDG_RUNTIME_DIR/rtctr.
 fn default_root() -> PathBuf {
-    if nix::unistd::geteuid().is_root() {
-        return PathBuf::from("/run/rtctr");
-    }
-    match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("rtctr"),
+    let root = nix::unistd::geteuid().is_root();
+    let xdg = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty());
+    let user_is_root = std::env::var_os("USER").is_some_and(|u| u == "root");
+    match xdg {
+        Some(dir) if !root || (rtctr::rootless::in_user_namespace() && !user_is_root) => {
+            PathBuf::from(dir).join("rtctr")
+        }
+        _ if root => PathBuf::from("/run/rtctr"),
         _ => PathBuf::from(format!("/tmp/rtctr-{}", nix::unistd::geteuid())),
     }
 }
@@ -170,6 +176,12 @@ fn version_or_help(cli: &Cli) -> Result<u8> {
     Ok(0)
 }
 
+/// `--rootless` for create and run: skip the cgroups the caller cannot write.
+fn rootless_cgroups(cli: &Cli) -> Result<bool> {
+    let flag = rtctr::rootless::parse_flag(cli.rootless.as_deref())?;
+    Ok(rtctr::rootless::skip_unwritable_cgroups(flag))
+}
+
 /// One verb, one function.
 fn dispatch(cli: &Cli) -> Result<u8> {
     let Some(command) = cli.command.as_ref().filter(|_| !cli.version) else {
@@ -178,7 +190,9 @@ fn dispatch(cli: &Cli) -> Result<u8> {
     let store = Store::new(cli.root.clone().unwrap_or_else(default_root));
     match command {
         Command::Create(a) => {
-            rtctr::commands::create::create(&store, &a.options(cli.systemd_cgroup))?;
+            let mut opts = a.options(cli.systemd_cgroup);
+            opts.rootless_cgroups = rootless_cgroups(cli)?;
+            rtctr::commands::create::create(&store, &opts)?;
         }
         Command::Start { id } => rtctr::commands::start::start(&store, id)?,
         Command::State { id } => print(&rtctr::commands::state::state(&store, id)?)?,
@@ -187,7 +201,9 @@ fn dispatch(cli: &Cli) -> Result<u8> {
         }
         Command::Delete { force, id } => rtctr::commands::delete::delete(&store, id, *force)?,
         Command::Run(a) => {
-            let code = rtctr::commands::run::run(&store, &a.options(cli.systemd_cgroup))?;
+            let mut opts = a.options(cli.systemd_cgroup);
+            opts.create.rootless_cgroups = rootless_cgroups(cli)?;
+            let code = rtctr::commands::run::run(&store, &opts)?;
             return Ok(code.clamp(0, 255) as u8);
         }
         Command::List { format, quiet } => {
@@ -199,7 +215,9 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             rtctr::commands::list::list(&store, json, *quiet, &mut std::io::stdout().lock())?;
         }
         Command::Spec { bundle, .. } => {
-            rtctr::commands::spec::spec(bundle.as_deref().unwrap_or(Path::new(".")))?
+            // runc's `spec --rootless` (here the global flag, given after the verb).
+            let rootless = rtctr::rootless::parse_flag(cli.rootless.as_deref())? == Some(true);
+            rtctr::commands::spec::spec(bundle.as_deref().unwrap_or(Path::new(".")), rootless)?
         }
         Command::Network(n) => network(n)?,
         Command::Layers(l) => layers(cli, l)?,

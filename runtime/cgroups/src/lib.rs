@@ -232,6 +232,31 @@ impl Cgroup {
         })
     }
 
+    /// For a rootless container: the part of the cgroup the caller may
+    /// make, and the directories it may not. A hierarchy is kept when the
+    /// directory, or else its nearest existing ancestor, is writable by the
+    /// caller's effective ids (a delegated cgroup2 subtree); v1 hierarchies
+    /// and undelegated cgroup2 trees belong to root and are left out.
+    pub fn writable_part(&self) -> (Cgroup, Vec<PathBuf>) {
+        let mut kept = Cgroup {
+            dirs: Vec::new(),
+            mount_points: Vec::new(),
+            ..self.clone()
+        };
+        let mut left = Vec::new();
+        for (i, (key, dir)) in self.dirs.iter().enumerate() {
+            let mp = self.mount_point(i);
+            let existing = dir.ancestors().find(|a| a.exists() || *a == mp);
+            if existing.is_some_and(sys::may_write) {
+                kept.dirs.push((key.clone(), dir.clone()));
+                kept.mount_points.push(mp.to_path_buf());
+            } else {
+                left.push(dir.clone());
+            }
+        }
+        (kept, left)
+    }
+
     /// The cgroup2 directory (pure v2, or the unified tree of a hybrid host).
     pub fn unified_dir(&self) -> Option<&Path> {
         self.dirs

@@ -86,9 +86,13 @@ pub fn kill(store: &Store, id: &str, signal: &str, all: bool) -> Result<(), Kill
         return Err(KillError::NotRunning(id.to_string()));
     }
     if all {
-        if let Some(cg) = &state.cgroup {
-            cg.kill_all(sig)?;
-            return Ok(());
+        match &state.cgroup {
+            Some(cg) if !cg.dirs.is_empty() => {
+                cg.kill_all(sig)?;
+                return Ok(());
+            }
+            // Rootless without a cgroup: the init's pid namespace.
+            _ => return kill_each(id, &state, sig),
         }
     }
     let pidfd = pidfd::open_init(state.pid, state.pid_start)
@@ -97,6 +101,27 @@ pub fn kill(store: &Store, id: &str, signal: &str, all: bool) -> Result<(), Kill
         id: id.to_string(),
         source,
     })
+}
+
+/// `kill --all` for a container without a cgroup: every process in its
+/// init's pid namespace, through pidfds (the init checked by start time).
+fn kill_each(id: &str, state: &crate::state::State, sig: i32) -> Result<(), KillError> {
+    pidfd::open_init(state.pid, state.pid_start)
+        .ok_or_else(|| KillError::NotRunning(id.to_string()))?;
+    for pid in crate::container::rootless::pids_without_cgroup(state.pid) {
+        let Some(fd) = pidfd::open(pid) else { continue };
+        match pidfd::send(&fd, sig) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+            Err(source) => {
+                return Err(KillError::Send {
+                    id: id.to_string(),
+                    source,
+                })
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

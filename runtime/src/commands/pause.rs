@@ -12,7 +12,9 @@ pub enum PauseError {
     NotRunning { id: String, status: Status },
     #[error("container {id} is not paused: {status}")]
     NotPaused { id: String, status: Status },
-    #[error("container {0} has no cgroup to freeze")]
+    #[error(
+        "container {0} has no cgroup to freeze (made rootless, where its user could write none)"
+    )]
     NoCgroup(String),
     #[error("{verb} container {id}: {source}")]
     Cgroup {
@@ -37,6 +39,7 @@ pub fn pause(store: &Store, id: &str) -> Result<(), PauseError> {
     let cg = state
         .cgroup
         .as_ref()
+        .filter(|cg| !cg.dirs.is_empty())
         .ok_or_else(|| PauseError::NoCgroup(id.to_string()))?;
     cg.freeze().map_err(|source| PauseError::Cgroup {
         verb: "pause",

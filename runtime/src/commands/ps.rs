@@ -46,14 +46,17 @@ pub fn ps(store: &Store, a: &PsOptions, out: &mut dyn Write) -> Result<(), PsErr
     let pids = {
         let dir = store.open(id)?;
         let state = dir.load()?;
-        let cg = state
-            .cgroup
-            .as_ref()
-            .ok_or_else(|| PsError::NoCgroup(id.to_string()))?;
-        cg.pids().map_err(|source| PsError::Cgroup {
-            id: id.to_string(),
-            source,
-        })?
+        match state.cgroup.as_ref() {
+            // Rootless without a cgroup: the init's pid namespace.
+            Some(cg) if cg.dirs.is_empty() && state.pid > 0 => {
+                crate::container::rootless::pids_without_cgroup(state.pid)
+            }
+            Some(cg) => cg.pids().map_err(|source| PsError::Cgroup {
+                id: id.to_string(),
+                source,
+            })?,
+            None => return Err(PsError::NoCgroup(id.to_string())),
+        }
     };
     if a.json {
         let list: Vec<String> = pids.iter().map(i32::to_string).collect();

@@ -32,7 +32,7 @@ pub enum UpdateError {
     State(#[from] StateError),
     #[error("container {0} is stopped: nothing to update")]
     Stopped(String),
-    #[error("container {0} has no cgroup")]
+    #[error("container {0} has no cgroup (made rootless, where its user could write none)")]
     NoCgroup(String),
     #[error("read resources from {from}: {source}")]
     Read {
@@ -135,6 +135,7 @@ pub fn update(store: &Store, a: &UpdateOptions) -> Result<(), UpdateError> {
     let cg = state
         .cgroup
         .as_ref()
+        .filter(|cg| !cg.dirs.is_empty())
         .ok_or_else(|| UpdateError::NoCgroup(a.id.clone()))?;
     let cg_err = |source| UpdateError::Cgroup {
         id: a.id.clone(),

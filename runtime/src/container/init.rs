@@ -275,7 +275,7 @@ pub fn run_init(plan: &Plan, state_dir: &Path, chan: &Channel) -> Result<Infalli
     if let Some((console, process)) = plan.console().zip(plan.config.process.as_ref()) {
         attach_terminal(process, root.fd.as_fd(), console)?;
     }
-    let state_json = run_runtime_hooks(chan)?;
+    let state_json = run_runtime_hooks(chan, plan.rootless)?;
     network::bind_files(state_dir, root.fd.as_fd())?;
     run_hooks(plan, "createContainer", state_json.as_bytes())?;
     set_names(&plan.config.spec)?;
@@ -360,9 +360,21 @@ fn attach_terminal(
 
 /// The parent runs the prestart and createRuntime hooks once the
 /// namespaces exist; it answers with the state JSON for ours.
-fn run_runtime_hooks(chan: &Channel) -> Result<String, InitError> {
+///
+/// Rootless, the init is dumpable meanwhile: the parent's helpers (pasta,
+/// createRuntime hooks) run as the same unprivileged user and must open
+/// its /proc/<pid>/ns files, which a non-dumpable process keeps root's.
+/// No container code runs yet; only that user's own processes gain access.
+fn run_runtime_hooks(chan: &Channel, rootless: bool) -> Result<String, InitError> {
+    if rootless {
+        nix::sys::prctl::set_dumpable(true).map_err(sys("prctl(PR_SET_DUMPABLE)"))?;
+    }
     chan.send(&Msg::NamespacesReady)?;
-    Ok(chan.expect_hooks_done()?)
+    let state = chan.expect_hooks_done()?;
+    if rootless {
+        nix::sys::prctl::set_dumpable(false).map_err(sys("prctl(PR_SET_DUMPABLE)"))?;
+    }
+    Ok(state)
 }
 
 fn run_hooks(plan: &Plan, kind: &'static str, state_json: &[u8]) -> Result<(), InitError> {

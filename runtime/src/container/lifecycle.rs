@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use nix::fcntl::OFlag;
 
-use super::{hooks, network, pidfd};
+use super::{hooks, network, pidfd, user_net};
 use crate::state::{ContainerDir, State, StateError, Status, CONFIG_FILE, EXEC_FIFO};
 
 #[derive(Debug, thiserror::Error)]
@@ -149,8 +149,14 @@ pub fn destroy(dir: ContainerDir, state: &State) -> Result<(), DestroyError> {
         // Processes the init left behind (no pid namespace) die with it.
         cg.destroy_killing()?;
     }
-    if let Some(net) = state.network.as_ref().and_then(|n| n["network"].as_str()) {
-        network::detach(&state.id, net);
+    match &state.network {
+        Some(n) if n.get("user_mode").is_some() => user_net::detach(n, &dir.path),
+        Some(n) => {
+            if let Some(net) = n["network"].as_str() {
+                network::detach(&state.id, net);
+            }
+        }
+        None => {}
     }
     if state.host_mounts {
         super::rootfs::unmount_under(&state.rootfs);

@@ -7,7 +7,8 @@
 //!   taken by the init and by `exec`.
 //! - [`namespaces`], [`rootfs`], [`mounts`], [`devices`], [`resolve`]
 //!   (paths inside the root), [`capabilities`], [`seccomp`], [`lsm`],
-//!   [`terminal`], [`hooks`], [`network`], [`proc_files`].
+//!   [`terminal`], [`hooks`], [`network`], [`proc_files`], [`rootless`]
+//!   (what differs for a caller without root), [`user_net`] (its network).
 //! - [`lifecycle`] (start, stop, destroy), [`pidfd`] (liveness, signals),
 //!   [`supervise`] (a foreground process: signals, reaping, terminal).
 
@@ -28,9 +29,11 @@ pub mod proc_files;
 pub mod process;
 pub mod resolve;
 pub mod rootfs;
+pub mod rootless;
 pub mod sched;
 pub mod seccomp;
 pub mod supervise;
 pub mod sync;
 pub mod tenant;
 pub mod terminal;
+pub mod user_net;

@@ -710,7 +710,7 @@ fn mount_hierarchy(
     };
     let dir = resolve::mkdir_all(ctx.root, &sub, 0o755)?;
     let target = resolve::fd_path(&dir);
-    if ctx.cgroupns {
+    let fresh = || {
         let data = (!cm.options.is_empty()).then_some(cm.options.as_str());
         mount(
             Some("cgroup"),
@@ -718,10 +718,21 @@ fn mount_hierarchy(
             Some(cm.fstype.as_str()),
             flags,
             data,
-        )?;
-    } else {
+        )
+    };
+    let bind = || {
         let rec = MsFlags::MS_BIND | MsFlags::MS_REC;
-        mount(Some(&cm.host_dir), &target, None::<&str>, rec, None::<&str>)?;
+        mount(Some(&cm.host_dir), &target, None::<&str>, rec, None::<&str>)
+    };
+    match ctx.cgroupns {
+        // In a user namespace the kernel may refuse a fresh cgroup
+        // filesystem (EPERM, or EBUSY on a cgroup2 mounted with other
+        // options): bind the container's own directory instead, as runc.
+        true => match fresh() {
+            Err(nix::Error::EPERM | nix::Error::EBUSY) => bind()?,
+            r => r?,
+        },
+        false => bind()?,
     }
     for link in &cm.symlinks {
         let parent = resolve::mkdir_all(ctx.root, dest, 0o755)?;

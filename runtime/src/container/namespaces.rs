@@ -11,6 +11,7 @@ use nix::sched::CloneFlags;
 use oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType};
 
 use crate::container::proc_files::{self, ProcFile};
+use crate::container::rootless::{self, MapWriter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NsError {
@@ -34,6 +35,12 @@ pub enum NsError {
         #[source]
         source: nix::Error,
     },
+    #[error("rootless (uid {uid}): cannot join {kind} namespace {path}: it is owned by a user namespace this user has no privilege in (setns: Operation not permitted)")]
+    SetnsRootless {
+        kind: LinuxNamespaceType,
+        path: PathBuf,
+        uid: u32,
+    },
     #[error("unshare {flags:?}: {source}")]
     Unshare {
         flags: CloneFlags,
@@ -46,6 +53,8 @@ pub enum NsError {
         #[source]
         source: io::Error,
     },
+    #[error(transparent)]
+    Rootless(#[from] rootless::RootlessError),
 }
 
 pub fn clone_flag(t: LinuxNamespaceType) -> CloneFlags {
@@ -211,10 +220,19 @@ fn open(kind: LinuxNamespaceType, path: &Path) -> Result<Join, NsError> {
 /// setns into each namespace of the plan, in order.
 pub fn join_all(plan: &Plan) -> Result<(), NsError> {
     for j in &plan.join {
-        nix::sched::setns(j.fd.as_fd(), clone_flag(j.kind)).map_err(|source| NsError::Setns {
-            kind: j.kind,
-            path: j.path.clone(),
-            source,
+        nix::sched::setns(j.fd.as_fd(), clone_flag(j.kind)).map_err(|source| {
+            if source == nix::Error::EPERM && !rootless::is_root() {
+                return NsError::SetnsRootless {
+                    kind: j.kind,
+                    path: j.path.clone(),
+                    uid: nix::unistd::geteuid().as_raw(),
+                };
+            }
+            NsError::Setns {
+                kind: j.kind,
+                path: j.path.clone(),
+                source,
+            }
         })?;
     }
     Ok(())
@@ -234,14 +252,32 @@ pub fn map_text(maps: &[LinuxIdMapping]) -> String {
         .collect()
 }
 
-/// Written by the parent for the child that unshared a user namespace.
+/// Written by the parent for the child that unshared a user namespace:
+/// directly by root, or by a user for their own id alone (gid_map only
+/// once setgroups is "deny", as the kernel wants); wider maps of a user go
+/// through `newuidmap`/`newgidmap` ([`rootless`]).
 pub fn write_id_maps(pid: i32, linux: &Linux) -> Result<(), NsError> {
-    let uid = linux.uid_mappings().as_deref().unwrap_or_default();
-    let gid = linux.gid_mappings().as_deref().unwrap_or_default();
-    write_maps(pid, uid, gid)
+    let root = rootless::is_root();
+    let uids = linux.uid_mappings().as_deref().unwrap_or_default();
+    let gids = linux.gid_mappings().as_deref().unwrap_or_default();
+    let uid = nix::unistd::geteuid().as_raw();
+    let gid = nix::unistd::getegid().as_raw();
+    match rootless::map_writer(root, uid, uids, false) {
+        MapWriter::Direct => write_proc(ProcFile::Pid(pid, "uid_map"), &map_text(uids))?,
+        MapWriter::Helper(tool) => rootless::run_map_tool(tool, pid, uids)?,
+    }
+    match rootless::map_writer(root, gid, gids, true) {
+        MapWriter::Direct if !root && !gids.is_empty() => {
+            write_proc(ProcFile::Pid(pid, "setgroups"), "deny")?;
+            write_proc(ProcFile::Pid(pid, "gid_map"), &map_text(gids))
+        }
+        MapWriter::Direct => write_proc(ProcFile::Pid(pid, "gid_map"), &map_text(gids)),
+        MapWriter::Helper(tool) => Ok(rootless::run_map_tool(tool, pid, gids)?),
+    }
 }
 
-/// The uid_map and gid_map of process `pid`'s new user namespace.
+/// The uid_map and gid_map of process `pid`'s new user namespace, written
+/// directly (by root: the user namespaces of idmapped mounts).
 pub fn write_maps(pid: i32, uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<(), NsError> {
     write_proc(ProcFile::Pid(pid, "uid_map"), &map_text(uid))?;
     write_proc(ProcFile::Pid(pid, "gid_map"), &map_text(gid))

@@ -7,7 +7,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
-use crate::container::resolve;
+use crate::container::{resolve, user_net};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
@@ -19,6 +19,9 @@ pub enum NetworkError {
         #[source]
         source: io::Error,
     },
+    /// Rootless (user-mode) networking: what cannot be done, and why.
+    #[error("{0}")]
+    UserMode(String),
     #[error("open {path}: {source}")]
     Open {
         path: PathBuf,
@@ -64,12 +67,35 @@ pub fn requested(
 
 /// Checks the annotations before anything exists (a bad one fails create
 /// without a trace).
+/// Rootless, also what user-mode networking needs ([`user_net::check`]).
 pub fn check(
     id: &str,
     annotations: &std::collections::HashMap<String, String>,
+    new_netns: bool,
 ) -> Result<(), NetworkError> {
-    rtctr_hooks::Request::from_annotations(id, 0, annotations)?;
+    let req = rtctr_hooks::Request::from_annotations(id, 0, annotations)?;
+    if let Some(req) = req.filter(|_| user_net::wanted()) {
+        user_net::check(&req, new_netns)?;
+    }
     Ok(())
+}
+
+/// Rootless: connects the container in user mode ([`user_net`]).
+pub fn attach_user_mode(
+    id: &str,
+    pid: i32,
+    annotations: &std::collections::HashMap<String, String>,
+    hostname: &str,
+    state_dir: &Path,
+) -> Result<Option<Attached>, NetworkError> {
+    let Some(req) = rtctr_hooks::Request::from_annotations(id, pid as u32, annotations)? else {
+        return Ok(None);
+    };
+    let record = user_net::attach(&req, pid, hostname, state_dir)?;
+    Ok(Some(Attached {
+        network: req.network,
+        record,
+    }))
 }
 
 /// Attaches the container (init `pid`) to the network its annotations

@@ -16,7 +16,7 @@ use nix::unistd::Pid;
 use super::init::{self, Enter, Spawned};
 use super::plan::{io_err, plan, CreateError, CreateOptions, Plan};
 use super::sync::{Msg, SyncError};
-use super::{hooks, lifecycle, namespaces, network, pidfd};
+use super::{hooks, lifecycle, namespaces, network, pidfd, user_net};
 use crate::state::{self, ContainerDir, State, Status, Store};
 
 /// A created container, for `run` to go on with.
@@ -157,17 +157,44 @@ fn write_snapshot(dir: &ContainerDir, plan: &Plan) -> Result<(), CreateError> {
         let linux = &plan.config.linux;
         let uid = root_of(linux.uid_mappings()).map(nix::unistd::Uid::from_raw);
         let gid = root_of(linux.gid_mappings()).map(nix::unistd::Gid::from_raw);
-        nix::unistd::chown(&fifo, uid, gid).map_err(|e| io_err("chown", &fifo)(e.into()))?;
+        match nix::unistd::chown(&fifo, uid, gid) {
+            // A user cannot give a file away; the fifo's mode lets the
+            // init open it anyway.
+            Err(nix::Error::EPERM) if !nix::unistd::geteuid().is_root() => {
+                log::debug!("rootless: fifo {} stays the caller's", fifo.display())
+            }
+            r => r.map_err(|e| io_err("chown", &fifo)(e.into()))?,
+        }
     }
     Ok(())
 }
 
 /// The cgroup with `linux.resources`: the config's device rules, then the
 /// devices every container gets and its `linux.devices` (as runc does).
+///
+/// Rootless (`--rootless`), the cgroup holds only the hierarchies the
+/// caller may write, and there are no device rules: a user can load no
+/// device filter, and can open no device node the host does not already
+/// let them (runc ignores the devices controller there too). A limit
+/// whose controller was left out is an error, not a silent success.
 fn make_cgroup(plan: &Plan) -> Result<(), CreateError> {
     plan.cgroup.create()?;
     let linux = &plan.config.linux;
     let mut res = linux.resources().clone().unwrap_or_default();
+    if plan.opts.rootless_cgroups {
+        res.set_devices(None);
+        return plan.cgroup.apply(&res).map_err(|e| match e {
+            rtctr_cgroups::Error::ControllerMissing {
+                controller,
+                setting,
+            } => CreateError::RootlessLimit {
+                uid: nix::unistd::geteuid().as_raw(),
+                setting,
+                controller,
+            },
+            e => e.into(),
+        });
+    }
     res.set_devices(Some(rtctr_cgroups::devices::create_rules(
         res.devices().as_deref(),
         linux.devices().as_deref().unwrap_or_default(),
@@ -247,11 +274,20 @@ fn attach_network(dir: &ContainerDir, plan: &Plan, state: &mut State) -> Result<
     };
     // Recorded first: a create killed half-way through still gets its
     // lease and port rules removed by `delete --force`.
-    state.network = Some(serde_json::json!({ "network": name }));
+    // Rootless, user mode: a helper process, not a lease (see user_net).
+    let user_mode = user_net::wanted();
+    state.network = Some(match user_mode {
+        true => serde_json::json!({ "network": name, "user_mode": "starting" }),
+        false => serde_json::json!({ "network": name }),
+    });
     dir.save(state)?;
     let hostname = plan.config.spec.hostname().clone();
     let hostname = hostname.unwrap_or_else(|| state.id.clone());
-    let attached = network::attach(
+    let attach = match user_mode {
+        true => network::attach_user_mode,
+        false => network::attach,
+    };
+    let attached = attach(
         &state.id,
         state.pid,
         &state.annotations,

@@ -13,7 +13,7 @@ use oci_spec::runtime::LinuxNamespaceType;
 use rtctr_cgroups::Cgroup;
 
 use super::sync::SyncError;
-use super::{hooks, idmap, lsm, namespaces, network, process, seccomp, terminal};
+use super::{hooks, idmap, lsm, namespaces, network, process, rootless, seccomp, terminal};
 use crate::image::overlay;
 use crate::spec::{self, Config};
 use crate::state::{self, StateError};
@@ -58,6 +58,14 @@ pub enum CreateError {
     #[error(transparent)]
     Idmap(#[from] idmap::IdmapError),
     #[error(transparent)]
+    Rootless(#[from] rootless::RootlessError),
+    #[error("rootless (uid {uid}): linux.resources {setting} cannot be applied: this user can write no {controller} cgroup (cgroup v1 hierarchies belong to root; on cgroup v2, run rtctr in a delegated subtree)")]
+    RootlessLimit {
+        uid: u32,
+        setting: String,
+        controller: String,
+    },
+    #[error(transparent)]
     Image(#[from] crate::image::ImageError),
 }
 
@@ -82,6 +90,9 @@ pub struct CreateOptions {
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
     pub systemd_cgroup: bool,
+    /// `--rootless` decided ([`rootless::skip_unwritable_cgroups`]): the
+    /// cgroup hierarchies the caller cannot write are left out.
+    pub rootless_cgroups: bool,
 }
 
 /// What `create` decided before anything exists; the parent recipe and
@@ -98,6 +109,8 @@ pub struct Plan<'a> {
     pub process: Option<process::Plan>,
     /// Idmapped copies of bind sources, for the init to attach.
     pub idmapped: Vec<idmap::Idmapped>,
+    /// The caller is not real root (a user, or root in a user namespace).
+    pub rootless: bool,
     /// The overlay of image layers to mount on `rootfs` first.
     pub overlay: Option<overlay::Plan>,
     /// Where the terminal master goes: a connected --console-socket, or
@@ -155,11 +168,19 @@ pub fn plan<'a>(
         .map(|p| process::plan(p, &config.linux))
         .transpose()?;
     let console = console_receiver(opts, &config, console)?;
+    rootless::check_namespaces(&config.linux)?;
     let ns = namespaces::plan(&config.linux)?;
+    if ns.new_user {
+        rootless::check_map_tools(&config.linux)?;
+    }
     let cgroups_path = config.linux.cgroups_path().as_deref();
-    let cgroup = Cgroup::resolve(cgroups_path, &opts.id, opts.systemd_cgroup)?;
+    let mut cgroup = Cgroup::resolve(cgroups_path, &opts.id, opts.systemd_cgroup)?;
+    if opts.rootless_cgroups {
+        cgroup = writable_cgroup(cgroup);
+    }
     let annotations = config.spec.annotations().clone().unwrap_or_default();
-    network::check(&opts.id, &annotations)?;
+    let new_netns = ns.creates(LinuxNamespaceType::Network);
+    network::check(&opts.id, &annotations, new_netns)?;
     network::check_net_devices(&config.linux)?;
     lsm::check_mount_label(&config.linux)?;
     let overlay = overlay::plan(&annotations, &rootfs, &opts.id)?;
@@ -175,9 +196,24 @@ pub fn plan<'a>(
         cgroup,
         process,
         idmapped,
+        rootless: !rootless::is_root() || rootless::in_user_namespace(),
         overlay,
         console,
     })
+}
+
+/// Rootless: only the hierarchies the caller may write; the rest are
+/// skipped (as runc does), which a limit in linux.resources then turns
+/// into an error when the cgroup is made.
+fn writable_cgroup(cgroup: Cgroup) -> Cgroup {
+    let (kept, left) = cgroup.writable_part();
+    for dir in &left {
+        log::debug!(
+            "rootless: no cgroup in {}: not writable by this user",
+            dir.display()
+        );
+    }
+    kept
 }
 
 fn rootfs_path(bundle: &Path, root: &Path) -> Result<PathBuf, CreateError> {
