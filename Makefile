@@ -9,7 +9,8 @@ CARGO ?= cargo
 RTCTR := target/release/rtctr
 BUNDLE := bundles/busybox
 APT_PACKAGES := busybox-static iproute2 nftables libnftnl-dev libmnl-dev pkg-config \
-	qemu-system-x86 linux-image-amd64 runc jq apparmor protobuf-compiler uidmap passt slirp4netns
+	qemu-system-x86 linux-image-amd64 runc jq apparmor protobuf-compiler uidmap passt slirp4netns \
+	umoci skopeo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: all build deps bundle demo test unit integration soak soak-short test-engines test-cgroupv2 \
@@ -98,10 +99,13 @@ test: deps lint unit integration soak-short fuzz-short test-engines test-cgroupv
 
 # Benchmarks, outside `make test` (they print figures, they do not pass or
 # fail): seccomp with podman's profile (compile time, cost per syscall), and
-# the network hook's setup latency (root: throw-away network namespaces).
+# the network hook's setup latency (root: throw-away network namespaces);
+# image layers: bundle, create with an overlay root, disk use of 100
+# containers (root; the release binary).
 bench:
 	$(CARGO) bench -p rtctr --bench seccomp
 	$(CARGO) bench -p rtctr-hooks --bench setup
+	$(CARGO) build --release -p rtctr && $(CARGO) bench -p rtctr-integration --bench layers
 
 # Fuzzing (fuzz/README.md): cargo fuzz (libFuzzer) on the stable toolchain,
 # without a sanitizer. Targets: config.json parse + validate (and the

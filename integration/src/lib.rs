@@ -11,6 +11,8 @@
 //! let Some(rt) = Rtctr::for_root_test() else { return };
 //! ```
 
+pub mod image;
+
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};

@@ -55,6 +55,9 @@ pub struct Cli {
     /// for a non-root caller or root in a user namespace), as runc.
     #[arg(long, global = true, value_name = "VALUE", num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Option<String>,
+    /// The layer store of `bundle --image` (default /var/lib/rtctr/layers).
+    #[arg(long = "layer-store", global = true, value_name = "DIR")]
+    pub layer_store: Option<PathBuf>,
     /// Print the version.
     #[arg(short = 'v', long = "version")]
     pub version: bool,
@@ -108,6 +111,20 @@ pub enum Command {
         #[arg(short, long, value_name = "DIR")]
         bundle: Option<PathBuf>,
     },
+    /// Make a bundle from an OCI image layout (or oci-archive): its
+    /// layers unpacked once into the layer store, config.json from the
+    /// image config, the rootfs an overlay of the layers at create.
+    Bundle {
+        /// DIR[:TAG]: the image layout directory (or oci-archive file) and
+        /// the image's org.opencontainers.image.ref.name.
+        #[arg(long, value_name = "DIR[:TAG]")]
+        image: String,
+        /// The bundle directory to write (made if missing).
+        bundle: PathBuf,
+    },
+    /// The layer store: list layers and who uses them, prune unused ones.
+    #[command(subcommand)]
+    Layers(LayersCommand),
     /// Run a process in a running container.
     Exec(Box<ExecArgs>),
     /// Print the features this runtime supports (OCI features JSON).
@@ -218,6 +235,25 @@ pub enum NetworkCommand {
         name: String,
         #[arg(short, long)]
         force: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LayersCommand {
+    /// List the layers: digest, size on disk, images and live containers
+    /// using each.
+    #[command(alias = "list")]
+    Ls {
+        /// table or json
+        #[arg(short, long, default_value = "table")]
+        format: String,
+    },
+    /// Remove the layers no kept image and no live container uses (and
+    /// stale containers' dirs).
+    Prune {
+        /// Forget every image first: keep only what live containers use.
+        #[arg(short, long)]
+        all: bool,
     },
 }
 

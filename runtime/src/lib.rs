@@ -17,6 +17,8 @@
 //!   hooks, names, sysctls, masked paths, pivot, then `container::process`
 //!   — the one path to execve that `exec`'d processes take too — and the
 //!   wait on the exec fifo. Parent and children talk over `container::sync`.
+//! - `image`: OCI images on disk (`rtctr bundle`): the layout, the layer
+//!   store, safe unpacking, and the overlay `create` mounts as the root.
 //! - `sys`: the only `unsafe` code, thin syscall wrappers (with
 //!   `seccomp::kernel`).
 //!
@@ -27,6 +29,7 @@
 
 pub mod commands;
 mod container;
+mod image;
 pub mod logging;
 pub mod spec;
 pub mod state;

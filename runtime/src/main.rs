@@ -146,6 +146,24 @@ fn network(cmd: &cli::NetworkCommand) -> Result<()> {
     Ok(())
 }
 
+fn layers(cli: &Cli, cmd: &cli::LayersCommand) -> Result<()> {
+    let store = cli.layer_store.clone();
+    let store = store.unwrap_or_else(|| rtctr::commands::bundle::DEFAULT_STORE.into());
+    let out = &mut std::io::stdout().lock();
+    match cmd {
+        cli::LayersCommand::Ls { format } => {
+            let json = match format.as_str() {
+                "json" => true,
+                "table" => false,
+                other => bail!("invalid format {other:?}: use table or json"),
+            };
+            rtctr::commands::layers::ls(&store, json, out)?
+        }
+        cli::LayersCommand::Prune { all } => rtctr::commands::layers::prune(&store, *all, out)?,
+    }
+    Ok(())
+}
+
 /// `--version`, or the help when no verb is given.
 fn version_or_help(cli: &Cli) -> Result<u8> {
     if cli.version {
@@ -202,6 +220,16 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             rtctr::commands::spec::spec(bundle.as_deref().unwrap_or(Path::new(".")), rootless)?
         }
         Command::Network(n) => network(n)?,
+        Command::Layers(l) => layers(cli, l)?,
+        Command::Bundle { image, bundle } => {
+            let store = cli.layer_store.clone();
+            let opts = rtctr::commands::bundle::BundleOptions {
+                image: image.clone(),
+                bundle: bundle.clone(),
+                store: store.unwrap_or_else(|| rtctr::commands::bundle::DEFAULT_STORE.into()),
+            };
+            rtctr::commands::bundle::bundle(&opts)?;
+        }
         Command::Exec(a) => {
             let code = rtctr::commands::exec::exec(&store, &a.options())?;
             return Ok(code.clamp(0, 255) as u8);

@@ -128,6 +128,10 @@ pub struct State {
     /// started.
     #[serde(default)]
     pub no_process: bool,
+    /// The overlay of image layers mounted on the rootfs (a bundle made
+    /// by `rtctr bundle`), unmounted at delete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlay: Option<crate::image::overlay::Record>,
 }
 
 /// The OCI state document (`rtctr state`), with runc's extra fields.
@@ -523,6 +527,7 @@ mod tests {
             network: None,
             host_mounts: false,
             no_process: false,
+            overlay: None,
         }
     }
 

@@ -2,12 +2,14 @@
 //! container's state, checks its status and calls into [`crate::container`];
 //! no verb calls another.
 
+pub mod bundle;
 pub mod create;
 pub mod delete;
 pub mod events;
 pub mod exec;
 pub mod features;
 pub mod kill;
+pub mod layers;
 pub mod list;
 pub mod pause;
 pub mod ps;

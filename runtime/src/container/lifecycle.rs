@@ -139,7 +139,7 @@ pub fn stop(state: &State) {
 }
 
 /// Removes the cgroup, the network attachment, mounts made in rtctr's
-/// namespace and the state directory, then runs the poststop hooks
+/// namespace, an image overlay and its upper dir, and the state directory, then runs the poststop hooks
 /// (whose failures are only warnings) if an init ever existed.
 pub fn destroy(dir: ContainerDir, state: &State) -> Result<(), DestroyError> {
     let spec = dir.config().ok();
@@ -158,6 +158,9 @@ pub fn destroy(dir: ContainerDir, state: &State) -> Result<(), DestroyError> {
     }
     if state.host_mounts {
         super::rootfs::unmount_under(&state.rootfs);
+    }
+    if let Some(o) = &state.overlay {
+        crate::image::overlay::unmount(o);
     }
     dir.remove()?;
     let poststop = spec

@@ -105,6 +105,7 @@ fn build(
     state: &mut State,
     intermediate: &mut Option<Pid>,
 ) -> Result<(), CreateError> {
+    mount_overlay(dir, plan)?;
     write_snapshot(dir, plan)?;
     make_cgroup(plan)?;
     let spawned = spawn(dir, plan)?;
@@ -124,6 +125,14 @@ fn build(
     })?;
     if let Some(p) = &plan.opts.pid_file {
         state::write_pid_file(p, pid)?;
+    }
+    Ok(())
+}
+
+/// The image layers' overlay on the rootfs (already in the record).
+fn mount_overlay(dir: &ContainerDir, plan: &Plan) -> Result<(), CreateError> {
+    if let Some(o) = &plan.overlay {
+        crate::image::overlay::mount(o, &dir.path)?;
     }
     Ok(())
 }
@@ -237,6 +246,7 @@ fn record(plan: &Plan) -> State {
         network: None,
         host_mounts: !plan.own_mounts(),
         no_process: plan.config.process.is_none(),
+        overlay: plan.overlay.as_ref().map(|o| o.record()),
     }
 }
 

@@ -14,6 +14,7 @@ use rtctr_cgroups::Cgroup;
 
 use super::sync::SyncError;
 use super::{hooks, idmap, lsm, namespaces, network, process, rootless, seccomp, terminal};
+use crate::image::overlay;
 use crate::spec::{self, Config};
 use crate::state::{self, StateError};
 
@@ -64,6 +65,8 @@ pub enum CreateError {
         setting: String,
         controller: String,
     },
+    #[error(transparent)]
+    Image(#[from] crate::image::ImageError),
 }
 
 pub(super) fn io_err<'a>(
@@ -108,6 +111,8 @@ pub struct Plan<'a> {
     pub idmapped: Vec<idmap::Idmapped>,
     /// The caller is not real root (a user, or root in a user namespace).
     pub rootless: bool,
+    /// The overlay of image layers to mount on `rootfs` first.
+    pub overlay: Option<overlay::Plan>,
     /// Where the terminal master goes: a connected --console-socket, or
     /// `run`'s own socket.
     console: Option<Console<'a>>,
@@ -178,6 +183,7 @@ pub fn plan<'a>(
     network::check(&opts.id, &annotations, new_netns)?;
     network::check_net_devices(&config.linux)?;
     lsm::check_mount_label(&config.linux)?;
+    let overlay = overlay::plan(&annotations, &rootfs, &opts.id)?;
     let mounts = config.spec.mounts().as_deref().unwrap_or_default();
     let idmapped = idmap::prepare(mounts, &config.linux, &bundle)?;
     Ok(Plan {
@@ -191,6 +197,7 @@ pub fn plan<'a>(
         process,
         idmapped,
         rootless: !rootless::is_root() || rootless::in_user_namespace(),
+        overlay,
         console,
     })
 }
