@@ -684,6 +684,7 @@ fn main() {
         &[
             "lifecycle, built-in network (rtctr only)",
             "lifecycle, CNI bridge plugin as hooks",
+            "_plain lifecycle, paired with the network rows",
         ],
         "ms",
         w,
@@ -699,7 +700,8 @@ fn main() {
             } else {
                 f64::NAN
             };
-            Ok(vec![builtin_ms, cni_ms])
+            let plain_ms = lifecycle(rt, &plain, &format!("np{i}"), &[])?;
+            Ok(vec![builtin_ms, cni_ms, plain_ms])
         },
     ));
     if net_ok {
@@ -719,11 +721,18 @@ fn main() {
             let b = write_bundle(&work.join("bundle-seccomp"), &c);
             rows.extend(paired(
                 &rts,
-                &["lifecycle with podman's seccomp profile"],
+                &[
+                    "lifecycle with podman's seccomp profile",
+                    "_plain lifecycle, paired with the seccomp row",
+                ],
                 "ms",
                 w,
                 n,
-                |rt, i| lifecycle(rt, &b, &format!("sc{i}"), &[]).map(|x| vec![x]),
+                |rt, i| {
+                    let with = lifecycle(rt, &b, &format!("sc{i}"), &[])?;
+                    let without = lifecycle(rt, &plain, &format!("sp{i}"), &[])?;
+                    Ok(vec![with, without])
+                },
             ));
         }
         None => eprintln!("bench: {PODMAN_PROFILE} missing (apt-get install golang-github-containers-common), skipped"),
@@ -821,7 +830,8 @@ fn report(opts: &Opts, rts: &[Runtime], rows: &[Row], floor: &[f64]) {
         let _ = write!(dat, " rtctr/{}", p.name);
     }
     dat.push('\n');
-    for row in rows {
+    // Rows named `_...` are baselines for the "adds" lines, not shown.
+    for row in rows.iter().filter(|r| !r.name.starts_with('_')) {
         let medians: Vec<Option<f64>> = row
             .samples
             .iter()
@@ -909,26 +919,41 @@ fn report(opts: &Opts, rts: &[Runtime], rows: &[Row], floor: &[f64]) {
         dat.push('\n');
         let _ = writeln!(md, "{line}");
     }
-    // What the network and seccomp add to the plain lifecycle (medians).
-    let median_of = |prefix: &str, i: usize| -> Option<f64> {
+    // What the network and seccomp add to the lifecycle: per round, the
+    // variant minus the plain lifecycle measured right after it (paired),
+    // then the median and p10/p90 of those differences.
+    let samples_of = |prefix: &str, i: usize| -> Option<&Vec<f64>> {
         rows.iter()
             .find(|r| r.name.starts_with(prefix))?
             .samples
             .get(i)?
             .as_ref()
             .filter(|v| !v.is_empty() && !v.iter().any(|x| x.is_nan()))
-            .map(|v| spread(v).1)
     };
     md.push('\n');
-    for (label, prefix) in [
-        ("built-in network", "lifecycle, built-in"),
-        ("CNI bridge hooks", "lifecycle, CNI"),
-        ("podman's seccomp profile", "lifecycle with podman"),
+    for (label, prefix, base) in [
+        (
+            "built-in network",
+            "lifecycle, built-in",
+            "_plain lifecycle, paired with the network",
+        ),
+        (
+            "CNI bridge hooks",
+            "lifecycle, CNI",
+            "_plain lifecycle, paired with the network",
+        ),
+        (
+            "podman's seccomp profile",
+            "lifecycle with podman",
+            "_plain lifecycle, paired with the seccomp",
+        ),
     ] {
-        let mut line = format!("- {label} adds to the lifecycle median:");
+        let mut line = format!("- {label} adds to a lifecycle (paired per round):");
         for (i, rt) in rts.iter().enumerate() {
-            if let (Some(with), Some(plain)) = (median_of(prefix, i), median_of("lifecycle:", i)) {
-                let _ = write!(line, " {} {:+.1} ms;", rt.name, with - plain);
+            if let (Some(with), Some(plain)) = (samples_of(prefix, i), samples_of(base, i)) {
+                let diffs: Vec<f64> = with.iter().zip(plain).map(|(a, b)| a - b).collect();
+                let (lo, mid, hi) = spread(&diffs);
+                let _ = write!(line, " {} {mid:+.1} ms [{lo:+.1}…{hi:+.1}];", rt.name);
             }
         }
         let _ = writeln!(md, "{}", line.trim_end_matches(';'));
