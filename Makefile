@@ -2,6 +2,7 @@
 #   make demo   install what is needed, build, and run a container
 #   make test   run every test (unit, integration, cgroup v2 VM)
 #   make bench  run the benchmarks (a few minutes; not part of make test)
+#   make bench-short  the runtime comparison with few rounds (about a minute)
 #   make soak   10,000 random container lifecycles with leak checks (by hand)
 #   make fuzz   fuzz each target 10 minutes (FUZZ_SECONDS=N to change; not part of make test)
 SHELL := /bin/bash
@@ -14,7 +15,7 @@ APT_PACKAGES := busybox-static iproute2 nftables libnftnl-dev libmnl-dev pkg-con
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: all build deps bundle demo test unit integration soak soak-short test-engines test-cgroupv2 \
-	lint fmt clean bench fuzz fuzz-short fuzz-deps
+	lint fmt clean bench bench-short bench-deps fuzz fuzz-short fuzz-deps
 
 all: build
 
@@ -102,10 +103,35 @@ test: deps lint unit integration soak-short fuzz-short test-engines test-cgroupv
 # the network hook's setup latency (root: throw-away network namespaces);
 # image layers: bundle, create with an overlay root, disk use of 100
 # containers (root; the release binary).
-bench:
+#
+# The runtime comparison (issue 13, integration/src/bin/bench.rs): rtctr,
+# runc, crun and youki (when installed) on one busybox bundle, paired
+# rounds, in a private mount namespace; writes target/bench/bench.md and
+# ratios.png. BENCH_ARGS=... passes options (--rounds N, --warmup N,
+# --throughput-count N, --throughput-rounds N).
+BENCH_APT := crun runc containernetworking-plugins jq time gnuplot-nox golang-github-containers-common
+BENCH_BIN := $(or $(CARGO_TARGET_DIR),target)/release/bench
+BENCH_RTCTR := $(abspath $(or $(CARGO_TARGET_DIR),target)/release/rtctr)
+BENCH_ARGS ?=
+
+bench-deps:
+	@missing=""; for p in $(BENCH_APT); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+bench: bench-deps build
+	RTCTR_BIN=$(BENCH_RTCTR) $(BENCH_BIN) --out target/bench $(BENCH_ARGS)
 	$(CARGO) bench -p rtctr --bench seccomp
 	$(CARGO) bench -p rtctr-hooks --bench setup
 	$(CARGO) build --release -p rtctr && $(CARGO) bench -p rtctr-integration --bench layers
+
+bench-short: bench-deps build
+	RTCTR_BIN=$(BENCH_RTCTR) $(BENCH_BIN) --out target/bench --rounds 5 --warmup 1 \
+		--throughput-count 48 --throughput-rounds 1 $(BENCH_ARGS)
 
 # Fuzzing (fuzz/README.md): cargo fuzz (libFuzzer) on the stable toolchain,
 # without a sanitizer. Targets: config.json parse + validate (and the
