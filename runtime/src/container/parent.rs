@@ -55,7 +55,7 @@ pub fn create(
 
 /// Removes what a failed create made, from its record, as `delete --force`
 /// would (each failure is logged; the rest still runs).
-fn undo(dir: ContainerDir, intermediate: Option<Pid>) {
+pub(super) fn undo(dir: ContainerDir, intermediate: Option<Pid>) {
     if let Some(pid) = intermediate {
         pidfd::kill_and_wait(pid.as_raw(), None);
     }
@@ -154,7 +154,7 @@ fn write_snapshot(dir: &ContainerDir, plan: &Plan) -> Result<(), CreateError> {
 
 /// The cgroup with `linux.resources`: the config's device rules, then the
 /// devices every container gets and its `linux.devices` (as runc does).
-fn make_cgroup(plan: &Plan) -> Result<(), CreateError> {
+pub(super) fn make_cgroup(plan: &Plan) -> Result<(), CreateError> {
     plan.cgroup.create()?;
     let linux = &plan.config.linux;
     let mut res = linux.resources().clone().unwrap_or_default();
@@ -195,7 +195,7 @@ fn await_init_pid(spawned: &Spawned, plan: &Plan) -> Result<(i32, u64), CreateEr
 /// The record of the container, before anything of it exists: its cgroup
 /// paths, whether its mounts are in rtctr's namespace; no init yet (pid 0
 /// is never alive).
-fn record(plan: &Plan) -> State {
+pub(super) fn record(plan: &Plan) -> State {
     State {
         id: plan.opts.id.clone(),
         pid: 0,
@@ -214,7 +214,7 @@ fn record(plan: &Plan) -> State {
 
 /// The init, with its start time (a later pid of the same number is not
 /// it), in the record: from here on `delete --force` finds and kills it.
-fn record_init(
+pub(super) fn record_init(
     dir: &ContainerDir,
     state: &mut State,
     pid: i32,
@@ -256,7 +256,7 @@ fn attach_network(dir: &ContainerDir, plan: &Plan, state: &mut State) -> Result<
 
 /// prestart (deprecated) and createRuntime hooks, in the runtime's
 /// namespaces, once the container's exist. Returns the state they got.
-fn run_runtime_hooks(plan: &Plan, state: &State) -> Result<String, CreateError> {
+pub(super) fn run_runtime_hooks(plan: &Plan, state: &State) -> Result<String, CreateError> {
     let json = String::from_utf8(state_json(state, Status::Creating)).unwrap_or_default();
     if let Some(h) = plan.config.spec.hooks() {
         for (kind, list) in [
