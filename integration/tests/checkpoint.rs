@@ -1,0 +1,341 @@
+//! `checkpoint` / `restore` through CRIU. Where CRIU cannot run (the
+//! development host: its kernel fails `criu check`) both verbs must fail
+//! naming CRIU's own error and leave nothing; where it runs (the cgroup v2
+//! VM, `make test-cgroupv2`) a counting loop is checkpointed and restored
+//! and must go on counting from where it was, in the same container.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+use rtctr_integration::*;
+
+/// Does `criu check` pass here?
+fn criu_usable() -> Option<bool> {
+    let st = Command::new("criu")
+        .arg("check")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .ok()?;
+    Some(st.success())
+}
+
+const COUNTER: &str = "i=0; while :; do i=$((i+1)); echo $i; sleep 0.1; done";
+
+/// The lines a container writes to its stdout pipe, read in a thread.
+struct Lines {
+    rx: Receiver<String>,
+}
+
+impl Lines {
+    /// The next number, or None at EOF / after `timeout`.
+    fn next(&self, timeout: Duration) -> Option<u64> {
+        let line = self.rx.recv_timeout(timeout).ok()?;
+        Some(line.trim().parse().expect("the counter prints numbers"))
+    }
+
+    /// Reads until `n` or more is printed; returns it.
+    #[track_caller]
+    fn until_at_least(&self, n: u64) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next(left) {
+                Some(v) if v >= n => return v,
+                Some(_) => {}
+                None => panic!("the counter stopped before {n}"),
+            }
+        }
+    }
+
+    /// Every number until the pipe closes (the process is gone); the last.
+    #[track_caller]
+    fn drain(&self) -> Option<u64> {
+        let mut last = None;
+        loop {
+            match self.rx.recv_timeout(Duration::from_secs(30)) {
+                Ok(l) => last = Some(l.trim().parse().unwrap()),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return last,
+                Err(e) => panic!("the old stdout pipe stayed open: {e}"),
+            }
+        }
+    }
+}
+
+/// Runs a detached verb (`run -d`, `restore -d`) with the container's
+/// stdio on pipes (CRIU restores pipes, not host files); returns its exit
+/// status, its stderr and the container's stdout lines.
+fn detached(rt: &Rtctr, args: &[&str]) -> (i32, String, Lines) {
+    let mut child: Child = rt
+        .cmd()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The container holds stdin's read end: keep ours open, and the pipe
+    // with it, for as long as the test runs.
+    std::mem::forget(child.stdin.take());
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    // The container holds stderr too: read only what rtctr wrote, not to EOF.
+    if let Some(e) = child.stderr.take() {
+        rustix::fs::fcntl_setfl(&e, rustix::fs::OFlags::NONBLOCK).unwrap();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = rustix::io::read(&e, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            err.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    }
+    (status.code().unwrap_or(-1), err, Lines { rx })
+}
+
+fn counter_bundle() -> Bundle {
+    Bundle::new(&["sh", "-c", COUNTER])
+}
+
+fn run_counter(rt: &Rtctr, b: &Bundle, id: &str) -> Lines {
+    rt.record(id, b.path());
+    let bundle = b.path().to_str().unwrap();
+    let (code, err, lines) = detached(rt, &["run", "-d", "--bundle", bundle, id]);
+    assert_eq!(code, 0, "run -d: {err}");
+    lines
+}
+
+fn restore(rt: &Rtctr, b: &Bundle, images: &Path, id: &str) -> (i32, String, Lines) {
+    rt.record(id, b.path());
+    let args = [
+        "restore",
+        "-d",
+        "--image-path",
+        images.to_str().unwrap(),
+        "--bundle",
+        b.path().to_str().unwrap(),
+        id,
+    ];
+    detached(rt, &args)
+}
+
+#[test]
+fn features_say_whether_criu_runs() {
+    let Some(rt) = Rtctr::for_root_test() else {
+        return;
+    };
+    let out = rt.run(&["features"]).ok();
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let said = doc["annotations"]["org.opencontainers.runc.checkpoint.enabled"].clone();
+    let want = criu_usable().unwrap_or(false).to_string();
+    assert_eq!(said, serde_json::json!(want));
+}
+
+#[test]
+fn refused_naming_criu_error_where_criu_cannot_run() {
+    let Some(rt) = Rtctr::for_root_test() else {
+        return;
+    };
+    if criu_usable() != Some(false) {
+        eprintln!("SKIPPED: CRIU runs here (or is not installed): nothing to refuse");
+        return;
+    }
+    let b = counter_bundle();
+    let lines = run_counter(&rt, &b, "ck-host");
+    lines.until_at_least(2);
+    let images = b.path().join("img");
+    let out = rt.run(&[
+        "checkpoint",
+        "--image-path",
+        images.to_str().unwrap(),
+        "ck-host",
+    ]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("criu dump failed: Error (criu/")
+            && out
+                .stderr
+                .contains(&format!("(log: {}/dump.log)", images.display())),
+        "{out:?}"
+    );
+    // A failed dump leaves the container as it was: running, counting.
+    assert_eq!(rt.status("ck-host").as_deref(), Some("running"));
+    let v = lines.until_at_least(1);
+    lines.until_at_least(v + 2);
+
+    let (code, err, _) = restore(&rt, &b, &images, "ck-host-r");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("criu restore failed: Error (criu/"), "{err}");
+    assert_eq!(rt.ids(), ["ck-host"], "a failed restore leaves no state");
+    for d in expected_cgroup_dirs("ck-host-r", None) {
+        assert!(!d.exists(), "a failed restore left cgroup {}", d.display());
+    }
+    assert!(!host_mounts_mention(&rt.root.path().join("ck-host-r")));
+}
+
+#[test]
+fn restore_without_images_is_refused_and_leaves_nothing() {
+    let Some(rt) = Rtctr::for_root_test() else {
+        return;
+    };
+    let b = counter_bundle();
+    let missing = b.path().join("no-such-images");
+    let (code, err, _) = restore(&rt, &b, &missing, "ck-none");
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!("--image-path {}", missing.display())),
+        "{err}"
+    );
+    assert!(rt.ids().is_empty());
+    let out = rt.run(&["checkpoint", "--lazy-pages", "ck-none"]);
+    assert!(
+        out.stderr.contains("--lazy-pages is not supported"),
+        "{out:?}"
+    );
+    let out = rt.run(&["checkpoint", "--empty-ns", "ipc", "ck-none"]);
+    assert_eq!(out.code, 1);
+}
+
+/// Where CRIU runs, or None (after a loud skip).
+fn criu_test() -> Option<Rtctr> {
+    let rt = Rtctr::for_root_test()?;
+    if criu_usable() != Some(true) {
+        eprintln!("SKIPPED: `criu check` fails here (run in the cgroup v2 VM)");
+        return None;
+    }
+    Some(rt)
+}
+
+#[test]
+fn counter_continues_after_checkpoint_and_restore() {
+    let Some(rt) = criu_test() else {
+        return;
+    };
+    let b = counter_bundle();
+    let id = "ck-count";
+    let lines = run_counter(&rt, &b, id);
+    lines.until_at_least(5);
+    let images = b.path().join("img");
+    let img = images.to_str().unwrap();
+    rt.run(&["checkpoint", "--image-path", img, id]).ok();
+    // The dump ends the container: its pipe closes, its id is free.
+    let last = lines.drain().expect("counted before the dump");
+    assert!(rt.ids().is_empty(), "{:?}", rt.ids());
+
+    let (code, err, lines) = restore(&rt, &b, &images, id);
+    assert_eq!(code, 0, "restore: {err}");
+    let first = lines
+        .next(Duration::from_secs(30))
+        .expect("counts after restore");
+    // Not a new shell counting from 1: the same one, where it stopped
+    // (lines buffered in the old pipe at the dump may come again).
+    assert!(
+        first > 1 && first <= last + 1,
+        "first after restore {first}, last before {last}"
+    );
+    let mut prev = first;
+    for _ in 0..3 {
+        let v = lines.next(Duration::from_secs(30)).unwrap();
+        assert_eq!(v, prev + 1);
+        prev = v;
+    }
+    let state = rt.state(id).unwrap();
+    assert_eq!(state["status"], "running");
+    let pid = state["pid"].as_i64().unwrap();
+    assert!(pid_alive(pid));
+    let out = rt.run(&[
+        "exec",
+        id,
+        "sh",
+        "-c",
+        "echo in-$(hostname); cat /proc/1/cmdline",
+    ]);
+    let out = out.ok();
+    assert!(out.stdout.starts_with("in-"), "{out:?}");
+    assert!(out.stdout.contains("i=$((i+1))"), "{out:?}");
+
+    rt.run(&["pause", id]).ok();
+    assert_eq!(rt.status(id).as_deref(), Some("paused"));
+    rt.run(&["resume", id]).ok();
+    let v = lines.until_at_least(prev + 1);
+    lines.until_at_least(v + 2);
+
+    rt.run(&["kill", id, "KILL"]).ok();
+    rt.wait_status(id, "stopped");
+    rt.run(&["delete", id]).ok();
+    assert!(rt.ids().is_empty());
+    assert!(!pid_alive(pid));
+    for d in expected_cgroup_dirs(id, None) {
+        assert!(!d.exists(), "cgroup {} left", d.display());
+    }
+}
+
+#[test]
+fn pre_dump_then_dump_leaving_it_running() {
+    let Some(rt) = criu_test() else {
+        return;
+    };
+    let b = counter_bundle();
+    let id = "ck-pre";
+    let lines = run_counter(&rt, &b, id);
+    lines.until_at_least(3);
+    let pre = b.path().join("pre");
+    let img = b.path().join("img");
+    rt.run(&[
+        "checkpoint",
+        "--pre-dump",
+        "--image-path",
+        pre.to_str().unwrap(),
+        id,
+    ])
+    .ok();
+    let names: Vec<String> = std::fs::read_dir(&pre)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.starts_with("pages-")),
+        "no memory pages in the pre-dump: {names:?}"
+    );
+    rt.run(&[
+        "checkpoint",
+        "--leave-running",
+        "--parent-path",
+        "../pre",
+        "--image-path",
+        img.to_str().unwrap(),
+        id,
+    ])
+    .ok();
+    assert!(img.join("parent").exists(), "the dump links its pre-dump");
+    // Still running, still counting, in the same process.
+    assert_eq!(rt.status(id).as_deref(), Some("running"));
+    let v = lines.until_at_least(1);
+    let at_delete = lines.until_at_least(v + 2);
+    rt.run(&["delete", "--force", id]).ok();
+    let last = lines.drain().unwrap_or(at_delete);
+
+    let (code, err, lines) = restore(&rt, &b, &img, id);
+    assert_eq!(code, 0, "restore: {err}");
+    let first = lines
+        .next(Duration::from_secs(30))
+        .expect("counts after restore");
+    assert!(
+        first > 1 && first <= last,
+        "restored from the dump taken before {last}: got {first}"
+    );
+    assert_eq!(rt.status(id).as_deref(), Some("running"));
+    rt.run(&["delete", "--force", id]).ok();
+}
