@@ -9,7 +9,7 @@ CARGO ?= cargo
 RTCTR := target/release/rtctr
 BUNDLE := bundles/busybox
 APT_PACKAGES := busybox-static iproute2 nftables libnftnl-dev libmnl-dev pkg-config \
-	qemu-system-x86 linux-image-amd64 runc jq apparmor
+	qemu-system-x86 linux-image-amd64 runc jq apparmor criu
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: all build deps bundle demo test unit integration soak soak-short test-engines test-cgroupv2 \
@@ -52,9 +52,9 @@ integration: build
 
 # The cgroup and container tests again, in a pure cgroup v2 VM (qemu, TCG).
 # Only the tests whose outcome depends on the cgroup layout or on the
-# kernel's features (AppArmor, cgroup.kill, time namespaces): the VM runs
-# under TCG, where each container costs seconds.
-VM_TESTS := root cgroups lifecycle exec_tty exec security namespaces rootfs conformance leak_check
+# kernel's features (AppArmor, cgroup.kill, time namespaces, CRIU): the VM
+# runs under TCG, where each container costs seconds (checkpoint: ~50 s).
+VM_TESTS := root cgroups lifecycle exec_tty exec security namespaces rootfs conformance leak_check checkpoint
 test-cgroupv2: build
 	integration/vm/cargo-test-in-vm.sh --timeout 1500 --release -p rtctr-cgroups -p rtctr-integration \
 		$(addprefix --test ,$(VM_TESTS)) -- --test-threads=1
