@@ -65,10 +65,10 @@ impl Lines {
     }
 }
 
-/// Runs a detached verb (`run -d`, `restore -d`) with the container's
-/// stdio on pipes (CRIU restores pipes, not host files); returns its exit
-/// status, its stderr and the container's stdout lines.
-fn detached(rt: &Rtctr, args: &[&str]) -> (i32, String, Lines) {
+/// Starts a verb with the container's stdio on pipes (CRIU restores
+/// pipes, not host files); the container's stdout lines are read in a
+/// thread. stdin stays open (the container holds its read end).
+fn spawn(rt: &Rtctr, args: &[&str]) -> (Child, Lines) {
     let mut child: Child = rt
         .cmd()
         .args(args)
@@ -86,12 +86,14 @@ fn detached(rt: &Rtctr, args: &[&str]) -> (i32, String, Lines) {
             }
         }
     });
-    // The container holds stdin's read end: keep ours open, and the pipe
-    // with it, for as long as the test runs.
     std::mem::forget(child.stdin.take());
-    let status = child.wait().unwrap();
+    (child, Lines { rx })
+}
+
+/// What rtctr wrote to stderr so far (the container holds the pipe too:
+/// read what is there, not to EOF).
+fn stderr_of(child: &mut Child) -> String {
     let mut err = String::new();
-    // The container holds stderr too: read only what rtctr wrote, not to EOF.
     if let Some(e) = child.stderr.take() {
         rustix::fs::fcntl_setfl(&e, rustix::fs::OFlags::NONBLOCK).unwrap();
         let mut buf = [0u8; 4096];
@@ -102,10 +104,19 @@ fn detached(rt: &Rtctr, args: &[&str]) -> (i32, String, Lines) {
             err.push_str(&String::from_utf8_lossy(&buf[..n]));
         }
     }
-    (status.code().unwrap_or(-1), err, Lines { rx })
+    err
 }
 
-/// A bundle on a rootfs of its own holding busybox and the four applets
+/// Runs a detached verb (`run -d`, `restore -d`) with the container's
+/// stdio on pipes; returns its exit status, its stderr and the
+/// container's stdout lines.
+fn detached(rt: &Rtctr, args: &[&str]) -> (i32, String, Lines) {
+    let (mut child, lines) = spawn(rt, args);
+    let status = child.wait().unwrap();
+    (status.code().unwrap_or(-1), stderr_of(&mut child), lines)
+}
+
+/// A bundle on a rootfs of its own holding busybox and the few applets
 /// the counter and the checks use: the shared busybox rootfs with all its
 /// applet links takes most of a minute to build in the VM.
 fn counter_bundle() -> Bundle {
@@ -118,7 +129,7 @@ fn counter_bundle() -> Bundle {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
     std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
-    for applet in ["sh", "sleep", "cat", "hostname"] {
+    for applet in ["sh", "sleep", "cat", "hostname", "[", "readlink"] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
     }
     let st = Command::new(rtctr_bin())
@@ -373,4 +384,70 @@ fn pre_dump_then_dump_leaving_it_running() {
     );
     assert_eq!(rt.status(id).as_deref(), Some("running"));
     rt.run(&["delete", "--force", id]).ok();
+}
+
+/// A pod's container joins its sandbox's network namespace by path: CRIU
+/// must leave it out of the images and put the restored container back
+/// into it. Restored in the foreground, rtctr waits and exits with the
+/// container's status, then removes it.
+#[test]
+fn joined_netns_restored_in_the_foreground() {
+    let Some(rt) = criu_test() else {
+        return;
+    };
+    let name = format!("rtctr-ck-{}", std::process::id());
+    let st = Command::new("ip").args(["netns", "add", &name]).status();
+    assert!(st.unwrap().success());
+    struct Del(String);
+    impl Drop for Del {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let _del = Del(name.clone());
+    let path = format!("/var/run/netns/{name}");
+    let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap());
+    let mut b = counter_bundle();
+    let stop = b.path().join("rootfs/stop");
+    b.edit(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "network");
+        ns.push(serde_json::json!({"type": "network", "path": path}));
+        c["process"]["args"] = serde_json::json!([
+            "sh",
+            "-c",
+            "i=0; while [ ! -e /stop ]; do i=$((i+1)); echo $i; sleep 0.1; done; exit 7"
+        ]);
+    });
+    let id = "ck-netns";
+    let lines = run_counter(&rt, &b, id);
+    lines.until_at_least(3);
+    let img = b.path().join("img");
+    rt.run(&["checkpoint", "--image-path", img.to_str().unwrap(), id])
+        .ok();
+    let last = lines.drain().unwrap();
+
+    rt.record(id, b.path());
+    let args = [
+        "restore",
+        "--image-path",
+        img.to_str().unwrap(),
+        "--bundle",
+        b.path().to_str().unwrap(),
+        id,
+    ];
+    let (mut child, lines) = spawn(&rt, &args);
+    let first = lines.next(Duration::from_secs(60));
+    let first =
+        first.unwrap_or_else(|| panic!("no count after restore: {}", stderr_of(&mut child)));
+    assert!(first > 1 && first <= last + 1, "{first} after {last}");
+    let out = rt.run(&["exec", id, "readlink", "/proc/self/ns/net"]).ok();
+    assert_eq!(out.stdout.trim(), format!("net:[{ino}]"));
+    std::fs::write(&stop, "").unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(7), "{}", stderr_of(&mut child));
+    assert!(
+        rt.ids().is_empty(),
+        "the foreground restore removes the container"
+    );
 }
