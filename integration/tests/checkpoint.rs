@@ -451,3 +451,102 @@ fn joined_netns_restored_in_the_foreground() {
         "the foreground restore removes the container"
     );
 }
+
+/// Accepts one connection on a console socket and returns the terminal
+/// master sent over it, as a [`Lines`] reader.
+fn console(path: &Path) -> std::thread::JoinHandle<Lines> {
+    let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+        let sock = listener.accept().unwrap().0;
+        let mut buf = [0u8; 64];
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        rustix::net::recvmsg(
+            &sock,
+            &mut [std::io::IoSliceMut::new(&mut buf)],
+            &mut control,
+            RecvFlags::empty(),
+        )
+        .unwrap();
+        let master = control
+            .drain()
+            .find_map(|m| match m {
+                RecvAncillaryMessage::ScmRights(mut fds) => fds.next(),
+                _ => None,
+            })
+            .expect("a terminal master");
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            // EIO once the container side is gone.
+            let lines = BufReader::new(std::fs::File::from(master)).lines();
+            for line in lines.map_while(Result::ok) {
+                let line = line.trim().to_string();
+                if !line.is_empty() && tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines { rx }
+    })
+}
+
+/// A container on a terminal: CRIU restores its pty and sends the new
+/// master (orphan-pts-master), which goes to restore's --console-socket.
+#[test]
+fn terminal_master_goes_to_the_console_socket() {
+    let Some(rt) = criu_test() else {
+        return;
+    };
+    let mut b = counter_bundle();
+    b.edit(|c| {
+        c["process"]["terminal"] = serde_json::json!(true);
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "network");
+    });
+    let id = "ck-tty";
+    let sock = b.path().join("console1.sock");
+    let got = console(&sock);
+    rt.record(id, b.path());
+    let bundle = b.path().to_str().unwrap();
+    let console_arg = sock.to_str().unwrap();
+    let args = [
+        "run",
+        "-d",
+        "--console-socket",
+        console_arg,
+        "--bundle",
+        bundle,
+        id,
+    ];
+    rt.run(&args).ok();
+    let lines = got.join().unwrap();
+    let before = lines.until_at_least(3);
+    let img = b.path().join("img");
+    rt.run(&["checkpoint", "--image-path", img.to_str().unwrap(), id])
+        .ok();
+    assert!(rt.ids().is_empty());
+
+    let sock = b.path().join("console2.sock");
+    let got = console(&sock);
+    rt.record(id, b.path());
+    let args = [
+        "restore",
+        "-d",
+        "--console-socket",
+        sock.to_str().unwrap(),
+        "--image-path",
+        img.to_str().unwrap(),
+        "--bundle",
+        bundle,
+        id,
+    ];
+    rt.run(&args).ok();
+    let lines = got.join().unwrap();
+    let first = lines
+        .next(Duration::from_secs(60))
+        .expect("counts on the new terminal");
+    assert!(first > before, "{first} after {before}: a new shell?");
+    assert_eq!(rt.status(id).as_deref(), Some("running"));
+    rt.run(&["delete", "--force", id]).ok();
+}
