@@ -43,8 +43,6 @@ pub enum CheckpointError {
     BadStatus { id: String, status: Status },
     #[error("{0} is not supported by rtctr")]
     Unsupported(&'static str),
-    #[error("cannot checkpoint container {0}: it is attached to rtctr's built-in network, which checkpoint does not support yet")]
-    Network(String),
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -84,13 +82,15 @@ pub fn checkpoint(store: &Store, opts: &CheckpointOptions) -> Result<(), Checkpo
             status,
         });
     }
-    if state.network.is_some() {
-        return Err(CheckpointError::Network(opts.id.clone()));
-    }
     let images = make_dir(&opts.image_path)?;
     let work_path = opts.work_path.as_deref().unwrap_or(&opts.image_path);
     let work = make_dir(work_path)?;
     write_descriptors(&opts.image_path, state.pid)?;
+    if let Some(net) = &state.network {
+        let path = opts.image_path.join(ckpt::NETWORK);
+        let json = serde_json::to_vec(net).unwrap_or_default();
+        std::fs::write(&path, json).map_err(io_err("write", &path))?;
+    }
     let mut o = Opts::new(images.as_raw_fd());
     o.work_dir_fd = Some(work.as_raw_fd());
     o.log_file = Some(
@@ -102,6 +102,10 @@ pub fn checkpoint(store: &Store, opts: &CheckpointOptions) -> Result<(), Checkpo
         .into(),
     );
     dump_options(&dir.config()?, &state, opts, &mut o)?;
+    if state.network.is_some() {
+        let ext = ckpt::network_options(&mut o, &dir.path);
+        o.ext_mnt.extend(ckpt::dump_ext_mnt(&ext, |_| None));
+    }
     let kind = if opts.pre_dump {
         ReqType::PreDump
     } else {

@@ -26,6 +26,29 @@ pub const NETNS_KEY: &str = "extRootNetNS";
 /// to the restored init in their place.
 pub const DESCRIPTORS: &str = "descriptors.json";
 
+/// The built-in network attachment at dump (the state's record), in the
+/// images directory: restore attaches the container again with its address.
+pub const NETWORK: &str = "network.json";
+
+/// The files the built-in network binds into the container's /etc, from
+/// the state directory.
+pub const NETWORK_FILES: [&str; 2] = ["resolv.conf", "hosts"];
+
+/// A container on the built-in network: its network namespace is dumped
+/// empty (the veth's peer is on the host's bridge), and its /etc files
+/// are external binds from the state directory.
+pub fn network_options(o: &mut Opts, state_dir: &Path) -> Vec<External> {
+    o.empty_ns = Some(o.empty_ns.unwrap_or(0) | libc::CLONE_NEWNET as u32);
+    NETWORK_FILES
+        .iter()
+        .map(|f| External {
+            dest: format!("/etc/{f}"),
+            source: state_dir.join(f),
+            masked: false,
+        })
+        .collect()
+}
+
 /// `--manage-cgroups-mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CgroupsMode {

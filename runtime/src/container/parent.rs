@@ -230,7 +230,11 @@ fn state_json(state: &State, status: Status) -> Vec<u8> {
 
 /// The built-in network hook, at the createRuntime point: the container's
 /// netns exists.
-fn attach_network(dir: &ContainerDir, plan: &Plan, state: &mut State) -> Result<(), CreateError> {
+pub(super) fn attach_network(
+    dir: &ContainerDir,
+    plan: &Plan,
+    state: &mut State,
+) -> Result<(), CreateError> {
     let Some(name) = network::requested(&state.id, &state.annotations)? else {
         return Ok(());
     };

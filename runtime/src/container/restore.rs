@@ -54,8 +54,8 @@ pub enum RestoreError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot restore container {0}: rtctr's built-in network is not supported by checkpoint/restore yet")]
-    Network(String),
+    #[error("{path}: {why}")]
+    NetworkRecord { path: PathBuf, why: String },
     #[error("criu restored no process")]
     NoPid,
 }
@@ -76,14 +76,8 @@ pub fn restore(store: &Store, opts: &RestoreOptions) -> Result<Restored, Restore
         source,
     })?;
     let plan = plan(&opts.create, None)?;
-    let annotations = plan.config.spec.annotations().clone().unwrap_or_default();
-    if network::requested(&opts.create.id, &annotations)
-        .map_err(CreateError::from)?
-        .is_some()
-    {
-        return Err(RestoreError::Network(opts.create.id.clone()));
-    }
     let mut state = parent::record(&plan);
+    keep_address(&mut state, &opts.image_path)?;
     let dir = store.create(&state)?;
     match build(&dir, &plan, opts, &images, &mut state) {
         Ok(()) => Ok(Restored { dir, state }),
@@ -131,6 +125,23 @@ fn build(
     o.root = Some(root.path.to_string_lossy().into_owned());
     let ext = ckpt::external_mounts(&plan.config.spec, &plan.bundle, Some(&plan.cgroup));
     o.ext_mnt = ckpt::restore_ext_mnt(&ext);
+    if let Some(ip) = state.annotations.get(ANN_IP).filter(|_| networked(state)) {
+        // Bound into /etc before CRIU restores the mounts; the network
+        // is attached (and they are written again) at setup-namespaces.
+        let ip = ip.parse().ok();
+        let hostname = plan.config.spec.hostname().clone();
+        let hostname = hostname.unwrap_or_else(|| state.id.clone());
+        let texts = [
+            rtctr_hooks::files::resolv_conf(),
+            rtctr_hooks::files::hosts(&hostname, ip),
+        ];
+        for (name, text) in ckpt::NETWORK_FILES.iter().zip(texts) {
+            let path = dir.file(name);
+            std::fs::write(&path, text).map_err(io_err("write", &path))?;
+        }
+        let ext = ckpt::network_options(&mut o, &dir.path);
+        o.ext_mnt.extend(ckpt::restore_ext_mnt(&ext));
+    }
     let inherit = inherit_fds(plan, &opts.image_path, &mut o)?;
     let req = criu::Request {
         kind: ReqType::Restore,
@@ -228,6 +239,7 @@ fn on_notify(
             if let Some(pid) = n.pid.filter(|p| *p > 0) {
                 record_pid(dir, state, pid)?;
             }
+            parent::attach_network(dir, plan, state)?;
             parent::run_runtime_hooks(plan, state)?;
         }
         "post-restore" => {
@@ -244,6 +256,33 @@ fn on_notify(
         }
         _ => {}
     }
+    Ok(())
+}
+
+/// The annotation the built-in network takes a fixed address from.
+const ANN_IP: &str = "rtctr.network.ip";
+
+fn networked(state: &State) -> bool {
+    network::requested(&state.id, &state.annotations).is_ok_and(|n| n.is_some())
+}
+
+/// A container dumped on the built-in network comes back with the address
+/// it had (from the images' record): as if its bundle had asked for it.
+fn keep_address(state: &mut State, images: &Path) -> Result<(), RestoreError> {
+    let path = images.join(ckpt::NETWORK);
+    if !networked(state) || !path.exists() || state.annotations.contains_key(ANN_IP) {
+        return Ok(());
+    }
+    let bad = |why: String| RestoreError::NetworkRecord {
+        path: path.clone(),
+        why,
+    };
+    let raw = std::fs::read(&path).map_err(|e| bad(e.to_string()))?;
+    let record: serde_json::Value = serde_json::from_slice(&raw).map_err(|e| bad(e.to_string()))?;
+    let ip = record["ip"]
+        .as_str()
+        .ok_or_else(|| bad("no \"ip\"".into()))?;
+    state.annotations.insert(ANN_IP.to_string(), ip.to_string());
     Ok(())
 }
 
