@@ -31,6 +31,11 @@ struct Lines {
 }
 
 impl Lines {
+    /// The next line, or None at EOF / after `timeout`.
+    fn text(&self, timeout: Duration) -> Option<String> {
+        self.rx.recv_timeout(timeout).ok()
+    }
+
     /// The next number, or None at EOF / after `timeout`.
     fn next(&self, timeout: Duration) -> Option<u64> {
         let line = self.rx.recv_timeout(timeout).ok()?;
@@ -129,7 +134,7 @@ fn counter_bundle() -> Bundle {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
     std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
-    for applet in ["sh", "sleep", "cat", "hostname", "[", "readlink"] {
+    for applet in ["sh", "sleep", "cat", "hostname", "[", "readlink", "nc"] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
     }
     let st = Command::new(rtctr_bin())
@@ -549,4 +554,130 @@ fn terminal_master_goes_to_the_console_socket() {
     assert!(first > before, "{first} after {before}: a new shell?");
     assert_eq!(rt.status(id).as_deref(), Some("running"));
     rt.run(&["delete", "--force", id]).ok();
+}
+
+/// A server on the built-in network with a client connected from the
+/// host: `--leave-running` leaves its veth and lease alone; after a full
+/// checkpoint (lease and veth released) and a restore with
+/// `--tcp-established`, it is back at its address and the same TCP
+/// connection goes on.
+#[test]
+fn tcp_connection_survives_on_the_built_in_network() {
+    let Some(rt) = criu_test() else {
+        return;
+    };
+    let name = format!("rtck{}", std::process::id() % 100000);
+    let bridge = format!("rtckbr{}", std::process::id() % 100000);
+    let subnet = "10.213.77.0/24";
+    let net = |args: &[&str]| {
+        let o = rt.cmd().arg("network").args(args).output().unwrap();
+        assert!(o.status.success(), "network {args:?}: {o:?}");
+    };
+    net(&["create", &name, "--subnet", subnet, "--bridge", &bridge]);
+    struct Rm<'a>(&'a Rtctr, String);
+    impl Drop for Rm<'_> {
+        fn drop(&mut self) {
+            let _ = self
+                .0
+                .cmd()
+                .args(["network", "rm", "--force", &self.1])
+                .status();
+        }
+    }
+    let _rm = Rm(&rt, name.clone());
+    let mut b = counter_bundle();
+    b.edit(|c| {
+        c["annotations"] = serde_json::json!({ "rtctr.network": name });
+        // nc prints what the client sends on the container's stdout.
+        c["process"]["args"] = serde_json::json!(["nc", "-l", "-p", "9000"]);
+    });
+    let id = "ck-tcp";
+    let lines = run_counter(&rt, &b, id);
+    let lease = rt.leases(&name).unwrap();
+    assert_eq!(lease.len(), 1);
+    let ip = lease[0]["ip"].as_str().unwrap().to_string();
+    let addr: std::net::SocketAddr = format!("{ip}:9000").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut conn = loop {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+            Ok(c) => break c,
+            Err(e) if Instant::now() > deadline => panic!("connect {addr}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    };
+    let mut say = |word: &str| {
+        use std::io::Write;
+        conn.write_all(format!("{word}\n").as_bytes()).unwrap();
+    };
+    let wait = Duration::from_secs(30);
+    say("one");
+    assert_eq!(lines.text(wait).as_deref(), Some("one"));
+
+    let img = b.path().join("img");
+    let images = img.to_str().unwrap();
+    let pre = b.path().join("kept");
+    rt.run(&[
+        "checkpoint",
+        "--leave-running",
+        "--tcp-established",
+        "--image-path",
+        pre.to_str().unwrap(),
+        id,
+    ])
+    .ok();
+    assert_eq!(rt.status(id).as_deref(), Some("running"));
+    assert!(
+        link_exists(&host_veth_name(id)),
+        "veth gone after --leave-running"
+    );
+    assert_eq!(
+        rt.leases(&name).unwrap().len(),
+        1,
+        "lease gone after --leave-running"
+    );
+    say("two");
+    assert_eq!(lines.text(wait).as_deref(), Some("two"));
+
+    rt.run(&[
+        "checkpoint",
+        "--tcp-established",
+        "--image-path",
+        images,
+        id,
+    ])
+    .ok();
+    assert!(
+        lines.text(wait).is_none(),
+        "the dumped server's stdout closes"
+    );
+    assert!(rt.leases(&name).unwrap().is_empty());
+    assert!(!link_exists(&host_veth_name(id)));
+
+    rt.record(id, b.path());
+    let bundle = b.path().to_str().unwrap();
+    let args = [
+        "restore",
+        "-d",
+        "--tcp-established",
+        "--image-path",
+        images,
+        "--bundle",
+        bundle,
+        id,
+    ];
+    let (code, err, lines) = detached(&rt, &args);
+    assert_eq!(code, 0, "restore: {err}");
+    let lease = rt.leases(&name).unwrap();
+    assert_eq!(lease.len(), 1);
+    assert_eq!(lease[0]["ip"], ip.as_str(), "restored at its address");
+    assert!(link_exists(&host_veth_name(id)));
+    say("three");
+    assert_eq!(
+        lines.text(wait).as_deref(),
+        Some("three"),
+        "same connection"
+    );
+    rt.run(&["delete", "--force", id]).ok();
+    assert!(rt.leases(&name).unwrap().is_empty());
+    assert!(!link_exists(&host_veth_name(id)));
 }
