@@ -74,10 +74,14 @@ impl Lines {
 /// pipes, not host files); the container's stdout lines are read in a
 /// thread. stdin stays open (the container holds its read end).
 fn spawn(rt: &Rtctr, args: &[&str]) -> (Child, Lines) {
+    spawn_with(rt, args, Stdio::piped())
+}
+
+fn spawn_with(rt: &Rtctr, args: &[&str], stdin: Stdio) -> (Child, Lines) {
     let mut child: Child = rt
         .cmd()
         .args(args)
-        .stdin(Stdio::piped())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -340,7 +344,12 @@ fn pre_dump_then_dump_leaving_it_running() {
         ns.retain(|n| n["type"] != "network");
     });
     let id = "ck-pre";
-    let lines = run_counter(&rt, &b, id);
+    // stdin is the host's /dev/null, as engines give a detached container:
+    // the init reopens the container's own, which CRIU can dump.
+    rt.record(id, b.path());
+    let bundle = b.path().to_str().unwrap();
+    let (mut child, lines) = spawn_with(&rt, &["run", "-d", "--bundle", bundle, id], Stdio::null());
+    assert!(child.wait().unwrap().success(), "{}", stderr_of(&mut child));
     lines.until_at_least(3);
     let pre = b.path().join("pre");
     let img = b.path().join("img");

@@ -16,7 +16,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use oci_spec::runtime::LinuxNamespaceType;
 
 use super::checkpoint::{self as ckpt, CriuFlags, FlagError};
-use super::criu::rpc::{CgroupRoot, InheritFd, Notify, Opts, ReqType};
+use super::criu::rpc::{CgroupRoot, ExtMountMap, InheritFd, Notify, Opts, ReqType};
 use super::criu::{self, CriuError, NotifyError};
 use super::plan::{io_err, plan, CreateError, CreateOptions, Plan};
 use super::{network, parent, terminal};
@@ -142,6 +142,7 @@ fn build(
         let ext = ckpt::network_options(&mut o, &dir.path);
         o.ext_mnt.extend(ckpt::restore_ext_mnt(&ext));
     }
+    make_mountpoints(&plan.rootfs, &o.ext_mnt)?;
     let inherit = inherit_fds(plan, &opts.image_path, &mut o)?;
     let req = criu::Request {
         kind: ReqType::Restore,
@@ -161,6 +162,31 @@ fn build(
     }
     if let Some(p) = &plan.opts.pid_file {
         state::write_pid_file(p, pid).map_err(CreateError::from)?;
+    }
+    Ok(())
+}
+
+/// CRIU binds each external mount on its mount point in the rootfs: a
+/// rootfs other than the dumped one (`podman container restore --import`
+/// makes a fresh one) may lack those the dumped init made, as runc's
+/// prepareCriuRestoreMounts finds. Made inside the rootfs (resolved in
+/// it), a directory or a file as the source is; mount points under
+/// /proc, /sys and /dev are CRIU's own mounts, left alone.
+fn make_mountpoints(rootfs: &Path, ext: &[ExtMountMap]) -> Result<(), CreateError> {
+    let root = File::open(rootfs).map_err(io_err("open", rootfs))?;
+    for m in ext {
+        let dest = Path::new(&m.key);
+        let under_kernel_fs = ["/proc", "/sys", "/dev"]
+            .iter()
+            .any(|p| dest.starts_with(p));
+        if under_kernel_fs || super::resolve::open_path(root.as_fd(), dest, true).is_ok() {
+            continue;
+        }
+        let made = match std::fs::metadata(&m.val).map(|md| md.is_dir()) {
+            Ok(true) => super::resolve::mkdir_all(root.as_fd(), dest, 0o755),
+            _ => super::resolve::create_file(root.as_fd(), dest),
+        };
+        made.map_err(io_err("create the mount point", dest))?;
     }
     Ok(())
 }
