@@ -12,7 +12,7 @@ APT_PACKAGES := busybox-static iproute2 nftables libnftnl-dev libmnl-dev pkg-con
 	qemu-system-x86 linux-image-amd64 runc jq apparmor criu
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all build deps bundle demo test unit integration soak soak-short test-engines test-cgroupv2 \
+.PHONY: all build deps bundle demo test unit integration soak soak-short test-engines test-cgroupv2 test-checkpoint-podman \
 	lint fmt clean bench fuzz fuzz-short fuzz-deps
 
 all: build
@@ -69,6 +69,11 @@ lint:
 test-engines: build
 	integration/engines/podman.sh $(abspath $(RTCTR))
 	integration/engines/containerd.sh $(abspath $(RTCTR))
+
+# podman container checkpoint/restore (and --export/--import) through rtctr,
+# in the cgroup v2 VM where CRIU runs; minutes under TCG, not in `make test`.
+test-checkpoint-podman: build
+	integration/vm/run-in-vm.sh --timeout 900 -- integration/engines/podman-checkpoint.sh $(abspath $(RTCTR))
 
 # The soak (issue 11, integration/src/bin/soak.rs): seeded random
 # lifecycles (runs, exec, pause, OOM kills, rtctr SIGKILLed mid-verb,
