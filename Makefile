@@ -11,10 +11,10 @@ RTCTR := target/release/rtctr
 BUNDLE := bundles/busybox
 APT_PACKAGES := busybox-static iproute2 nftables libnftnl-dev libmnl-dev pkg-config \
 	qemu-system-x86 linux-image-amd64 runc jq apparmor protobuf-compiler uidmap passt slirp4netns \
-	umoci skopeo
+	umoci skopeo criu
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all build deps bundle demo test unit integration soak soak-short test-engines test-cgroupv2 \
+.PHONY: all build deps bundle demo test unit integration soak soak-short test-engines test-cgroupv2 test-checkpoint-podman \
 	lint fmt clean bench bench-short bench-deps fuzz fuzz-short fuzz-deps
 
 all: build
@@ -54,9 +54,9 @@ integration: build
 
 # The cgroup and container tests again, in a pure cgroup v2 VM (qemu, TCG).
 # Only the tests whose outcome depends on the cgroup layout or on the
-# kernel's features (AppArmor, cgroup.kill, time namespaces): the VM runs
-# under TCG, where each container costs seconds.
-VM_TESTS := root cgroups lifecycle exec_tty exec security namespaces rootfs conformance leak_check rootless
+# kernel's features (AppArmor, cgroup.kill, time namespaces, CRIU): the VM
+# runs under TCG, where each container costs seconds (checkpoint: ~50 s).
+VM_TESTS := root cgroups lifecycle exec_tty exec security namespaces rootfs conformance leak_check rootless checkpoint
 test-cgroupv2: build
 	integration/vm/cargo-test-in-vm.sh --timeout 1500 --release -p rtctr-cgroups -p rtctr-integration \
 		$(addprefix --test ,$(VM_TESTS)) -- --test-threads=1
@@ -77,6 +77,11 @@ test-engines: build
 	integration/engines/containerd.sh $(abspath $(RTCTR))
 	integration/engines/cri.sh $(abspath $(RTCTR))
 	integration/engines/docker.sh $(abspath $(RTCTR))
+
+# podman container checkpoint/restore (and --export/--import) through rtctr,
+# in the cgroup v2 VM where CRIU runs; minutes under TCG, not in `make test`.
+test-checkpoint-podman: build
+	integration/vm/run-in-vm.sh --timeout 900 -- integration/engines/podman-checkpoint.sh $(abspath $(RTCTR))
 
 # The soak (issue 11, integration/src/bin/soak.rs): seeded random
 # lifecycles (runs, exec, pause, OOM kills, rtctr SIGKILLed mid-verb,

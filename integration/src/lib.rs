@@ -203,7 +203,7 @@ impl Rtctr {
 
     /// Notes the cgroup directories container `id` (made from `bundle`)
     /// will get, before the verb that makes it runs.
-    fn record(&self, id: &str, bundle: &Path) {
+    pub fn record(&self, id: &str, bundle: &Path) {
         if id.is_empty() || id == "." || id == ".." || id.contains('/') {
             return; // rtctr refuses the id: nothing is made
         }
@@ -235,7 +235,7 @@ impl Rtctr {
     /// captured pipes, so callers must not leave a created container holding
     /// them: `create` uses [`Rtctr::create`].
     pub fn run(&self, args: &[&str]) -> Out {
-        if let (Some(&("run" | "create")), Some(id)) = (args.first(), args.last()) {
+        if let (Some(&("run" | "create" | "restore")), Some(id)) = (args.first(), args.last()) {
             let bundle = bundle_arg(args).unwrap_or_else(|| PathBuf::from("."));
             self.record(id, &bundle);
         }

@@ -10,10 +10,12 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxPids, LinuxResources};
+use rtctr::commands::checkpoint::{CgroupsMode, CheckpointOptions, CriuFlags};
 use rtctr::commands::create::CreateOptions;
 use rtctr::commands::events::EventsOptions;
 use rtctr::commands::exec::ExecOptions;
 use rtctr::commands::ps::PsOptions;
+use rtctr::commands::restore::RestoreOptions;
 use rtctr::commands::run::RunOptions;
 use rtctr::commands::update::UpdateOptions;
 
@@ -132,18 +134,10 @@ pub enum Command {
     /// Bridge networks of the built-in network hook.
     #[command(subcommand)]
     Network(NetworkCommand),
-    /// Restore from a checkpoint (not supported yet).
-    #[command(disable_help_flag = true)]
-    Restore {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        rest: Vec<String>,
-    },
-    /// Checkpoint a container (not supported yet).
-    #[command(disable_help_flag = true)]
-    Checkpoint {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        rest: Vec<String>,
-    },
+    /// Restore a container from a checkpoint made by `checkpoint` (CRIU).
+    Restore(Box<RestoreArgs>),
+    /// Checkpoint a running container with CRIU.
+    Checkpoint(Box<CheckpointArgs>),
     /// Change a container's resource limits (flags, or -r FILE|-).
     Update(Box<UpdateArgs>),
     /// Freeze every process of a container.
@@ -355,6 +349,176 @@ impl ExecArgs {
             preserve_fds: self.preserve_fds,
             ignore_paused: self.ignore_paused,
         }
+    }
+}
+
+/// The CRIU flags `checkpoint` and `restore` share (runc's).
+#[derive(Args, Debug, Clone, Default)]
+pub struct CriuArgs {
+    /// Directory of the checkpoint images (default: ./checkpoint).
+    #[arg(long = "image-path", value_name = "DIR")]
+    pub image_path: Option<PathBuf>,
+    /// Directory for CRIU's log (default: the image path).
+    #[arg(long = "work-path", value_name = "DIR")]
+    pub work_path: Option<PathBuf>,
+    /// Allow open TCP connections.
+    #[arg(long = "tcp-established")]
+    pub tcp_established: bool,
+    /// Allow external unix sockets.
+    #[arg(long = "ext-unix-sk")]
+    pub ext_unix_sk: bool,
+    /// Allow shell jobs.
+    #[arg(long = "shell-job")]
+    pub shell_job: bool,
+    /// Handle file locks.
+    #[arg(long = "file-locks")]
+    pub file_locks: bool,
+    /// Cgroups mode: soft (default), full, strict or ignore.
+    #[arg(long = "manage-cgroups-mode", value_name = "MODE")]
+    pub manage_cgroups_mode: Option<String>,
+    /// Create a namespace, but do not restore its properties (network).
+    #[arg(long = "empty-ns", value_name = "NS")]
+    pub empty_ns: Vec<String>,
+    /// Deduplicate the images.
+    #[arg(long = "auto-dedup")]
+    pub auto_dedup: bool,
+    /// Lazy migration of memory (not supported by rtctr).
+    #[arg(long = "lazy-pages")]
+    pub lazy_pages: bool,
+}
+
+impl CriuArgs {
+    fn flags(&self) -> Result<CriuFlags, CliError> {
+        let mode = self
+            .manage_cgroups_mode
+            .as_deref()
+            .filter(|m| !m.is_empty())
+            .map(|m| {
+                CgroupsMode::parse(m).ok_or_else(|| CliError::BadValue {
+                    flag: "manage-cgroups-mode",
+                    value: m.to_string(),
+                    why: "use soft, full, strict or ignore".into(),
+                })
+            })
+            .transpose()?;
+        Ok(CriuFlags {
+            tcp_established: self.tcp_established,
+            ext_unix_sk: self.ext_unix_sk,
+            shell_job: self.shell_job,
+            file_locks: self.file_locks,
+            manage_cgroups_mode: mode,
+            empty_ns: self.empty_ns.clone(),
+            auto_dedup: self.auto_dedup,
+        })
+    }
+
+    fn image_path(&self) -> PathBuf {
+        self.image_path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("checkpoint"))
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CheckpointArgs {
+    #[command(flatten)]
+    pub criu: CriuArgs,
+    /// Images of a previous (pre-)dump, relative to the image path.
+    #[arg(long = "parent-path", value_name = "DIR")]
+    pub parent_path: Option<PathBuf>,
+    /// Leave the container running after the checkpoint.
+    #[arg(long = "leave-running")]
+    pub leave_running: bool,
+    /// Dump the memory only (leaves the container running).
+    #[arg(long = "pre-dump")]
+    pub pre_dump: bool,
+    /// Send the pages to a CRIU page server (not supported by rtctr).
+    #[arg(long = "page-server", value_name = "ADDR:PORT")]
+    pub page_server: Option<String>,
+    /// Descriptor for --lazy-pages readiness (not supported by rtctr).
+    #[arg(long = "status-fd", value_name = "FD")]
+    pub status_fd: Option<i32>,
+    pub id: String,
+}
+
+impl CheckpointArgs {
+    pub fn options(&self) -> Result<CheckpointOptions, CliError> {
+        Ok(CheckpointOptions {
+            id: self.id.clone(),
+            image_path: self.criu.image_path(),
+            work_path: self.criu.work_path.clone(),
+            parent_path: self.parent_path.clone(),
+            leave_running: self.leave_running,
+            pre_dump: self.pre_dump,
+            lazy_pages: self.criu.lazy_pages,
+            page_server: self.page_server.clone(),
+            status_fd: self.status_fd,
+            flags: self.criu.flags()?,
+        })
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub criu: CriuArgs,
+    /// The bundle directory (default: the current directory).
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    pub bundle: PathBuf,
+    /// Return once the container is restored.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Write the init's pid to FILE.
+    #[arg(long = "pid-file", value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// AF_UNIX socket that receives the terminal's master fd.
+    #[arg(long = "console-socket", value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// Accepted for compatibility (CRIU restores the mount namespace).
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// Accepted for compatibility.
+    #[arg(long = "no-new-keyring")]
+    pub no_new_keyring: bool,
+    /// Do not become the subreaper of the restored init.
+    #[arg(long = "no-subreaper")]
+    pub no_subreaper: bool,
+    /// Close the TCP connections that were established.
+    #[arg(long = "tcp-close")]
+    pub tcp_close: bool,
+    /// LSM profile for the restored process (not supported by rtctr).
+    #[arg(long = "lsm-profile", value_name = "TYPE:LABEL")]
+    pub lsm_profile: Option<String>,
+    /// LSM mount context (not supported by rtctr).
+    #[arg(long = "lsm-mount-context", value_name = "CONTEXT")]
+    pub lsm_mount_context: Option<String>,
+    pub id: String,
+}
+
+impl RestoreArgs {
+    pub fn options(&self, systemd_cgroup: bool) -> Result<RestoreOptions, CliError> {
+        Ok(RestoreOptions {
+            create: CreateOptions {
+                id: self.id.clone(),
+                bundle: self.bundle.clone(),
+                pid_file: self.pid_file.clone(),
+                console_socket: self.console_socket.clone(),
+                no_pivot: self.no_pivot,
+                no_new_keyring: self.no_new_keyring,
+                preserve_fds: 0,
+                systemd_cgroup,
+                rootless_cgroups: false,
+            },
+            image_path: self.criu.image_path(),
+            work_path: self.criu.work_path.clone(),
+            detach: self.detach,
+            no_subreaper: self.no_subreaper,
+            tcp_close: self.tcp_close,
+            lazy_pages: self.criu.lazy_pages,
+            lsm_profile: self.lsm_profile.clone(),
+            lsm_mount_context: self.lsm_mount_context.clone(),
+            flags: self.criu.flags()?,
+        })
     }
 }
 

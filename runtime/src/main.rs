@@ -237,8 +237,13 @@ fn dispatch(cli: &Cli) -> Result<u8> {
         Command::Features => print(&serde_json::to_string_pretty(
             &rtctr::commands::features::features(),
         )?)?,
-        Command::Restore { .. } => bail!("restore is not supported by rtctr yet"),
-        Command::Checkpoint { .. } => bail!("checkpoint is not supported by rtctr yet"),
+        Command::Restore(a) => {
+            let mut opts = a.options(cli.systemd_cgroup)?;
+            opts.create.rootless_cgroups = rootless_cgroups(cli)?;
+            let code = rtctr::commands::restore::restore(&store, &opts)?;
+            return Ok(code.clamp(0, 255) as u8);
+        }
+        Command::Checkpoint(a) => rtctr::commands::checkpoint::checkpoint(&store, &a.options()?)?,
         Command::Update(a) => rtctr::commands::update::update(&store, &a.options()?)?,
         Command::Pause { id } => rtctr::commands::pause::pause(&store, id)?,
         Command::Resume { id } => rtctr::commands::pause::resume(&store, id)?,

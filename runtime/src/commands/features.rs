@@ -41,7 +41,8 @@ pub fn features() -> Value {
             }
         },
         "annotations": {
-            "org.opencontainers.runc.checkpoint.enabled": "false",
+            // "true" only where CRIU runs (a `check` request succeeds).
+            "org.opencontainers.runc.checkpoint.enabled": crate::container::criu::usable().to_string(),
             "io.github.rtctr.version": crate::VERSION
         },
         "potentiallyUnsafeConfigAnnotations": ["rtctr.network"]

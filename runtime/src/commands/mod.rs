@@ -3,6 +3,7 @@
 //! no verb calls another.
 
 pub mod bundle;
+pub mod checkpoint;
 pub mod create;
 pub mod delete;
 pub mod events;
@@ -13,6 +14,7 @@ pub mod layers;
 pub mod list;
 pub mod pause;
 pub mod ps;
+pub mod restore;
 pub mod run;
 pub mod spec;
 pub mod start;

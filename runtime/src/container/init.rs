@@ -291,6 +291,9 @@ pub fn run_init(plan: &Plan, state_dir: &Path, chan: &Channel) -> Result<Infalli
     rootfs::protect_paths(&plan.config.spec, root.fd.as_fd())?;
     let fifo = open_fifo(&state_dir.join(crate::state::EXEC_FIFO))?;
     rootfs::enter(root, &plan.config, plan.own_mounts(), plan.opts.no_pivot)?;
+    if plan.own_mounts() {
+        reopen_dev_null()?;
+    }
     let setup = plan.process_setup();
     let ready = setup.map(|s| process::prepare(&s, chan)).transpose()?;
     chan.send(&Msg::Created)?;
@@ -317,6 +320,36 @@ pub fn run_tenant(
     }
     let ready = process::prepare(setup, chan)?;
     Err(process::exec(ready).into())
+}
+
+/// stdin/stdout/stderr that are the host's /dev/null (engines give a
+/// detached container that) become the container's own /dev/null, as
+/// runc does: CRIU can only checkpoint files it finds in the container's
+/// mounts. A container without /dev/null keeps the host's.
+fn reopen_dev_null() -> Result<(), InitError> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(null) = File::options().read(true).write(true).open("/dev/null") else {
+        return Ok(());
+    };
+    let meta = null.metadata().map_err(sys_io("stat /dev/null"))?;
+    let (stdin, stdout, stderr) = (io::stdin(), io::stdout(), io::stderr());
+    let stdio = [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()];
+    let dup2 = [
+        rustix::stdio::dup2_stdin::<&File>,
+        rustix::stdio::dup2_stdout::<&File>,
+        rustix::stdio::dup2_stderr::<&File>,
+    ];
+    for (fd, dup2) in stdio.into_iter().zip(dup2) {
+        let Ok(st) = rustix::fs::fstat(fd) else {
+            continue;
+        };
+        let is_null = st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == meta.rdev();
+        let same = st.st_dev == meta.dev() && st.st_ino == meta.ino();
+        if is_null && !same {
+            dup2(&null).map_err(|e| sys_io("dup2 /dev/null")(e.into()))?;
+        }
+    }
+    Ok(())
 }
 
 /// A session of its own, not dumpable until execve, and killable while it

@@ -162,6 +162,17 @@ pub fn destroy(dir: ContainerDir, state: &State) -> Result<(), DestroyError> {
     if let Some(o) = &state.overlay {
         crate::image::overlay::unmount(o);
     }
+    // A restore killed half-way leaves its rootfs bind: never remove the
+    // directory through it (that would empty the rootfs).
+    let criu_root = dir.file(super::restore::CRIU_ROOT);
+    super::restore::unmount_criu_root(&criu_root);
+    if criu_root.exists() {
+        return Err(DestroyError::State(StateError::Io {
+            op: "unmount",
+            path: criu_root,
+            source: std::io::Error::from_raw_os_error(libc::EBUSY),
+        }));
+    }
     dir.remove()?;
     let poststop = spec
         .as_ref()

@@ -13,6 +13,8 @@
 //!   [`supervise`] (a foreground process: signals, reaping, terminal).
 
 pub mod capabilities;
+pub mod checkpoint;
+pub mod criu;
 pub mod devices;
 pub mod hooks;
 pub mod idmap;
@@ -28,6 +30,7 @@ pub mod plan;
 pub mod proc_files;
 pub mod process;
 pub mod resolve;
+pub mod restore;
 pub mod rootfs;
 pub mod rootless;
 pub mod sched;

@@ -55,7 +55,7 @@ pub fn create(
 
 /// Removes what a failed create made, from its record, as `delete --force`
 /// would (each failure is logged; the rest still runs).
-fn undo(dir: ContainerDir, intermediate: Option<Pid>) {
+pub(super) fn undo(dir: ContainerDir, intermediate: Option<Pid>) {
     if let Some(pid) = intermediate {
         pidfd::kill_and_wait(pid.as_raw(), None);
     }
@@ -177,7 +177,7 @@ fn write_snapshot(dir: &ContainerDir, plan: &Plan) -> Result<(), CreateError> {
 /// device filter, and can open no device node the host does not already
 /// let them (runc ignores the devices controller there too). A limit
 /// whose controller was left out is an error, not a silent success.
-fn make_cgroup(plan: &Plan) -> Result<(), CreateError> {
+pub(super) fn make_cgroup(plan: &Plan) -> Result<(), CreateError> {
     plan.cgroup.create()?;
     let linux = &plan.config.linux;
     let mut res = linux.resources().clone().unwrap_or_default();
@@ -232,7 +232,7 @@ fn await_init_pid(spawned: &Spawned, plan: &Plan) -> Result<(i32, u64), CreateEr
 /// The record of the container, before anything of it exists: its cgroup
 /// paths, whether its mounts are in rtctr's namespace; no init yet (pid 0
 /// is never alive).
-fn record(plan: &Plan) -> State {
+pub(super) fn record(plan: &Plan) -> State {
     State {
         id: plan.opts.id.clone(),
         pid: 0,
@@ -252,7 +252,7 @@ fn record(plan: &Plan) -> State {
 
 /// The init, with its start time (a later pid of the same number is not
 /// it), in the record: from here on `delete --force` finds and kills it.
-fn record_init(
+pub(super) fn record_init(
     dir: &ContainerDir,
     state: &mut State,
     pid: i32,
@@ -268,7 +268,11 @@ fn state_json(state: &State, status: Status) -> Vec<u8> {
 
 /// The built-in network hook, at the createRuntime point: the container's
 /// netns exists.
-fn attach_network(dir: &ContainerDir, plan: &Plan, state: &mut State) -> Result<(), CreateError> {
+pub(super) fn attach_network(
+    dir: &ContainerDir,
+    plan: &Plan,
+    state: &mut State,
+) -> Result<(), CreateError> {
     let Some(name) = network::requested(&state.id, &state.annotations)? else {
         return Ok(());
     };
@@ -303,7 +307,7 @@ fn attach_network(dir: &ContainerDir, plan: &Plan, state: &mut State) -> Result<
 
 /// prestart (deprecated) and createRuntime hooks, in the runtime's
 /// namespaces, once the container's exist. Returns the state they got.
-fn run_runtime_hooks(plan: &Plan, state: &State) -> Result<String, CreateError> {
+pub(super) fn run_runtime_hooks(plan: &Plan, state: &State) -> Result<String, CreateError> {
     let json = String::from_utf8(state_json(state, Status::Creating)).unwrap_or_default();
     if let Some(h) = plan.config.spec.hooks() {
         for (kind, list) in [
