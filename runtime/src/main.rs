@@ -167,7 +167,7 @@ fn layers(cli: &Cli, cmd: &cli::LayersCommand) -> Result<()> {
 /// `--version`, or the help when no verb is given.
 fn version_or_help(cli: &Cli) -> Result<u8> {
     if cli.version {
-        let spec = rtctr::state::OCI_VERSION;
+        let spec = rtctr::state::OCI_VERSION_MAX;
         print(&format!("rtctr version {}\nspec: {spec}", rtctr::VERSION))?;
     } else {
         use clap::CommandFactory;

@@ -152,6 +152,10 @@ pub struct OciState<'a> {
 
 pub const OCI_VERSION: &str = "1.2.0";
 
+/// The newest runtime-spec whose features this build implements
+/// (`features`' ociVersionMax, `--version`'s spec line).
+pub const OCI_VERSION_MAX: &str = "1.3.0";
+
 impl State {
     pub fn oci(&self, status: Status) -> OciState<'_> {
         OciState {

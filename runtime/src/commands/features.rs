@@ -10,7 +10,7 @@ pub fn features() -> Value {
         .collect();
     json!({
         "ociVersionMin": "1.0.0",
-        "ociVersionMax": "1.3.0",
+        "ociVersionMax": crate::state::OCI_VERSION_MAX,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": crate::container::mounts::OPTION_NAMES,
         "linux": {
