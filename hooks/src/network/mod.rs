@@ -288,6 +288,28 @@ fn configure_container(
 }
 
 /// Run `undo` after `err`; report both if the undo fails too.
+/// Saves a new network (the store locked, `all` the others) and rebuilds
+/// the NAT table with it; a failing table takes the network back out.
+fn add_network(
+    store: &Store,
+    mut all: Vec<Network>,
+    name: &str,
+    subnet: &str,
+    bridge: Option<&str>,
+    gateway: Option<Ipv4Addr>,
+    masquerade: bool,
+) -> Result<Network> {
+    let net = plan_network(name, subnet, bridge, gateway, masquerade, &all)?;
+    store.save(&net)?;
+    all.push(net.clone());
+    if let Err(e) = nat::apply(&nat::plan(&all)) {
+        return Err(rolled_back(e, || {
+            store.delete(name).map_err(|e| e.to_string())
+        }));
+    }
+    Ok(net)
+}
+
 fn rolled_back(err: NetError, undo: impl FnOnce() -> std::result::Result<(), String>) -> NetError {
     match undo() {
         Ok(()) => err,
@@ -337,16 +359,8 @@ impl Networks {
         masquerade: bool,
     ) -> Result<Network> {
         let store = self.lock()?;
-        let mut all = store.load_all()?;
-        let net = plan_network(name, subnet, bridge, gateway, masquerade, &all)?;
-        store.save(&net)?;
-        all.push(net.clone());
-        if let Err(e) = nat::apply(&nat::plan(&all)) {
-            return Err(rolled_back(e, || {
-                store.delete(name).map_err(|e| e.to_string())
-            }));
-        }
-        Ok(net)
+        let all = store.load_all()?;
+        add_network(&store, all, name, subnet, bridge, gateway, masquerade)
     }
 
     /// The network `name`, created as [`Networks::create`] would when it does not exist;
@@ -362,17 +376,9 @@ impl Networks {
         masquerade: bool,
     ) -> Result<Network> {
         let store = self.lock()?;
-        let mut all = store.load_all()?;
+        let all = store.load_all()?;
         let Some(have) = all.iter().find(|n| n.name == name) else {
-            let net = plan_network(name, subnet, bridge, gateway, masquerade, &all)?;
-            store.save(&net)?;
-            all.push(net.clone());
-            if let Err(e) = nat::apply(&nat::plan(&all)) {
-                return Err(rolled_back(e, || {
-                    store.delete(name).map_err(|e| e.to_string())
-                }));
-            }
-            return Ok(net);
+            return add_network(&store, all, name, subnet, bridge, gateway, masquerade);
         };
         let want = plan_network(name, subnet, bridge, gateway, masquerade, &[])?;
         let differs = |what: &'static str, want: String, have: String| {
