@@ -899,6 +899,15 @@ pub fn reap_until(child: i32) -> (i32, u64) {
     }
 }
 
+/// Why `dir` cannot be the source of an idmapped mount here, if it cannot:
+/// the cgroup v2 VM's /tmp is an overlayfs, which its kernel does not
+/// idmap (the host's ext4 /tmp can be).
+pub fn idmap_unsupported(dir: &Path) -> Option<&'static str> {
+    const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+    let st = rustix::fs::statfs(dir).ok()?;
+    (st.f_type as i64 == OVERLAYFS_SUPER_MAGIC).then_some("its source is on overlayfs")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -107,7 +107,15 @@ pub fn prepare(
         let fd = crate::sys::mount::open_tree_clone(&source, recursive_bind)
             .map_err(|e| err("open_tree", e))?;
         crate::sys::mount::mount_setattr_idmap(fd.as_fd(), recursive_map, userns.as_fd())
-            .map_err(|e| err("mount_setattr(MOUNT_ATTR_IDMAP)", e))?;
+            .map_err(|e| match e.raw_os_error() {
+                // The kernel's answer for a filesystem (or a submount, with
+                // ridmap) that cannot be idmapped.
+                Some(libc::EINVAL) => err(
+                    "mount_setattr(MOUNT_ATTR_IDMAP): its filesystem does not support idmapped mounts on this kernel",
+                    e,
+                ),
+                _ => err("mount_setattr(MOUNT_ATTR_IDMAP)", e),
+            })?;
         out.push(Idmapped { index, fd });
     }
     Ok(out)
