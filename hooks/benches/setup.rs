@@ -58,9 +58,17 @@ fn setup_latency() {
     let nets = Networks::new(dir.path());
     host.run(|| nets.create("b", "10.201.9.0/24", Some("rtbb"), None, true))
         .unwrap();
-    // warm up: the bridge exists from the first setup on, as in steady state
-    let ctrs: Vec<Ns> = (0..RUNS + 1).map(|i| Ns::new(&format!("b{i}"))).collect();
+    // Each run drops its first round (warm-up): from then on the bridge
+    // exists, as in steady state.
+    library_latency(&host, &nets);
+    port_latency(&host, &nets);
+    hook_latency(&host, &nets, dir.path());
+    cni_latency(&host);
+}
 
+/// Setup and teardown through the library, in process.
+fn library_latency(host: &Ns, nets: &Networks) {
+    let ctrs: Vec<Ns> = (0..RUNS + 1).map(|i| Ns::new(&format!("b{i}"))).collect();
     let (mut setup, mut down) = (Vec::new(), Vec::new());
     host.run(|| {
         for (i, c) in ctrs.iter().enumerate() {
@@ -79,8 +87,10 @@ fn setup_latency() {
     });
     report("library setup (in-process)", setup);
     report("library teardown (in-process)", down);
+}
 
-    // with one published port: the nftables transaction is part of the cost
+/// Setup with one published port: the nftables transaction is part of the cost.
+fn port_latency(host: &Ns, nets: &Networks) {
     let pctrs: Vec<Ns> = (0..RUNS + 1).map(|i| Ns::new(&format!("bp{i}"))).collect();
     let mut with_port = Vec::new();
     host.run(|| {
@@ -102,8 +112,10 @@ fn setup_latency() {
         }
     });
     report("library setup, 1 published port", with_port);
+}
 
-    // the hook binary as a process (fork+exec included), default network
+/// The hook binary as a process (fork+exec included), default network.
+fn hook_latency(host: &Ns, nets: &Networks, dir: &std::path::Path) {
     let bin = env!("CARGO_BIN_EXE_rtctr-net-hook");
     let sleepers: Vec<PidNs> = (0..RUNS + 1).map(|_| PidNs::new()).collect();
     let mut hook = Vec::new();
@@ -117,7 +129,7 @@ fn setup_latency() {
             let out = run_with_stdin(
                 Command::new(bin)
                     .arg("setup")
-                    .env("RTCTR_NETWORK_DIR", dir.path()),
+                    .env("RTCTR_NETWORK_DIR", dir),
                 &st,
             );
             let e = t.elapsed();
@@ -129,8 +141,10 @@ fn setup_latency() {
         }
     });
     report("rtctr-net-hook setup (process)", hook);
+}
 
-    // CNI bridge plugin, same job
+/// The CNI bridge plugin doing the same job.
+fn cni_latency(host: &Ns) {
     let cni = "/usr/lib/cni/bridge";
     if !std::path::Path::new(cni).exists() {
         println!("{cni} not installed; skipping the CNI comparison");

@@ -149,74 +149,42 @@ impl Extractor<'_> {
             remove_existing(dir.as_fd(), name)?;
         }
         let meta = Meta::of(entry)?;
+        let dir = dir.as_fd();
         match kind {
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                let fd = rustix::fs::openat(
-                    &dir,
-                    name,
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )?;
-                let mut file = std::fs::File::from(fd);
-                io::copy(entry, &mut file).map_err(|e| Refused::Io("write", e))?;
-                meta.apply_fd(file.as_fd())?;
+                write_file(dir, name, entry, &meta)?
             }
             EntryType::Directory => {
-                match rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(0o700)) {
-                    Ok(()) | Err(Errno::EXIST) => {}
-                    Err(e) => return Err(at("mkdir")(e)),
-                }
-                let fd = open_child_dir(dir.as_fd(), name, false)?;
-                meta.apply_fd(fd.as_fd())?;
+                make_dir(dir, name, &meta)?;
                 self.dir_times.push((rel.clone(), meta.mtime));
             }
-            EntryType::Symlink => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or(Refused::Path("a symlink without a target"))?;
-                rustix::fs::symlinkat(OsStr::from_bytes(&target), &dir, name)
-                    .map_err(at("symlink"))?;
-                meta.apply_at(dir.as_fd(), name, true)?;
-            }
-            EntryType::Link => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or(Refused::Path("a hard link without a target"))?;
-                let target = relative(&target)
-                    .map_err(|_| Refused::Path("a hard link to a path outside the layer"))?;
-                let (Some(tparent), Some(tname)) = (target.parent(), target.file_name()) else {
-                    return Err(Refused::Path("a hard link to the layer's root"));
-                };
-                let tdir = self.open_dir(tparent, false)?;
-                rustix::fs::linkat(&tdir, tname, &dir, name, AtFlags::empty())
-                    .map_err(at("link"))?;
-            }
+            EntryType::Symlink => make_symlink(dir, name, entry, &meta)?,
+            EntryType::Link => self.hard_link(dir, name, entry)?,
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                let (ft, dev) = match kind {
-                    EntryType::Char => (FileType::CharacterDevice, meta.dev),
-                    EntryType::Block => (FileType::BlockDevice, meta.dev),
-                    _ => (FileType::Fifo, 0),
-                };
-                rustix::fs::mknodat(&dir, name, ft, Mode::from_raw_mode(0o600), dev).map_err(
-                    |e| {
-                        if e == Errno::PERM {
-                            Refused::Path(
-                                "a device node the host does not allow here (mknod: EPERM)",
-                            )
-                        } else {
-                            at("mknod")(e)
-                        }
-                    },
-                )?;
-                meta.apply_at(dir.as_fd(), name, false)?;
+                make_node(dir, name, kind, &meta)?
             }
             other => log::debug!("layer {}: skip entry type {other:?}", self.layer),
         }
         Ok(())
+    }
+
+    /// A hard link to an earlier entry of the layer (never outside it).
+    fn hard_link<R: Read>(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+        entry: &tar::Entry<'_, R>,
+    ) -> Result<(), Refused> {
+        let target = entry
+            .link_name_bytes()
+            .ok_or(Refused::Path("a hard link without a target"))?;
+        let target = relative(&target)
+            .map_err(|_| Refused::Path("a hard link to a path outside the layer"))?;
+        let (Some(tparent), Some(tname)) = (target.parent(), target.file_name()) else {
+            return Err(Refused::Path("a hard link to the layer's root"));
+        };
+        let tdir = self.open_dir(tparent, false)?;
+        rustix::fs::linkat(&tdir, tname, dir, name, AtFlags::empty()).map_err(at("link"))
     }
 
     /// Opens (with `create`: making the missing ones) the directory `rel`
@@ -410,6 +378,66 @@ fn times(mtime: u64) -> Timestamps {
         last_access: t,
         last_modification: t,
     }
+}
+
+/// A regular file, created (never opened through a link) and filled.
+fn write_file<R: Read>(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    entry: &mut tar::Entry<'_, R>,
+    meta: &Meta,
+) -> Result<(), Refused> {
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(0o600))?;
+    let mut file = std::fs::File::from(fd);
+    io::copy(entry, &mut file).map_err(|e| Refused::Io("write", e))?;
+    meta.apply_fd(file.as_fd())
+}
+
+/// A directory (an existing one is kept: a later layer entry re-states it).
+fn make_dir(dir: BorrowedFd<'_>, name: &OsStr, meta: &Meta) -> Result<(), Refused> {
+    match rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o700)) {
+        Ok(()) | Err(Errno::EXIST) => {}
+        Err(e) => return Err(at("mkdir")(e)),
+    }
+    let fd = open_child_dir(dir, name, false)?;
+    meta.apply_fd(fd.as_fd())
+}
+
+fn make_symlink<R: Read>(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    entry: &tar::Entry<'_, R>,
+    meta: &Meta,
+) -> Result<(), Refused> {
+    let target = entry
+        .link_name_bytes()
+        .ok_or(Refused::Path("a symlink without a target"))?;
+    rustix::fs::symlinkat(OsStr::from_bytes(&target), dir, name).map_err(at("symlink"))?;
+    meta.apply_at(dir, name, true)
+}
+
+/// A character or block device, or a fifo; a device the host refuses
+/// (EPERM, e.g. in a user namespace) is named as such.
+fn make_node(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    kind: EntryType,
+    meta: &Meta,
+) -> Result<(), Refused> {
+    let (ft, dev) = match kind {
+        EntryType::Char => (FileType::CharacterDevice, meta.dev),
+        EntryType::Block => (FileType::BlockDevice, meta.dev),
+        _ => (FileType::Fifo, 0),
+    };
+    rustix::fs::mknodat(dir, name, ft, Mode::from_raw_mode(0o600), dev).map_err(|e| {
+        if e == Errno::PERM {
+            Refused::Path("a device node the host does not allow here (mknod: EPERM)")
+        } else {
+            at("mknod")(e)
+        }
+    })?;
+    meta.apply_at(dir, name, false)
 }
 
 #[cfg(test)]
