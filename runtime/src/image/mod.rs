@@ -23,6 +23,7 @@ pub mod overlay;
 pub mod store;
 pub mod unpack;
 mod user;
+mod zstd;
 
 /// The annotation listing a bundle's layers, diff-ids bottom first,
 /// comma-separated.

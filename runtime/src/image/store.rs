@@ -189,7 +189,7 @@ fn unpack_layer(
     let stream: Box<dyn Read + '_> = if magic.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::read::MultiGzDecoder::new(&mut blob))
     } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(zstd::stream::read::Decoder::with_buffer(&mut blob).map_err(blob_err)?)
+        Box::new(super::zstd::Frames::new(&mut blob))
     } else {
         Box::new(&mut blob)
     };
