@@ -660,7 +660,7 @@ fn tcp_connection_survives_on_the_built_in_network() {
         "the dumped server's stdout closes"
     );
     assert!(rt.leases(&name).unwrap().is_empty());
-    assert!(!link_exists(&host_veth_name(id)));
+    assert!(veth_goes(id), "the veth outlives the container");
 
     rt.record(id, b.path());
     let bundle = b.path().to_str().unwrap();
@@ -688,5 +688,13 @@ fn tcp_connection_survives_on_the_built_in_network() {
     );
     rt.run(&["delete", "--force", id]).ok();
     assert!(rt.leases(&name).unwrap().is_empty());
-    assert!(!link_exists(&host_veth_name(id)));
+    assert!(veth_goes(id), "the veth outlives the container");
+}
+
+/// The container's host veth disappears: the kernel removes it with the
+/// container's network namespace, just after `delete` returns.
+fn veth_goes(id: &str) -> bool {
+    wait_for(std::time::Duration::from_secs(10), || {
+        !link_exists(&host_veth_name(id))
+    })
 }

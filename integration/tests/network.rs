@@ -126,7 +126,12 @@ fn containers_on_one_network_reach_each_other_and_leave_nothing() {
         inspect["leases"].as_array().unwrap().is_empty(),
         "{inspect}"
     );
-    assert!(!link_exists(&veth));
+    // The kernel removes the pair with the container's network namespace,
+    // just after delete returns.
+    assert!(
+        wait_for(std::time::Duration::from_secs(10), || !link_exists(&veth)),
+        "{veth} still on the host 10 s after delete"
+    );
     let rules = std::process::Command::new("nft")
         .args(["list", "table", "inet", "rtctr"])
         .output()

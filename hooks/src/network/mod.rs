@@ -115,6 +115,25 @@ pub fn teardown(container: &str, network: Option<&str>) -> Result<()> {
     networks().teardown(container, network)
 }
 
+/// Detach a container whose processes are all gone; see [`Veth::GoesWithNetns`].
+pub fn release(container: &str, network: Option<&str>) -> Result<()> {
+    networks().release(container, network)
+}
+
+/// What a teardown does with the container's host veth.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Veth {
+    /// Delete it (RTM_DELLINK): the container's network namespace may live on (a CNI DEL, a
+    /// hook, a failed setup).
+    Delete,
+    /// Leave it to the kernel: the container's processes are dead, so its network namespace
+    /// is being destroyed, and the kernel unregisters the pair with it, batched, after the
+    /// command returns. Deleting it here cost a delete 10–20 ms of RCU grace periods, or
+    /// ~1 ms waiting for the RTNL lock the namespace's cleanup holds. Should the namespace be
+    /// kept alive from outside (a bind mount of its ns file), the veth stays until it goes.
+    GoesWithNetns,
+}
+
 fn invalid(what: &'static str, value: impl ToString, reason: impl ToString) -> NetError {
     NetError::Invalid {
         what,
@@ -586,6 +605,16 @@ impl Networks {
     /// its DNAT rules. `network: None` looks in every network. Nothing to do is not an error.
     /// The bridge stays (see [`Networks::remove`]).
     pub fn teardown(&self, container: &str, network: Option<&str>) -> Result<()> {
+        self.detach(container, network, Veth::Delete)
+    }
+
+    /// [`Networks::teardown`] of a container whose processes are all gone: its veth is left
+    /// to the kernel ([`Veth::GoesWithNetns`]).
+    pub fn release(&self, container: &str, network: Option<&str>) -> Result<()> {
+        self.detach(container, network, Veth::GoesWithNetns)
+    }
+
+    fn detach(&self, container: &str, network: Option<&str>, veth: Veth) -> Result<()> {
         let store = self.lock()?;
         let mut all = store.load_all()?;
         let rules_before = nat::plan(&all);
@@ -600,18 +629,21 @@ impl Networks {
             let Some(lease) = net.lease(container).cloned() else {
                 continue;
             };
-            nl.del_link(&lease.veth)
-                .map_err(|e| NetError::netlink("deleting veth", &lease.veth, e))?;
+            if veth == Veth::Delete {
+                nl.del_link(&lease.veth)
+                    .map_err(|e| NetError::netlink("deleting veth", &lease.veth, e))?;
+            }
             net.leases.retain(|l| l.container != container);
             changed.push(i);
         }
         if changed.is_empty() {
             // A crash between creating the veth and saving the lease leaves a veth only;
             // delete it unless a lease (on a network not named here) owns it.
-            let veth = host_veth_name(container);
-            if !all.iter().any(|n| n.leases.iter().any(|l| l.veth == veth)) {
-                nl.del_link(&veth)
-                    .map_err(|e| NetError::netlink("deleting veth", &veth, e))?;
+            let name = host_veth_name(container);
+            if veth == Veth::Delete && !all.iter().any(|n| n.leases.iter().any(|l| l.veth == name))
+            {
+                nl.del_link(&name)
+                    .map_err(|e| NetError::netlink("deleting veth", &name, e))?;
             }
             return Ok(());
         }

@@ -151,7 +151,7 @@ pub fn destroy(dir: ContainerDir, state: &State) -> Result<(), DestroyError> {
         Some(n) if n.get("user_mode").is_some() => user_net::detach(n, &dir.path),
         Some(n) => {
             if let Some(net) = n["network"].as_str() {
-                network::detach(&state.id, net);
+                network::release(&state.id, net);
             }
         }
         None => {}

@@ -140,6 +140,14 @@ pub fn detach(id: &str, network: &str) {
     }
 }
 
+/// [`detach`] once every process of the container is dead: the kernel
+/// removes the veth pair with the container's network namespace.
+pub fn release(id: &str, network: &str) {
+    if let Err(e) = rtctr_hooks::release(id, Some(network)) {
+        log::warn!("network teardown of {id}: {e}");
+    }
+}
+
 /// `linux.netDevices` as (host name, container-side name) pairs, in name
 /// order.
 fn net_devices(linux: &oci_spec::runtime::Linux) -> Vec<(&str, &str)> {
