@@ -40,6 +40,9 @@ struct Opts {
     throughput_count: usize,
     throughput_rounds: usize,
     out: PathBuf,
+    /// Other rtctr builds measured beside it (`--compare NAME=PATH`), e.g.
+    /// the previous commit's, so a change is judged in one paired run.
+    compare: Vec<(String, PathBuf)>,
 }
 
 fn parse_opts() -> Opts {
@@ -49,6 +52,7 @@ fn parse_opts() -> Opts {
         throughput_count: 200,
         throughput_rounds: 3,
         out: PathBuf::from("target/bench"),
+        compare: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -70,6 +74,15 @@ fn parse_opts() -> Opts {
                 o.throughput_rounds = num(val("--throughput-rounds"), "--throughput-rounds")
             }
             "--out" => o.out = PathBuf::from(val("--out")),
+            "--compare" => {
+                let v = val("--compare");
+                match v.split_once('=') {
+                    Some((name, path)) if name.starts_with("rtctr-") && name.len() > 6 => {
+                        o.compare.push((name.to_owned(), PathBuf::from(path)))
+                    }
+                    _ => die(&format!("--compare wants rtctr-NAME=PATH, not {v:?}")),
+                }
+            }
             _ => die(&format!("unknown argument {a:?}")),
         }
     }
@@ -160,8 +173,9 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// The runtimes found: rtctr first, then runc, crun, youki on PATH.
-fn find_runtimes(work: &Path) -> Vec<Runtime> {
+fn find_runtimes(work: &Path, compare: &[(String, PathBuf)]) -> Vec<Runtime> {
     let mut found = vec![("rtctr".to_owned(), rtctr_bin())];
+    found.extend(compare.iter().cloned());
     for name in ["runc", "crun", "youki"] {
         match which(name) {
             Some(p) => found.push((name.to_owned(), p)),
@@ -551,7 +565,7 @@ fn main() {
     let work = work.path();
     let rootfs = work.join("rootfs");
     make_rootfs(&rootfs);
-    let rts = find_runtimes(work);
+    let rts = find_runtimes(work, &opts.compare);
     let names: Vec<&str> = rts.iter().map(|r| r.name.as_str()).collect();
     println!(
         "bench: {} rounds (+{} warm-up), runtimes: {}",
@@ -690,7 +704,7 @@ fn main() {
         w,
         n,
         |rt, i| {
-            let builtin_ms = if rt.name == "rtctr" && net_ok {
+            let builtin_ms = if rt.name.starts_with("rtctr") && net_ok {
                 lifecycle(rt, &builtin, &format!("net{i}"), &netenv)?
             } else {
                 f64::NAN
