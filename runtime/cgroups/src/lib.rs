@@ -373,14 +373,32 @@ impl Cgroup {
     /// (kernel/cgroup/cgroup.c, cgroup_procs_write_start); cgroup2 has no
     /// such file for domain cgroups, hence `CLONE_INTO_CGROUP` there.
     pub fn join_self(&self, in_unified: bool) -> Result<()> {
+        self.open_join(in_unified)?.join()
+    }
+
+    /// Opens the files [`Join::join`] writes, so that a process can join
+    /// after it entered other namespaces (another mount namespace shows
+    /// other cgroup files, or none).
+    pub fn open_join(&self, in_unified: bool) -> Result<Join> {
+        let mut files = Vec::new();
         for (key, dir) in &self.dirs {
-            if key != UNIFIED {
-                fsio::write(dir, "tasks", "0")?;
-            } else if !in_unified {
-                ops::add_pid(dir, 0)?;
-            }
+            let file = match (key.as_str(), in_unified) {
+                (UNIFIED, true) => continue,
+                (UNIFIED, false) => "cgroup.procs",
+                _ => "tasks",
+            };
+            let path = dir.join(file);
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|source| Error::Write {
+                    path: path.clone(),
+                    value: "0".into(),
+                    source,
+                })?;
+            files.push((path, f));
         }
-        Ok(())
+        Ok(Join(files))
     }
 
     /// Every pid in the cgroup and its descendants.
@@ -548,6 +566,37 @@ impl Cgroup {
                 }
             })
             .collect()
+    }
+}
+
+/// A cgroup's join files, open (see [`Cgroup::open_join`]).
+pub struct Join(Vec<(PathBuf, std::fs::File)>);
+
+impl Join {
+    /// Moves the calling process (a fresh, single-threaded fork) in: `0`
+    /// written to each file. cgroup2's `cgroup.procs` may answer EINVAL
+    /// for a moment: tried again, as [`ops::add_pid`] does.
+    pub fn join(self) -> Result<()> {
+        for (path, mut f) in self.0 {
+            let mut tries = 0;
+            loop {
+                match io::Write::write_all(&mut f, b"0") {
+                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) && tries < 5 => {
+                        tries += 1;
+                        std::thread::sleep(Duration::from_millis(30));
+                    }
+                    r => {
+                        r.map_err(|source| Error::Write {
+                            path,
+                            value: "0".into(),
+                            source,
+                        })?;
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -22,6 +22,7 @@ use super::proc_files::{self, ProcFile};
 use super::sync::{self, Channel, Msg, SyncError};
 use super::{hooks, namespaces, network, process, resolve, rootfs, sched, terminal};
 use crate::sys::process::{exit_now, fork, fork_into_cgroup, Forked};
+use nix::sched::CloneFlags;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
@@ -192,24 +193,50 @@ fn enter_container(enter: &Enter, in_unified: bool, chan: &Channel) -> Result<Fo
     // Before joining anything of the container: nothing in it may open our
     // /proc/<pid>/exe (rtctr) or fds, or ptrace us, until execve.
     nix::sys::prctl::set_dumpable(false).map_err(sys("prctl(PR_SET_DUMPABLE)"))?;
-    // Join the cgroup while still in the host's namespaces, and before a
-    // new cgroup namespace, whose root becomes this cgroup.
-    if let Some(cg) = enter.cgroup {
-        cg.join_self(in_unified)?;
-    }
-    if let Some(cpus) = enter.sched.and_then(|s| s.final_cpus.as_ref()) {
-        sched::set_cpus("process.execCPUAffinity.final", cpus)?;
+    // Root in a user namespace is another host uid, which may not write
+    // the host's cgroup files: with one, join the cgroup first. Without,
+    // make the namespaces first, so that their kernel memory (a network
+    // namespace alone is ~100 KiB) is charged to the caller, not to the
+    // container's memory limit, as with crun. The files are opened here,
+    // in the host's mount namespace.
+    let mut join = match enter.cgroup {
+        Some(cg) => Some(cg.open_join(in_unified)?),
+        None => None,
+    };
+    let in_userns = enter.ns.has(LinuxNamespaceType::User);
+    if in_userns {
+        join_cgroup(join.take(), enter.sched)?;
     }
     namespaces::join_all(enter.ns)?;
     if enter.ns.new_user {
         unshare_user(chan)?;
     }
-    if enter.ns.has(LinuxNamespaceType::User) {
+    if in_userns {
         become_root()?;
     }
-    namespaces::unshare(enter.ns.unshare)?;
+    // A new cgroup namespace's root is the cgroup its creator is in.
+    let cgroupns = enter.ns.unshare & CloneFlags::CLONE_NEWCGROUP;
+    namespaces::unshare(enter.ns.unshare - cgroupns)?;
+    if !in_userns {
+        join_cgroup(join, enter.sched)?;
+    }
+    namespaces::unshare(cgroupns)?;
     write_time_offsets(enter.ns)?;
     fork().map_err(sys_io("fork"))
+}
+
+/// Joins the container's cgroup and takes its final CPUs.
+fn join_cgroup(
+    join: Option<rtctr_cgroups::Join>,
+    sched: Option<&sched::Sched>,
+) -> Result<(), InitError> {
+    if let Some(j) = join {
+        j.join()?;
+    }
+    if let Some(cpus) = sched.and_then(|s| s.final_cpus.as_ref()) {
+        sched::set_cpus("process.execCPUAffinity.final", cpus)?;
+    }
+    Ok(())
 }
 
 /// Offsets can only be set before any process lives in the namespace. In
