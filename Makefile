@@ -11,7 +11,7 @@ RTCTR := target/release/rtctr
 BUNDLE := bundles/busybox
 APT_PACKAGES := busybox-static iproute2 nftables libnftnl-dev libmnl-dev pkg-config \
 	qemu-system-x86 linux-image-amd64 runc jq apparmor protobuf-compiler uidmap passt slirp4netns \
-	umoci skopeo criu
+	umoci skopeo criu podman
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: all build deps bundle demo test unit integration soak soak-short test-engines test-cgroupv2 test-checkpoint-podman \

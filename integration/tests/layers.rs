@@ -2,7 +2,8 @@
 //! unpacks an OCI image layout into the layer store, `create` mounts the
 //! overlay of its layers, `delete` removes it. The images are made here:
 //! layer tars written with the `tar` crate (gzip, zstd and plain), over a
-//! busybox rootfs from bundles/mkrootfs.sh.
+//! busybox rootfs from bundles/mkrootfs.sh; and by umoci, skopeo and
+//! podman over the same rootfs.
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
@@ -822,4 +823,269 @@ fn images_made_by_umoci_and_skopeo_run() {
     // gzip layers (umoci, and the archive of them) once, zstd ones once:
     // the same diff-ids, so two layers in all.
     assert_eq!(entries(&store.path().join("sha256")).len(), 2);
+}
+
+/// A private podman: its own storage (vfs, so no mounts), run and tmp
+/// dirs, containers.conf and storage.conf (CONTAINERS_CONF and
+/// CONTAINERS_STORAGE_CONF: then the only ones it reads) in a temp dir,
+/// so the test uses neither the host's podman images nor its settings, and
+/// changes nothing of them. Its images are removed at drop.
+struct Podman {
+    dir: tempfile::TempDir,
+}
+
+impl Podman {
+    fn new() -> Podman {
+        let dir = tempfile::Builder::new()
+            .prefix("rtctr-podman-")
+            .tempdir()
+            .unwrap();
+        // No systemd needed. RUN steps get a low RLIMIT_NOFILE, which a
+        // host without CAP_SYS_RESOURCE can always give (docs/engines.md).
+        std::fs::write(
+            dir.path().join("containers.conf"),
+            "[containers]\ndefault_ulimits = [\"nofile=1024:1024\"]\n\n\
+             [engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
+        )
+        .unwrap();
+        let d = dir.path().display();
+        std::fs::write(
+            dir.path().join("storage.conf"),
+            format!(
+                "[storage]\ndriver = \"vfs\"\nrunroot = \"{d}/run\"\ngraphroot = \"{d}/storage\"\n"
+            ),
+        )
+        .unwrap();
+        Podman { dir }
+    }
+
+    fn path(&self, p: &str) -> String {
+        self.dir.path().join(p).display().to_string()
+    }
+
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        let d = self.dir.path();
+        Command::new("timeout")
+            .args(["-k", "5", "120", "podman"])
+            .env("CONTAINERS_CONF", d.join("containers.conf"))
+            .env("CONTAINERS_STORAGE_CONF", d.join("storage.conf"))
+            .arg("--root")
+            .arg(d.join("storage"))
+            .arg("--runroot")
+            .arg(d.join("run"))
+            .arg("--tmpdir")
+            .arg(d.join("tmp"))
+            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
+            .args(["--events-backend", "file"])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Runs podman, failing the test with its stderr if it fails; its stdout.
+    #[track_caller]
+    fn run(&self, args: &[&str]) -> String {
+        let o = self.cmd(args);
+        assert!(
+            o.status.success(),
+            "podman {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["rmi", "--all", "--force"]);
+    }
+}
+
+/// The media types of the layers of the image tagged `tag` in `layout`.
+fn layer_media_types(layout: &str, tag: &str) -> Vec<String> {
+    let read = |p: &str| -> Value {
+        serde_json::from_slice(&std::fs::read(Path::new(layout).join(p)).unwrap()).unwrap()
+    };
+    let index = read("index.json");
+    let m = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == json!(tag))
+        .unwrap_or_else(|| panic!("{layout}: no manifest tagged {tag}: {index}"));
+    let digest = m["digest"].as_str().unwrap();
+    let manifest = read(&format!("blobs/sha256/{}", &digest[7..]));
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["mediaType"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The podman image's command (its CMD, run by ENTRYPOINT `sh -c`).
+const PODMAN_SCRIPT: &str =
+    "ls /data; cat /data/new; id -un; id -u; pwd; echo $FOO; echo before=$(ls); echo mine > mark && echo wrote";
+
+/// Images made by podman, as issue 12 asks: a busybox rootfs `podman
+/// import`ed, then `podman build --runtime runc` of a second layer that
+/// deletes one file (podman writes the whiteout) and adds one, with ENV,
+/// WORKDIR, USER, ENTRYPOINT and CMD; `podman save --format oci-dir`
+/// (gzip layers) bundled twice, `--uncompressed`, and `podman push
+/// --compression-format zstd` into a layout of two images, picked by
+/// podman's ref name (`localhost/NAME:TAG`). `make deps` installs podman.
+#[test]
+fn images_made_by_podman_run() {
+    let Some(rt) = Rtctr::for_root_test() else {
+        return;
+    };
+    for t in ["podman", "runc"] {
+        if Command::new(t).arg("--version").output().is_err() {
+            rtctr_test_support::loud(&format!("SKIPPED: {t} missing (make deps installs it)"));
+            return;
+        }
+    }
+    let pm = Podman::new();
+    let rootfs = pm.dir.path().join("rootfs");
+    make_rootfs(&rootfs);
+    std::fs::create_dir(rootfs.join("data")).unwrap();
+    std::fs::write(rootfs.join("data/keep"), "keep\n").unwrap();
+    std::fs::write(rootfs.join("data/gone"), "gone\n").unwrap();
+    let base_tar = pm.path("rootfs.tar");
+    tool(&["tar", "-C", &pm.path("rootfs"), "-cf", &base_tar, "."]);
+    let (base, two) = ("localhost/rtctr-base:latest", "localhost/rtctr-two:latest");
+    pm.run(&["import", "-q", &base_tar, base]);
+    let ctx = pm.dir.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Containerfile"),
+        format!(
+            "FROM {base}\nRUN rm /data/gone && echo new > /data/new\nENV FOO=\"from podman\"\n\
+             WORKDIR /home/user\nUSER user\nENTRYPOINT [\"sh\", \"-c\"]\nCMD [\"{PODMAN_SCRIPT}\"]\n"
+        ),
+    )
+    .unwrap();
+    let ctx = ctx.to_str().unwrap();
+    let build = [
+        "build",
+        "-q",
+        "--runtime",
+        "runc",
+        "--pull=never",
+        "--network",
+        "none",
+    ];
+    pm.run(&[&build[..], &["-t", two, ctx]].concat());
+    let diff_ids: Vec<String> = pm
+        .run(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{range .RootFS.Layers}}{{.}} {{end}}",
+            two,
+        ])
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(diff_ids.len(), 2, "podman made two layers: {diff_ids:?}");
+    let (gzip, plain, more) = (pm.path("oci"), pm.path("plain"), pm.path("more"));
+    pm.run(&["save", "-q", "--format", "oci-dir", "-o", &gzip, two]);
+    pm.run(&[
+        "save",
+        "-q",
+        "--format",
+        "oci-dir",
+        "--uncompressed",
+        "-o",
+        &plain,
+        two,
+    ]);
+    pm.run(&["push", "-q", base, &format!("oci:{more}:{base}")]);
+    let zstd_tag = "localhost/rtctr-two:zstd";
+    pm.run(&[
+        "push",
+        "-q",
+        "--compression-format",
+        "zstd",
+        two,
+        &format!("oci:{more}:{zstd_tag}"),
+    ]);
+    pm.run(&["rmi", "--all", "--force"]);
+    assert_eq!(pm.run(&["images", "-q"]), "");
+    for (layout, tag, media) in [
+        (&gzip, two, "tar+gzip"),
+        (&plain, two, "tar"),
+        (&more, zstd_tag, "tar+zstd"),
+    ] {
+        let want = format!("application/vnd.oci.image.layer.v1.{media}");
+        assert_eq!(
+            layer_media_types(layout, tag),
+            [want.as_str(), &want],
+            "{layout}"
+        );
+    }
+
+    // The gzip layout, bundled twice: two containers.
+    let store = tempfile::tempdir().unwrap();
+    let (b1, b2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    bundle(store.path(), &gzip, b1.path()).ok();
+    bundle(store.path(), &gzip, b2.path()).ok();
+    let mut hexes: Vec<String> = diff_ids.iter().map(|d| d[7..].to_string()).collect();
+    hexes.sort();
+    assert_eq!(
+        entries(&store.path().join("sha256")),
+        hexes,
+        "one directory per layer"
+    );
+    let (b1, b2) = (as_bundle(b1), as_bundle(b2));
+    assert_eq!(
+        b1.config["process"]["user"],
+        json!({"uid": 1000, "gid": 1000})
+    );
+    assert_eq!(
+        b1.config["annotations"]["org.opencontainers.image.ref.name"],
+        json!(two)
+    );
+    rt.create(&b1, "pm1", &[]).ok();
+    rt.create(&b2, "pm2", &[]).ok();
+    let want = "keep\nnew\nnew\nuser\n1000\n/home/user\nfrom podman\nbefore=\nwrote\n";
+    rt.run(&["start", "pm1"]).ok();
+    rt.wait_status("pm1", "stopped");
+    assert_eq!(Rtctr::output_of(&b1, "pm1"), want);
+    let upper1 = store.path().join("containers/pm1/upper");
+    assert_eq!(
+        std::fs::read_to_string(upper1.join("home/user/mark")).unwrap(),
+        "mine\n"
+    );
+    // The second container does not see the first one's write.
+    rt.run(&["start", "pm2"]).ok();
+    rt.wait_status("pm2", "stopped");
+    assert_eq!(Rtctr::output_of(&b2, "pm2"), want);
+    for (id, b) in [("pm1", &b1), ("pm2", &b2)] {
+        rt.run(&["delete", id]).ok();
+        assert_eq!(overlay_at(&b.path().join("rootfs")), None);
+        assert!(!host_mounts_mention(&b.path().join("rootfs")), "{id}");
+    }
+    assert!(!host_mounts_mention(store.path()));
+    assert_eq!(
+        entries(&store.path().join("containers")),
+        Vec::<String>::new()
+    );
+
+    // Plain layers, and zstd ones picked by podman's ref name among two
+    // images: the same diff-ids, so no new layer directory.
+    for (i, image) in [plain, format!("{more}:{zstd_tag}")].iter().enumerate() {
+        let b = tempfile::tempdir().unwrap();
+        bundle(store.path(), image, b.path()).ok();
+        let b = as_bundle(b);
+        let id = format!("pm-variant{i}");
+        rt.create(&b, &id, &[]).ok();
+        rt.run(&["start", &id]).ok();
+        rt.wait_status(&id, "stopped");
+        assert_eq!(Rtctr::output_of(&b, &id), want, "{image}");
+        rt.run(&["delete", &id]).ok();
+    }
+    assert_eq!(entries(&store.path().join("sha256")), hexes);
+    assert!(!host_mounts_mention(pm.dir.path()));
 }

@@ -88,10 +88,25 @@ fn bundle_from(
     })
 }
 
-/// `DIR:TAG` → (DIR, TAG); a path that exists as given has no tag.
+/// `DIR:TAG` → (DIR, TAG); a path that exists as given has no tag. A tag
+/// may hold colons and slashes (podman names the image it saves
+/// `localhost/NAME:TAG`), and a path may hold colons: the split is at the
+/// first colon whose left side is an image (a file, or a directory with an
+/// index.json). When none is, at the last colon, unless what follows it
+/// holds a slash, so the error names the directory.
 pub fn split_ref(image: &str) -> (PathBuf, Option<String>) {
     if Path::new(image).exists() {
         return (PathBuf::from(image), None);
+    }
+    let existing = image
+        .match_indices(':')
+        .map(|(i, _)| (&image[..i], &image[i + 1..]))
+        .find(|(dir, _)| {
+            let p = Path::new(dir);
+            !dir.is_empty() && (p.is_file() || p.join("index.json").is_file())
+        });
+    if let Some((dir, tag)) = existing {
+        return (PathBuf::from(dir), Some(tag.to_string()));
     }
     match image.rsplit_once(':') {
         Some((dir, tag)) if !tag.contains('/') && !dir.is_empty() => {
@@ -231,5 +246,30 @@ mod tests {
             (PathBuf::from("/no/such/img"), None)
         );
         assert_eq!(split_ref("/tmp"), (PathBuf::from("/tmp"), None));
+    }
+
+    #[test]
+    fn split_ref_keeps_a_tag_with_colons_and_a_path_with_colons() {
+        let tmp = tempfile::tempdir().unwrap();
+        let img = tmp.path().join("img");
+        let colon = tmp.path().join("a:b");
+        // `a` exists but is no image: `a:b` is the image
+        std::fs::create_dir(tmp.path().join("a")).unwrap();
+        for d in [&img, &colon] {
+            std::fs::create_dir(d).unwrap();
+            std::fs::write(d.join("index.json"), "{}").unwrap();
+        }
+        let (i, c) = (img.display(), colon.display());
+        // podman save's ref name
+        assert_eq!(
+            split_ref(&format!("{i}:localhost/two:latest")),
+            (img.clone(), Some("localhost/two:latest".into()))
+        );
+        assert_eq!(split_ref(&format!("{i}:v1")), (img, Some("v1".into())));
+        assert_eq!(
+            split_ref(&format!("{c}:v1")),
+            (colon.clone(), Some("v1".into()))
+        );
+        assert_eq!(split_ref(&format!("{c}")), (colon, None));
     }
 }
