@@ -178,6 +178,32 @@ fn a_comment_too_long_for_nftables_is_cut_to_127_bytes() {
     assert!(text.contains(&cut), "{text}");
 }
 
+#[test]
+fn a_thousand_rules_fit_in_one_transaction() {
+    if !require_root(NEEDS_ROOT) {
+        return;
+    }
+    // the default socket buffers held the batch and ACKs of about 100 rules (ENOBUFS)
+    let host = Ns::new("nft");
+    let rules: Vec<PlannedRule> = (0..1000u16)
+        .map(|i| PlannedRule {
+            chain: ChainName::Prerouting,
+            kind: RuleKind::Dnat {
+                proto: Proto::Tcp,
+                host_port: 10000 + i,
+                ip: "10.201.5.2".parse().unwrap(),
+                port: 80,
+            },
+            comment: format!("rtctr net=web ctr=c{i}"),
+        })
+        .collect();
+    host.run(|| nat::apply(&rules)).unwrap();
+    let text = nft(&host, &["list", "chain", "inet", "rtctr", "prerouting"]);
+    assert_eq!(text.matches(" dnat ip to 10.201.5.2:80 ").count(), 1000);
+    assert!(text
+        .contains(r#"tcp dport 10999 dnat ip to 10.201.5.2:80 comment "rtctr net=web ctr=c999""#));
+}
+
 /// `nft list table inet rtctr`.
 const EXPECTED_TEXT: &str = include_str!("data/nft-list.txt");
 /// `nft -j list table inet rtctr` (with handles: the rules' order in the transaction).

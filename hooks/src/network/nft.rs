@@ -406,6 +406,7 @@ impl Batch {
     pub fn send(mut self) -> io::Result<()> {
         self.control(libc::NFNL_MSG_BATCH_END);
         let sock = open()?;
+        make_room(&sock, self.buf.len(), self.acks.len());
         sock.send(&self.buf, 0)?;
         let mut pending = self.acks;
         while !pending.is_empty() {
@@ -427,6 +428,30 @@ fn open() -> io::Result<Socket> {
     sock.bind_auto()?;
     sock.connect(&SocketAddr::new(0, 0))?;
     Ok(sock)
+}
+
+/// Receive-buffer room one ACK takes (its skb's truesize, rounded up generously).
+const ACK_ROOM: usize = 2048;
+
+/// Buffers large enough for a batch of `len` bytes and its `acks` ACKs: the kernel refuses
+/// a datagram larger than the send buffer (`EMSGSIZE`) and drops ACKs that do not fit the
+/// receive buffer (`ENOBUFS`); the defaults (208 KiB) held about 100 rules' ACKs. As nft
+/// does, a buffer too small is raised with `SO_SNDBUFFORCE`/`SO_RCVBUFFORCE`. Those need
+/// `CAP_NET_ADMIN` in the initial user namespace; without it the plain options raise them up
+/// to `wmem_max`/`rmem_max`, and a batch that still does not fit fails as before.
+fn make_room(sock: &Socket, len: usize, acks: usize) {
+    use nix::sys::socket::{getsockopt, setsockopt, sockopt};
+    // getsockopt reports what the kernel checks: twice the value set
+    let send = len + 64;
+    if getsockopt(sock, sockopt::SndBuf).is_ok_and(|have| have < send) {
+        let forced = setsockopt(sock, sockopt::SndBufForce, &send);
+        let _ = forced.or_else(|_| setsockopt(sock, sockopt::SndBuf, &send));
+    }
+    let recv = acks.saturating_add(2).saturating_mul(ACK_ROOM);
+    if getsockopt(sock, sockopt::RcvBuf).is_ok_and(|have| have < recv) {
+        let forced = setsockopt(sock, sockopt::RcvBufForce, &recv);
+        let _ = forced.or_else(|_| setsockopt(sock, sockopt::RcvBuf, &recv));
+    }
 }
 
 /// One netlink message of a datagram.
