@@ -9,7 +9,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 RTCTR := target/release/rtctr
 BUNDLE := bundles/busybox
-APT_PACKAGES := busybox-static iproute2 nftables libnftnl-dev libmnl-dev pkg-config \
+APT_PACKAGES := busybox-static iproute2 nftables pkg-config \
 	qemu-system-x86 linux-image-amd64 runc jq apparmor protobuf-compiler uidmap passt slirp4netns \
 	umoci skopeo criu podman
 export PATH := $(HOME)/.cargo/bin:$(PATH)

@@ -3,7 +3,7 @@
 //! created before the timer starts. Compares the in-process library, the `rtctr-net-hook`
 //! binary, and the CNI bridge plugin (`/usr/lib/cni/bridge` + host-local, ipMasq) doing the
 //! same job (bridge, veth, address, default route, masquerade); then the cost of an nftables
-//! transaction.
+//! transaction, and of applying a typical rule set (12 rules) to a new table.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -225,5 +225,42 @@ fn nft_cost() {
         report("nft flush+re-add", full);
         report("nft append 1 rule", app);
         nat::apply(&[]).unwrap();
+        let typical = nat::plan(&[typical_network()]);
+        let mut fresh = Vec::new();
+        for _ in 0..RUNS {
+            let t = Instant::now();
+            nat::apply(&typical).unwrap();
+            fresh.push(t.elapsed());
+            nat::apply(&[]).unwrap();
+        }
+        report(
+            &format!("nft apply {} rules, new table", typical.len()),
+            fresh,
+        );
     });
+}
+
+/// A masqueraded network with four containers, each publishing a tcp port.
+fn typical_network() -> rtctr_hooks::Network {
+    use rtctr_hooks::{Lease, PortMapping, Proto};
+    let leases = (0..4u8)
+        .map(|i| Lease {
+            container: format!("ctr-{i}"),
+            ip: std::net::Ipv4Addr::new(10, 201, 9, 2 + i),
+            veth: format!("rv{i}"),
+            ports: vec![PortMapping {
+                host_port: 8080 + u16::from(i),
+                container_port: 80,
+                proto: Proto::Tcp,
+            }],
+        })
+        .collect();
+    rtctr_hooks::Network {
+        name: "b".into(),
+        subnet: "10.201.9.0/24".parse().unwrap(),
+        bridge: "rtbb".into(),
+        gateway: "10.201.9.1".parse().unwrap(),
+        masquerade: true,
+        leases,
+    }
 }

@@ -3,11 +3,12 @@
 pub mod addr;
 pub mod cli;
 pub mod files;
-// The only unsafe code: nftnl FFI for the `fib` expression and the chain dump.
-#[allow(unsafe_code)]
+// No unsafe code: nftables rules are encoded by `nft` (our own nf_tables netlink
+// messages, no libnftnl/libmnl) and links, addresses and routes by rtnetlink's builders.
 pub mod nat;
 pub mod netdev;
 mod netlink;
+mod nft;
 pub mod request;
 pub mod store;
 

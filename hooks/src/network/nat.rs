@@ -7,18 +7,11 @@
 //! Note: a `drop` in another table's forward base chain still drops our forwarded packets;
 //! an `accept` here cannot override it.
 
-use std::ffi::{CStr, CString};
 use std::io;
 use std::net::Ipv4Addr;
-use std::ptr::NonNull;
-
-use nftnl::expr::{Expression, Immediate, InterfaceName, Nat, NatType, Register};
-use nftnl::nftnl_sys as sys;
-use nftnl::{
-    nft_expr, Batch, Chain, ChainType, FinalizedBatch, Hook, MsgType, ProtoFamily, Rule, Table,
-};
 
 use super::addr::Subnet;
+use super::nft::{BaseChain, Batch, CmpOp, Expr, COMMENT_MAX};
 use super::store::{Network, Proto};
 use crate::error::{NetError, Result};
 
@@ -39,14 +32,26 @@ pub enum ChainName {
 }
 
 impl ChainName {
-    fn name(self) -> &'static CStr {
-        match self {
-            ChainName::Postrouting => c"postrouting",
-            ChainName::Prerouting => c"prerouting",
-            ChainName::Output => c"output",
-            ChainName::Forward => c"forward",
+    fn name(self) -> &'static str {
+        self.base().name
+    }
+
+    /// Hook, priority and type of the chain.
+    fn base(self) -> BaseChain<'static> {
+        let (name, hook, priority, kind) = match self {
+            ChainName::Postrouting => ("postrouting", libc::NF_INET_POST_ROUTING, 100, "nat"),
+            ChainName::Prerouting => ("prerouting", libc::NF_INET_PRE_ROUTING, -100, "nat"),
+            ChainName::Output => ("output", libc::NF_INET_LOCAL_OUT, -100, "nat"),
+            ChainName::Forward => ("forward", libc::NF_INET_FORWARD, 0, "filter"),
+        };
+        BaseChain {
+            name,
+            hook,
+            priority,
+            kind,
         }
     }
+
     const ALL: [ChainName; 4] = [
         ChainName::Postrouting,
         ChainName::Prerouting,
@@ -54,6 +59,9 @@ impl ChainName {
         ChainName::Forward,
     ];
 }
+
+/// Our table's family.
+const FAMILY: i32 = libc::NFPROTO_INET;
 
 /// What a rule does.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -139,8 +147,8 @@ pub fn plan(nets: &[Network]) -> Vec<PlannedRule> {
 /// nftables comments hold at most 128 bytes with the NUL: cut longer ones on a char boundary
 /// (they only inform; the rules themselves are derived from the stored leases).
 fn comment(mut s: String) -> String {
-    if s.len() > 127 {
-        let mut end = 127;
+    if s.len() > COMMENT_MAX {
+        let mut end = COMMENT_MAX;
         while !s.is_char_boundary(end) {
             end -= 1;
         }
@@ -149,104 +157,106 @@ fn comment(mut s: String) -> String {
     s
 }
 
-/// `fib daddr type` into register 1 (nftnl has no wrapper for the fib expression).
-struct FibDaddrType;
-
-const NFT_FIB_RESULT_ADDRTYPE: u32 = 3;
-const NFTA_FIB_F_DADDR: u32 = 1 << 1;
+/// `RTN_LOCAL` of linux/rtnetlink.h: a local address (what `fib daddr type` yields).
 const RTN_LOCAL: u32 = 2;
 
-impl Expression for FibDaddrType {
-    fn to_expr(&self, _rule: &Rule) -> NonNull<sys::nftnl_expr> {
-        // SAFETY: "fib" is a valid NUL-terminated expression name; the call has no other
-        // preconditions and returns null only on allocation failure, handled below.
-        let raw = unsafe { sys::nftnl_expr_alloc(c"fib".as_ptr()) };
-        let Some(expr) = NonNull::new(raw) else {
-            std::process::abort();
-        };
-        for (attr, val) in [
-            (sys::NFTNL_EXPR_FIB_DREG, libc::NFT_REG_1 as u32),
-            (sys::NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE),
-            (sys::NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR),
-        ] {
-            // SAFETY: `expr` is a live fib expression we just allocated and own; these are
-            // u32 attributes of the fib expression.
-            unsafe { sys::nftnl_expr_set_u32(expr.as_ptr(), attr as u16, val) };
-        }
-        expr
-    }
+/// `meta KEY == DATA`.
+fn meta_is(key: i32, data: &[u8]) -> [Expr; 2] {
+    [Expr::Meta(key), Expr::Cmp(CmpOp::Eq, data.to_vec())]
 }
 
-fn ifname(name: &str) -> InterfaceName {
-    InterfaceName::Exact(CString::new(name).unwrap_or_default())
+/// An interface name as nft compares it: the name and its NUL.
+fn ifname(name: &str) -> Vec<u8> {
+    let mut v = name.as_bytes().to_vec();
+    v.push(0);
+    v
 }
 
-fn add_exprs(rule: &mut Rule, kind: &RuleKind) {
+/// `ip saddr|daddr & MASK OP ADDR` (offset 12: saddr, 16: daddr).
+fn ip_in(offset: u32, s: &Subnet, op: CmpOp) -> [Expr; 3] {
+    [
+        Expr::Payload {
+            base: libc::NFT_PAYLOAD_NETWORK_HEADER,
+            offset,
+            len: 4,
+        },
+        Expr::Bitwise {
+            mask: s.mask().octets().to_vec(),
+            xor: vec![0; 4],
+        },
+        Expr::Cmp(op, s.addr.octets().to_vec()),
+    ]
+}
+
+/// `fib daddr type local <proto> dport P dnat ip to IP:PORT`
+fn dnat(proto: Proto, host_port: u16, ip: Ipv4Addr, port: u16) -> Vec<Expr> {
+    let l4 = match proto {
+        Proto::Tcp => libc::IPPROTO_TCP as u8,
+        Proto::Udp => libc::IPPROTO_UDP as u8,
+    };
+    let mut e = vec![
+        Expr::FibDaddrType,
+        Expr::Cmp(CmpOp::Eq, RTN_LOCAL.to_ne_bytes().to_vec()),
+    ];
+    e.extend(meta_is(libc::NFT_META_L4PROTO, &[l4]));
+    e.extend([
+        // the destination port, at offset 2 of both the tcp and the udp header
+        Expr::Payload {
+            base: libc::NFT_PAYLOAD_TRANSPORT_HEADER,
+            offset: 2,
+            len: 2,
+        },
+        Expr::Cmp(CmpOp::Eq, host_port.to_be_bytes().to_vec()),
+        Expr::Immediate {
+            reg: libc::NFT_REG_1,
+            data: ip.octets().to_vec(),
+        },
+        Expr::Immediate {
+            reg: libc::NFT_REG_2,
+            data: port.to_be_bytes().to_vec(),
+        },
+        Expr::Dnat {
+            addr_reg: libc::NFT_REG_1,
+            proto_reg: libc::NFT_REG_2,
+        },
+    ]);
+    e
+}
+
+/// The expressions of a rule (IPv4-only rules first match `meta nfproto ipv4`).
+fn exprs(kind: &RuleKind) -> Vec<Expr> {
+    let mut e = Vec::new();
     if !matches!(kind, RuleKind::AcceptIn(_) | RuleKind::AcceptOut(_)) {
-        rule.add_expr(&nft_expr!(meta nfproto));
-        rule.add_expr(&nft_expr!(cmp == libc::NFPROTO_IPV4 as u8));
+        e.extend(meta_is(libc::NFT_META_NFPROTO, &[libc::NFPROTO_IPV4 as u8]));
     }
     match kind {
         RuleKind::Masquerade(s) => {
-            rule.add_expr(&nft_expr!(payload ipv4 saddr));
-            rule.add_expr(&nft_expr!(bitwise mask s.mask(), xor 0u32));
-            rule.add_expr(&nft_expr!(cmp == s.addr));
-            rule.add_expr(&nft_expr!(payload ipv4 daddr));
-            rule.add_expr(&nft_expr!(bitwise mask s.mask(), xor 0u32));
-            rule.add_expr(&nft_expr!(cmp != s.addr));
-            rule.add_expr(&nft_expr!(masquerade));
+            e.extend(ip_in(12, s, CmpOp::Eq));
+            e.extend(ip_in(16, s, CmpOp::Neq));
+            e.push(Expr::Masquerade);
         }
         RuleKind::Dnat {
             proto,
             host_port,
             ip,
             port,
-        } => {
-            rule.add_expr(&FibDaddrType);
-            rule.add_expr(&nft_expr!(cmp == RTN_LOCAL));
-            rule.add_expr(&nft_expr!(meta l4proto));
-            match proto {
-                Proto::Tcp => {
-                    rule.add_expr(&nft_expr!(cmp == libc::IPPROTO_TCP as u8));
-                    rule.add_expr(&nft_expr!(payload tcp dport));
-                }
-                Proto::Udp => {
-                    rule.add_expr(&nft_expr!(cmp == libc::IPPROTO_UDP as u8));
-                    rule.add_expr(&nft_expr!(payload udp dport));
-                }
-            }
-            rule.add_expr(&nft_expr!(cmp == host_port.to_be()));
-            rule.add_expr(&Immediate::new(*ip, Register::Reg1));
-            rule.add_expr(&Immediate::new(port.to_be(), Register::Reg2));
-            rule.add_expr(&Nat {
-                nat_type: NatType::DNat,
-                family: ProtoFamily::Ipv4,
-                ip_register: Register::Reg1,
-                port_register: Some(Register::Reg2),
-            });
-        }
+        } => e.extend(dnat(*proto, *host_port, *ip, *port)),
         RuleKind::Hairpin(s, br) => {
-            rule.add_expr(&nft_expr!(payload ipv4 saddr));
-            rule.add_expr(&nft_expr!(bitwise mask s.mask(), xor 0u32));
-            rule.add_expr(&nft_expr!(cmp == s.addr));
-            rule.add_expr(&nft_expr!(payload ipv4 daddr));
-            rule.add_expr(&nft_expr!(bitwise mask s.mask(), xor 0u32));
-            rule.add_expr(&nft_expr!(cmp == s.addr));
-            rule.add_expr(&nft_expr!(meta oifname));
-            rule.add_expr(&nft_expr!(cmp == ifname(br)));
-            rule.add_expr(&nft_expr!(masquerade));
+            e.extend(ip_in(12, s, CmpOp::Eq));
+            e.extend(ip_in(16, s, CmpOp::Eq));
+            e.extend(meta_is(libc::NFT_META_OIFNAME, &ifname(br)));
+            e.push(Expr::Masquerade);
         }
         RuleKind::AcceptIn(br) => {
-            rule.add_expr(&nft_expr!(meta iifname));
-            rule.add_expr(&nft_expr!(cmp == ifname(br)));
-            rule.add_expr(&nft_expr!(verdict accept));
+            e.extend(meta_is(libc::NFT_META_IIFNAME, &ifname(br)));
+            e.push(Expr::Accept);
         }
         RuleKind::AcceptOut(br) => {
-            rule.add_expr(&nft_expr!(meta oifname));
-            rule.add_expr(&nft_expr!(cmp == ifname(br)));
-            rule.add_expr(&nft_expr!(verdict accept));
+            e.extend(meta_is(libc::NFT_META_OIFNAME, &ifname(br)));
+            e.push(Expr::Accept);
         }
     }
+    e
 }
 
 /// Make table `inet rtctr` hold exactly `rules`, in one transaction (no rules: delete the
@@ -255,24 +265,21 @@ fn add_exprs(rule: &mut Rule, kind: &RuleKind) {
 /// milliseconds per transaction.
 pub fn apply(rules: &[PlannedRule]) -> Result<()> {
     let mut batch = Batch::new();
-    let table = Table::new(c"rtctr", ProtoFamily::Inet);
     // NEWTABLE/NEWCHAIN without NLM_F_EXCL are no-ops for existing objects.
-    batch.add(&table, MsgType::Add);
+    batch.add_table(FAMILY, TABLE);
     if rules.is_empty() {
-        batch.add(&table, MsgType::Del);
-        return send(&batch.finalize()).map_err(|source| NetError::Nft {
+        batch.del_table(FAMILY, TABLE);
+        return batch.send().map_err(|source| NetError::Nft {
             op: "deleting",
             source,
         });
     }
-    let chains = base_chains(&table);
-    for ch in &chains {
-        batch.add(ch, MsgType::Add);
-        // DELRULE naming only the chain flushes it.
-        batch.add(&Rule::new(ch), MsgType::Del);
+    for ch in ChainName::ALL {
+        batch.add_chain(FAMILY, TABLE, &ch.base());
+        batch.flush_chain(FAMILY, TABLE, ch.name());
     }
-    add_rules(&mut batch, &chains, rules)?;
-    send(&batch.finalize()).map_err(|source| NetError::Nft {
+    add_rules(&mut batch, rules)?;
+    batch.send().map_err(|source| NetError::Nft {
         op: "updating",
         source,
     })
@@ -281,47 +288,21 @@ pub fn apply(rules: &[PlannedRule]) -> Result<()> {
 /// Append `rules` to the chains of the existing table (no flush).
 pub fn append(rules: &[PlannedRule]) -> Result<()> {
     let mut batch = Batch::new();
-    let table = Table::new(c"rtctr", ProtoFamily::Inet);
-    let chains = base_chains(&table);
-    add_rules(&mut batch, &chains, rules)?;
-    send(&batch.finalize()).map_err(|source| NetError::Nft {
+    add_rules(&mut batch, rules)?;
+    batch.send().map_err(|source| NetError::Nft {
         op: "appending rules to",
         source,
     })
 }
 
-fn base_chains(table: &Table) -> Vec<Chain<'_>> {
-    ChainName::ALL
-        .iter()
-        .map(|c| {
-            let mut ch = Chain::new(c.name(), table);
-            let (hook, prio, ty) = match c {
-                ChainName::Postrouting => (Hook::PostRouting, 100, ChainType::Nat),
-                ChainName::Prerouting => (Hook::PreRouting, -100, ChainType::Nat),
-                ChainName::Output => (Hook::Out, -100, ChainType::Nat),
-                ChainName::Forward => (Hook::Forward, 0, ChainType::Filter),
-            };
-            ch.set_hook(hook, prio);
-            ch.set_type(ty);
-            ch
-        })
-        .collect()
-}
-
-fn add_rules(batch: &mut Batch, chains: &[Chain], rules: &[PlannedRule]) -> Result<()> {
+fn add_rules(batch: &mut Batch, rules: &[PlannedRule]) -> Result<()> {
     for r in rules {
-        let i = ChainName::ALL
-            .iter()
-            .position(|c| *c == r.chain)
-            .unwrap_or(0);
-        let mut rule = Rule::new(&chains[i]);
-        let comment = CString::new(r.comment.clone()).unwrap_or_default();
-        rule.set_comment(&comment).map_err(|e| NetError::Nft {
-            op: "building rule comment for",
-            source: io::Error::other(e),
-        })?;
-        add_exprs(&mut rule, &r.kind);
-        batch.add(&rule, MsgType::Add);
+        batch
+            .add_rule(FAMILY, (TABLE, r.chain.name()), &exprs(&r.kind), &r.comment)
+            .map_err(|source| NetError::Nft {
+                op: "building rule comment for",
+                source,
+            })?;
     }
     Ok(())
 }
@@ -367,40 +348,21 @@ pub fn foreign_forward_drops() -> Result<Vec<String>> {
 }
 
 fn dump_forward_drops() -> io::Result<Vec<String>> {
-    let socket = mnl::Socket::new(mnl::Bus::Netfilter)?;
-    let portid = socket.portid();
-    let seq = 1;
-    let mut msg = vec![0u8; nftnl::nft_nlmsg_maxsize() as usize];
-    // SAFETY: `msg` is a writable buffer of nft_nlmsg_maxsize() bytes, more than a netlink
-    // header needs; the returned header pointer is not used.
-    unsafe {
-        sys::nftnl_nlmsg_build_hdr(
-            msg.as_mut_ptr().cast(),
-            libc::NFT_MSG_GETCHAIN as u16,
-            libc::NFPROTO_UNSPEC as u16,
-            (libc::NLM_F_DUMP | libc::NLM_F_ACK) as u16,
-            seq,
-        )
-    };
-    let len = u32::from_ne_bytes([msg[0], msg[1], msg[2], msg[3]]) as usize;
-    socket.send(&msg[..len.min(msg.len())])?;
     let mut found = Vec::new();
-    let mut buffer = vec![0; nftnl::nft_nlmsg_maxsize() as usize];
-    loop {
-        let n = socket.recv_raw(&mut buffer)?;
-        if n == 0 {
-            break;
-        }
-        match mnl::cb_run2(&buffer[..n], seq, portid, forward_drop_cb, &mut found)? {
-            mnl::CbResult::Stop => break,
-            mnl::CbResult::Ok => {}
+    for c in super::nft::chains()? {
+        let family = family_name(c.family);
+        if c.hook == Some(libc::NF_INET_FORWARD as u32)
+            && c.policy == Some(libc::NF_DROP as u32)
+            && !(family == "inet" && c.table == TABLE)
+        {
+            found.push(format!("{family} {} {}", c.table, c.name));
         }
     }
     Ok(found)
 }
 
-fn family_name(f: u32) -> &'static str {
-    match f as i32 {
+fn family_name(f: u8) -> &'static str {
+    match i32::from(f) {
         libc::NFPROTO_IPV4 => "ip",
         libc::NFPROTO_IPV6 => "ip6",
         libc::NFPROTO_INET => "inet",
@@ -411,95 +373,9 @@ fn family_name(f: u32) -> &'static str {
     }
 }
 
-fn forward_drop_cb(header: &libc::nlmsghdr, found: &mut Vec<String>) -> libc::c_int {
-    // SAFETY: allocation has no preconditions; null is checked below.
-    let chain = unsafe { sys::nftnl_chain_alloc() };
-    if chain.is_null() {
-        return -1;
-    }
-    // SAFETY: `header` is a complete netlink message handed to us by mnl_cb_run, `chain` is
-    // a live chain object we own; parse only reads the message.
-    let parsed = unsafe { sys::nftnl_chain_nlmsg_parse(header, chain) };
-    let attr = |a: u32| a as u16;
-    // SAFETY: `chain` is live; the getters return 0 / null for unset attributes, and the
-    // string pointers stay valid until `nftnl_chain_free` below, after we copied them.
-    unsafe {
-        let is = |a| sys::nftnl_chain_is_set(chain, attr(a));
-        let u = |a| sys::nftnl_chain_get_u32(chain, attr(a));
-        let st = |a| {
-            let p = sys::nftnl_chain_get_str(chain, attr(a));
-            if p.is_null() {
-                String::new()
-            } else {
-                CStr::from_ptr(p).to_string_lossy().into_owned()
-            }
-        };
-        if parsed >= 0
-            && is(sys::NFTNL_CHAIN_HOOKNUM)
-            && u(sys::NFTNL_CHAIN_HOOKNUM) == libc::NF_INET_FORWARD as u32
-            && is(sys::NFTNL_CHAIN_POLICY)
-            && u(sys::NFTNL_CHAIN_POLICY) == libc::NF_DROP as u32
-        {
-            let family = family_name(u(sys::NFTNL_CHAIN_FAMILY));
-            let table = st(sys::NFTNL_CHAIN_TABLE);
-            if !(family == "inet" && table == TABLE) {
-                found.push(format!("{family} {table} {}", st(sys::NFTNL_CHAIN_NAME)));
-            }
-        }
-        sys::nftnl_chain_free(chain);
-    }
-    1 // MNL_CB_OK
-}
-
-/// Whether a table named `rtctr` exists.
+/// Whether a table named `rtctr` exists (in any family).
 fn table_exists() -> io::Result<bool> {
-    let socket = mnl::Socket::new(mnl::Bus::Netfilter)?;
-    let portid = socket.portid();
-    let seq = 1;
-    let msg = nftnl::table::get_tables_nlmsg(seq);
-    let len = msg
-        .get(..4)
-        .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize)
-        .unwrap_or(0)
-        .min(msg.len());
-    socket.send(&msg[..len])?;
-    let mut tables = std::collections::HashSet::new();
-    let mut buffer = vec![0; nftnl::nft_nlmsg_maxsize() as usize];
-    loop {
-        let n = socket.recv_raw(&mut buffer)?;
-        if n == 0 {
-            break;
-        }
-        match mnl::cb_run2(
-            &buffer[..n],
-            seq,
-            portid,
-            nftnl::table::get_tables_cb,
-            &mut tables,
-        )? {
-            mnl::CbResult::Stop => break,
-            mnl::CbResult::Ok => {}
-        }
-    }
-    Ok(tables.iter().any(|t| t.as_c_str() == c"rtctr"))
-}
-
-fn send(batch: &FinalizedBatch) -> io::Result<()> {
-    let socket = mnl::Socket::new(mnl::Bus::Netfilter)?;
-    let portid = socket.portid();
-    socket.send_all(batch)?;
-    let mut buffer = vec![0; nftnl::nft_nlmsg_maxsize() as usize];
-    let mut expected = batch.sequence_numbers();
-    while !expected.is_empty() {
-        for message in socket.recv(&mut buffer[..])? {
-            let message = message?;
-            let Some(seq) = expected.next() else {
-                return Err(io::Error::other("unexpected nftables ACK"));
-            };
-            mnl::cb_run(message, seq, portid)?;
-        }
-    }
-    Ok(())
+    Ok(super::nft::table_names()?.iter().any(|t| t == TABLE))
 }
 
 #[cfg(test)]
