@@ -7,9 +7,18 @@
 #   make fuzz   fuzz each target 10 minutes (FUZZ_SECONDS=N to change; not part of make test)
 SHELL := /bin/bash
 CARGO ?= cargo
-RTCTR := target/release/rtctr
+# The runtime's own binaries (rtctr, rtctr-net-hook, rtctr-cni) are linked
+# statically and not position-independent: no dynamic loader, no libraries to
+# map, no relocations at each start (issue 13, docs/bench.md). --target keeps
+# these RUSTFLAGS off build scripts and proc-macros, and puts the binaries in
+# target/<triple>/release; the tests and scripts take them from RTCTR_BIN.
+TRIPLE := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+STATIC_RUSTFLAGS := -C target-feature=+crt-static -C relocation-model=static
+RELEASE := $(or $(CARGO_TARGET_DIR),target)/$(TRIPLE)/release
+RTCTR := $(RELEASE)/rtctr
+export RTCTR_BIN := $(abspath $(RTCTR))
 BUNDLE := bundles/busybox
-APT_PACKAGES := busybox-static iproute2 nftables pkg-config \
+APT_PACKAGES := busybox-static iproute2 nftables pkg-config libc6-dev \
 	qemu-system-x86 linux-image-amd64 runc jq apparmor protobuf-compiler uidmap passt slirp4netns \
 	umoci skopeo criu podman
 export PATH := $(HOME)/.cargo/bin:$(PATH)
@@ -30,7 +39,8 @@ deps:
 	fi
 
 build:
-	$(CARGO) build --release --workspace --bins
+	RUSTFLAGS="$(STATIC_RUSTFLAGS)" $(CARGO) build --release --target $(TRIPLE) -p rtctr -p rtctr-hooks --bins
+	$(CARGO) build --release --workspace --exclude rtctr --exclude rtctr-hooks --bins
 
 # bundles/busybox: rootfs from Debian's busybox-static, config from `rtctr spec`.
 bundle: build
@@ -75,7 +85,8 @@ test-engines: build
 	integration/engines/podman.sh $(abspath $(RTCTR))
 	integration/engines/podman-rootless.sh $(abspath $(RTCTR))
 	integration/engines/containerd.sh $(abspath $(RTCTR))
-	integration/engines/cri.sh $(abspath $(RTCTR))
+	CRI_KUBELET=$(abspath $(or $(CARGO_TARGET_DIR),target)/release/cri-kubelet) \
+		integration/engines/cri.sh $(abspath $(RTCTR))
 	integration/engines/docker.sh $(abspath $(RTCTR))
 
 # podman container checkpoint/restore (and --export/--import) through rtctr,
@@ -116,7 +127,7 @@ test: deps lint unit integration soak-short fuzz-short test-engines test-cgroupv
 # --throughput-count N, --throughput-rounds N).
 BENCH_APT := crun runc containernetworking-plugins jq time gnuplot-nox golang-github-containers-common
 BENCH_BIN := $(or $(CARGO_TARGET_DIR),target)/release/bench
-BENCH_RTCTR := $(abspath $(or $(CARGO_TARGET_DIR),target)/release/rtctr)
+BENCH_RTCTR := $(RTCTR_BIN)
 BENCH_ARGS ?=
 
 bench-deps:

@@ -28,20 +28,22 @@ pub mod rootless;
 /// Why the container tests need root, for [`require_root`]'s message.
 pub const NEEDS_ROOT: &str = "it runs containers: namespaces, mounts, cgroups";
 
-/// The binary under test: $RTCTR_BIN, else target/release/rtctr, else
-/// target/debug/rtctr.
+/// The binary under test: $RTCTR_BIN, else the static build `make build`
+/// makes (target/<arch>-unknown-linux-gnu/release/rtctr), else
+/// target/release/rtctr, else target/debug/rtctr.
 pub fn rtctr_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("RTCTR_BIN") {
         return PathBuf::from(p);
     }
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
-    for profile in ["release", "debug"] {
-        let p = target.join(profile).join("rtctr");
+    let triple = format!("{}-unknown-linux-gnu/release", std::env::consts::ARCH);
+    for dir in [triple.as_str(), "release", "debug"] {
+        let p = target.join(dir).join("rtctr");
         if p.exists() {
             return p;
         }
     }
-    panic!("no rtctr binary: run `cargo build --release` or set RTCTR_BIN");
+    panic!("no rtctr binary: run `make build` or set RTCTR_BIN");
 }
 
 /// A busybox root filesystem built once per test binary (read-only for

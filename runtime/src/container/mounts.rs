@@ -630,19 +630,19 @@ pub fn remount_bind(path: &Path, flags: MsFlags) -> io::Result<()> {
     match mount(None::<&str>, path, None::<&str>, base | flags, None::<&str>) {
         Ok(()) => Ok(()),
         Err(nix::Error::EPERM) => {
-            let st = nix::sys::statvfs::statvfs(path)?;
+            let st = rustix::fs::statvfs(path)?;
             let mut keep = MsFlags::empty();
-            use nix::sys::statvfs::FsFlags;
+            use rustix::fs::StatVfsMountFlags as St;
             for (f, m) in [
-                (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
-                (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
-                (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
-                (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
-                (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
-                (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
-                (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+                (St::NOSUID, MsFlags::MS_NOSUID),
+                (St::NODEV, MsFlags::MS_NODEV),
+                (St::NOEXEC, MsFlags::MS_NOEXEC),
+                (St::RDONLY, MsFlags::MS_RDONLY),
+                (St::NOATIME, MsFlags::MS_NOATIME),
+                (St::NODIRATIME, MsFlags::MS_NODIRATIME),
+                (St::RELATIME, MsFlags::MS_RELATIME),
             ] {
-                if st.flags().contains(f) {
+                if st.f_flag.contains(f) {
                     keep |= m;
                 }
             }

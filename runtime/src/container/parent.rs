@@ -333,10 +333,6 @@ fn hand_over_listener(
 }
 
 fn owner() -> String {
-    let uid = nix::unistd::getuid();
-    nix::unistd::User::from_uid(uid)
-        .ok()
-        .flatten()
-        .map(|u| u.name)
-        .unwrap_or_else(|| uid.to_string())
+    let uid = nix::unistd::getuid().as_raw();
+    super::process::passwd_field(uid, 0).unwrap_or_else(|| uid.to_string())
 }

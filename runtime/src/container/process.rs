@@ -356,17 +356,19 @@ fn switch_user(process: &Process) -> Result<(), ProcessError> {
 fn environment(process: &Process) -> Vec<String> {
     let mut env: Vec<String> = process.env().clone().unwrap_or_default();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
-        let home = home_of(process.user().uid()).unwrap_or_else(|| "/".to_string());
+        let home = passwd_field(process.user().uid(), 5).unwrap_or_else(|| "/".to_string());
         env.push(format!("HOME={home}"));
     }
     env
 }
 
-fn home_of(uid: u32) -> Option<String> {
+/// Field `i` of `uid`'s line in /etc/passwd (0: name, 5: home), read as a
+/// file, as runc does: no NSS (the binary is static).
+pub(crate) fn passwd_field(uid: u32, i: usize) -> Option<String> {
     let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
     passwd.lines().find_map(|line| {
         let f: Vec<&str> = line.split(':').collect();
-        (f.len() >= 6 && f[2].parse() == Ok(uid)).then(|| f[5].to_string())
+        (f.len() >= 7 && f[2].parse() == Ok(uid)).then(|| f[i].to_string())
     })
 }
 
