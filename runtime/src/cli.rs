@@ -118,7 +118,8 @@ pub enum Command {
     /// image config, the rootfs an overlay of the layers at create.
     Bundle {
         /// DIR[:TAG]: the image layout directory (or oci-archive file) and
-        /// the image's org.opencontainers.image.ref.name.
+        /// the image's org.opencontainers.image.ref.name, which may hold `:`
+        /// and `/` (podman's `localhost/NAME:TAG`).
         #[arg(long, value_name = "DIR[:TAG]")]
         image: String,
         /// The bundle directory to write (made if missing).
