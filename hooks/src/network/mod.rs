@@ -123,7 +123,7 @@ pub fn release(container: &str, network: Option<&str>) -> Result<()> {
 
 /// What a teardown does with the container's host veth.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Veth {
+enum Veth {
     /// Delete it (RTM_DELLINK): the container's network namespace may live on (a CNI DEL, a
     /// hook, a failed setup).
     Delete,

@@ -574,27 +574,16 @@ pub struct Join(Vec<(PathBuf, std::fs::File)>);
 
 impl Join {
     /// Moves the calling process (a fresh, single-threaded fork) in: `0`
-    /// written to each file. cgroup2's `cgroup.procs` may answer EINVAL
-    /// for a moment: tried again, as [`ops::add_pid`] does.
+    /// written to each file ([`ops::retry_einval`], as for any pid).
     pub fn join(self) -> Result<()> {
         for (path, mut f) in self.0 {
-            let mut tries = 0;
-            loop {
-                match io::Write::write_all(&mut f, b"0") {
-                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) && tries < 5 => {
-                        tries += 1;
-                        std::thread::sleep(Duration::from_millis(30));
-                    }
-                    r => {
-                        r.map_err(|source| Error::Write {
-                            path,
-                            value: "0".into(),
-                            source,
-                        })?;
-                        break;
-                    }
-                }
-            }
+            ops::retry_einval(|| {
+                io::Write::write_all(&mut f, b"0").map_err(|source| Error::Write {
+                    path: path.clone(),
+                    value: "0".into(),
+                    source,
+                })
+            })?;
         }
         Ok(())
     }

@@ -95,9 +95,15 @@ pub fn init_cpuset(mount_point: &Path, dir: &Path) -> Result<()> {
 
 /// Writes `pid` to cgroup.procs; EINVAL (a task still being forked) is retried.
 pub fn add_pid(dir: &Path, pid: i32) -> Result<()> {
+    retry_einval(|| fsio::write(dir, "cgroup.procs", &pid.to_string()))
+}
+
+/// Runs a cgroup file write, again (5 times at most, 30 ms apart) while it
+/// fails with EINVAL: a task being forked cannot be moved yet.
+pub fn retry_einval(mut write: impl FnMut() -> Result<()>) -> Result<()> {
     let mut tries = 0;
     loop {
-        match fsio::write(dir, "cgroup.procs", &pid.to_string()) {
+        match write() {
             Err(Error::Write { source, .. })
                 if source.raw_os_error() == Some(libc::EINVAL) && tries < 5 =>
             {
