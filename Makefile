@@ -9,10 +9,17 @@ SHELL := /bin/bash
 CARGO ?= cargo
 # The runtime's own binaries (rtctr, rtctr-net-hook, rtctr-cni) are linked
 # statically and not position-independent: no dynamic loader, no libraries to
-# map, no relocations at each start (issue 13, docs/bench.md). --target keeps
+# map, no relocations at each start (issue 13, docs/bench.md). They are built
+# for musl (rtctr with dlmalloc, runtime/src/main.rs) where rustup has musl's
+# std or can add it: glibc probes the CPU's caches with cpuid at each start,
+# which costs a VM exit per call; glibc (crt-static) otherwise. --target keeps
 # these RUSTFLAGS off build scripts and proc-macros, and puts the binaries in
 # target/<triple>/release; the tests and scripts take them from RTCTR_BIN.
-TRIPLE := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+HOST := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+MUSL := $(subst -gnu,-musl,$(HOST))
+has_musl = rustup target list --installed 2>/dev/null | grep -qx '$(MUSL)'
+TRIPLE := $(shell $(has_musl) || rustup target add '$(MUSL)' >/dev/null 2>&1; \
+	if $(has_musl); then echo '$(MUSL)'; else echo '$(HOST)'; fi)
 STATIC_RUSTFLAGS := -C target-feature=+crt-static -C relocation-model=static
 RELEASE := $(or $(CARGO_TARGET_DIR),target)/$(TRIPLE)/release
 RTCTR := $(RELEASE)/rtctr

@@ -1,5 +1,5 @@
 //! `make bench` (issue 12): what image layers cost. Needs root and the
-//! release binary (RTCTR_BIN or target/x86_64-unknown-linux-gnu/release/rtctr). Prints:
+//! release binary (RTCTR_BIN or target/x86_64-unknown-linux-musl/release/rtctr). Prints:
 //! - the first and later `rtctr bundle` of one image (later ones read no
 //!   layer);
 //! - `create` p50/p90 of a plain bundle and of an image bundle (the

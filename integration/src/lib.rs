@@ -29,15 +29,18 @@ pub mod rootless;
 pub const NEEDS_ROOT: &str = "it runs containers: namespaces, mounts, cgroups";
 
 /// The binary under test: $RTCTR_BIN, else the static build `make build`
-/// makes (target/<arch>-unknown-linux-gnu/release/rtctr), else
-/// target/release/rtctr, else target/debug/rtctr.
+/// makes (target/<arch>-unknown-linux-musl/release/rtctr, or -gnu where
+/// musl's std is not to be had), else target/release/rtctr, else
+/// target/debug/rtctr.
 pub fn rtctr_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("RTCTR_BIN") {
         return PathBuf::from(p);
     }
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
-    let triple = format!("{}-unknown-linux-gnu/release", std::env::consts::ARCH);
-    for dir in [triple.as_str(), "release", "debug"] {
+    let arch = std::env::consts::ARCH;
+    let musl = format!("{arch}-unknown-linux-musl/release");
+    let gnu = format!("{arch}-unknown-linux-gnu/release");
+    for dir in [musl.as_str(), gnu.as_str(), "release", "debug"] {
         let p = target.join(dir).join("rtctr");
         if p.exists() {
             return p;

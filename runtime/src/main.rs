@@ -7,6 +7,12 @@ use std::process::ExitCode;
 
 mod cli;
 
+// musl's allocator returns freed pages to the kernel at once and faults
+// them back in; dlmalloc keeps them for the next allocation.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOC: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use cli::{Cli, Command, LogFormat};
