@@ -81,6 +81,57 @@ fn joins_a_network_namespace_by_path() {
     assert!(rt.ids().is_empty());
 }
 
+/// A container that joins another's pid namespace by path (a pod's shared
+/// pid namespace): rtctr enters it for the child it clones, and `exec`
+/// into either container lands there too, while rtctr's own children stay
+/// in the host's (a hook forked after the clone is not in the container).
+#[test]
+fn joins_a_pid_namespace_by_path() {
+    let Some(rt) = Rtctr::for_root_test() else {
+        return;
+    };
+    let first = Bundle::new(&["sleep", "60"]);
+    rt.create(&first, "pidfirst", &[]).ok();
+    rt.run(&["start", "pidfirst"]).ok();
+    let init = rt.state("pidfirst").unwrap()["pid"].as_i64().unwrap();
+    let shared = ns_inode(&format!("/proc/{init}/ns/pid"));
+    let hook_out = tempfile::NamedTempFile::new().unwrap();
+    let hook_path = hook_out.path().to_str().unwrap().to_owned();
+    let mut second = Bundle::new(&["sh", "-c", "readlink /proc/self/ns/pid; cat /proc/1/comm"]);
+    second.edit(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "pid");
+        ns.push(json!({"type": "pid", "path": format!("/proc/{init}/ns/pid")}));
+        // Runs in rtctr's namespaces after the clone: must see the host's.
+        c["hooks"] = json!({"prestart": [{"path": "/bin/sh", "args": ["sh", "-c",
+            format!("readlink /proc/self/ns/pid > {hook_path}")]}]});
+    });
+    let out = rt.run_bundle(&second, "pidsecond").ok();
+    let mut lines = out.stdout.lines();
+    assert_eq!(lines.next(), Some(shared.as_str()), "{out:?}");
+    assert_eq!(lines.next(), Some("sleep"), "{out:?}");
+    let hook = std::fs::read_to_string(hook_out.path()).unwrap();
+    assert_eq!(
+        hook.trim(),
+        ns_inode("/proc/self/ns/pid"),
+        "the hook ran in the container's pid namespace"
+    );
+    // exec joins the init's pid namespace the same way.
+    let out = rt
+        .run(&[
+            "exec",
+            "pidfirst",
+            "sh",
+            "-c",
+            "readlink /proc/self/ns/pid; echo $$",
+        ])
+        .ok();
+    let mut lines = out.stdout.lines();
+    assert_eq!(lines.next(), Some(shared.as_str()), "{out:?}");
+    assert_ne!(lines.next(), Some("1"), "{out:?}");
+    rt.run(&["delete", "--force", "pidfirst"]).ok();
+}
+
 /// Adds a user namespace mapping 0-65535 to host 100000-165535 to a bundle
 /// with its own rootfs (chowned to the mapped root, as an engine would).
 fn in_user_namespace(b: &mut Bundle) {

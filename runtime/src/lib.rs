@@ -9,9 +9,11 @@
 //! - `container`: the steps that build a container. Follow `create`
 //!   top-down: `spec` loads and validates `config.json` into a `Config`;
 //!   `container::parent` plans (everything that can fail before anything
-//!   exists), then runs the parent recipe: state dir, cgroup, fork of the
-//!   intermediate (which enters cgroup and namespaces and forks the init),
-//!   id maps, network, createRuntime hooks, "created". The child recipe is
+//!   exists), then runs the parent recipe: state dir, cgroup, clone of the
+//!   init into its pid namespace (it enters cgroup and the other
+//!   namespaces itself; with a user or time namespace an intermediate
+//!   process does and forks it), id maps, network, createRuntime hooks,
+//!   "created". The child recipe is
 //!   `container::init::run_init`: root filesystem (`rootfs`, `mounts`,
 //!   `devices`, paths resolved inside the root by `resolve`), terminal,
 //!   hooks, names, sysctls, masked paths, pivot, then `container::process`

@@ -1,7 +1,8 @@
-//! The container side: the intermediate process, which enters the
-//! container's cgroup and namespaces and forks, and the two processes it
-//! can fork — the container init ([`run_init`]: builds the root filesystem,
-//! waits on the exec fifo) and a process `exec` adds to a running container
+//! The container side: the process rtctr forks into the container's
+//! cgroup and namespaces — directly, or through an intermediate process
+//! that enters them and forks (see [`spawn`]) — which becomes the
+//! container init ([`run_init`]: builds the root filesystem, waits on the
+//! exec fifo) or a process `exec` adds to a running container
 //! ([`run_tenant`]). Both end in [`process::prepare`] and [`process::exec`].
 //! Each step is one line; comments say where the kernel forces the order.
 
@@ -20,8 +21,8 @@ use oci_spec::runtime::LinuxNamespaceType;
 use super::plan::Plan;
 use super::proc_files::{self, ProcFile};
 use super::sync::{self, Channel, Msg, SyncError};
-use super::{hooks, namespaces, network, process, resolve, rootfs, sched, terminal};
-use crate::sys::process::{exit_now, fork, fork_into_cgroup, Forked};
+use super::{hooks, namespaces, network, pidfd, process, resolve, rootfs, sched, terminal};
+use crate::sys::process::{clone_into, exit_now, fork, Forked};
 use nix::sched::CloneFlags;
 
 #[derive(Debug, thiserror::Error)]
@@ -78,9 +79,12 @@ pub struct Enter<'a> {
     pub sched: Option<&'a sched::Sched>,
 }
 
-/// The parent's ends of the two channels of a [`spawn`].
+/// What [`spawn`] forked, and the parent's ends of its two channels.
 pub struct Spawned {
-    pub intermediate: Pid,
+    /// The intermediate process, or the child itself when it needed none.
+    pub forked: Pid,
+    /// The child was forked by rtctr itself, not by an intermediate.
+    direct: bool,
     /// From the intermediate: user namespace maps, then the child's pid.
     pub ns: Channel,
     /// From the child it forks: everything after. A channel of its own,
@@ -88,9 +92,39 @@ pub struct Spawned {
     pub child: Channel,
 }
 
-/// Forks the intermediate process (born in the container's cgroup2
-/// directory where there is one), which enters `enter` and forks again;
-/// that last process runs `then`.
+impl Spawned {
+    /// The child's pid and start time. From an intermediate, which may
+    /// first ask for its user namespace maps (`write_maps`), then exits
+    /// and is reaped; a child rtctr forked itself is read from /proc (it
+    /// is not reaped yet, so even a dead one is there).
+    pub fn child_pid<E: From<SyncError>>(
+        &self,
+        write_maps: impl FnMut() -> Result<(), E>,
+    ) -> Result<(i32, u64), E> {
+        let pid = self.forked.as_raw();
+        if self.direct {
+            let start = crate::state::start_time(pid).map_err(SyncError::ChildStart)?;
+            return Ok((pid, start));
+        }
+        let child = self.ns.await_child_pid(write_maps);
+        if let Err(e) = nix::sys::wait::waitpid(self.forked, None) {
+            log::debug!("reap the intermediate process {pid}: {e}");
+        }
+        child
+    }
+}
+
+/// Forks the process that runs `then` in the container (born in its
+/// cgroup2 directory where there is one).
+///
+/// Without a user or time namespace, that process is born in its pid
+/// namespace — a new one (CLONE_NEWPID), or the one it joins, which rtctr
+/// enters for its children around the fork — and enters the rest itself.
+/// Otherwise (or when rtctr may not enter that pid namespace: rootless)
+/// an intermediate process enters them and forks it, because the kernel
+/// applies a joined pid namespace and a time namespace only to children,
+/// and a new user namespace needs its maps (written by rtctr) and its
+/// cgroup (joined with the host's ids) before the namespaces it will own.
 pub fn spawn<E: StdError + 'static>(
     enter: &Enter,
     then: impl FnOnce(&Channel) -> Result<Infallible, E>,
@@ -105,23 +139,69 @@ pub fn spawn<E: StdError + 'static>(
     if let Some(cpus) = initial {
         sched::set_cpus("process.execCPUAffinity.initial", cpus).map_err(io::Error::other)?;
     }
-    let forked = fork_into_cgroup(enter.cgroup.and_then(|cg| cg.unified_dir()));
+    let mut direct = !enter.ns.needs_intermediate();
+    let mut own_pid_ns = None;
+    if let (true, Some(join)) = (direct, enter.ns.joined_pid()) {
+        match namespaces::enter_pid_for_children(join) {
+            Ok(own) => own_pid_ns = Some(own),
+            Err(e) => {
+                log::debug!("join {} through an intermediate: {e}", join.path.display());
+                direct = false;
+            }
+        }
+    }
+    let (flags, born_in) = match direct {
+        true => (
+            enter.ns.unshare & CloneFlags::CLONE_NEWPID,
+            CloneFlags::CLONE_NEWPID,
+        ),
+        false => (CloneFlags::empty(), CloneFlags::empty()),
+    };
+    let forked = clone_into(flags, enter.cgroup.and_then(|cg| cg.unified_dir()));
     if let (Some(cpus), Ok((Forked::Parent(_), _))) = (&restore, &forked) {
         if let Err(e) = sched::set_cpus("rtctr", cpus) {
             log::warn!("restore rtctr's CPU affinity: {e}");
         }
     }
-    match forked? {
-        (Forked::Child, in_unified) => {
-            drop((ns, child));
+    match forked {
+        Ok((Forked::Child, in_unified)) if direct => {
+            drop((ns, ns_theirs, child, own_pid_ns));
+            // No pdeathsig: this is the container's process, which must
+            // outlive rtctr. Until then it talks with rtctr, and the end of
+            // the channel at its next message tells it rtctr is gone.
+            if let Err(e) = enter_namespaces(enter, born_in, in_unified, &child_theirs) {
+                child_theirs.send_error(&e);
+                exit_now(1)
+            }
+            let Err(e) = then(&child_theirs);
+            child_theirs.send_error(&e);
+            exit_now(1)
+        }
+        Ok((Forked::Child, in_unified)) => {
+            drop((ns, child, own_pid_ns));
             die_with(rtctr);
             intermediate(enter, in_unified, ns_theirs, child_theirs, then)
         }
-        (Forked::Parent(intermediate), _) => Ok(Spawned {
-            intermediate,
-            ns,
-            child,
-        }),
+        Ok((Forked::Parent(forked), _)) => {
+            if let Some(own) = own_pid_ns {
+                if let Err(e) = namespaces::leave_pid_for_children(own) {
+                    pidfd::kill_and_wait(forked.as_raw(), None);
+                    return Err(e);
+                }
+            }
+            Ok(Spawned {
+                forked,
+                direct,
+                ns,
+                child,
+            })
+        }
+        Err(e) => {
+            if let Some(own) = own_pid_ns {
+                namespaces::leave_pid_for_children(own)?;
+            }
+            Err(e)
+        }
     }
 }
 
@@ -184,6 +264,18 @@ fn intermediate<E: StdError + 'static>(
 /// The intermediate's steps, then the fork into the new pid (and time)
 /// namespace, which apply to children only.
 fn enter_container(enter: &Enter, in_unified: bool, chan: &Channel) -> Result<Forked, InitError> {
+    enter_namespaces(enter, CloneFlags::empty(), in_unified, chan)?;
+    fork().map_err(sys_io("fork"))
+}
+
+/// Enters the cgroup and every namespace of `enter` but those the process
+/// was `born_in`.
+fn enter_namespaces(
+    enter: &Enter,
+    born_in: CloneFlags,
+    in_unified: bool,
+    chan: &Channel,
+) -> Result<(), InitError> {
     if let Some(fd) = enter.lock_fd {
         let _ = nix::unistd::close(fd);
     }
@@ -207,7 +299,7 @@ fn enter_container(enter: &Enter, in_unified: bool, chan: &Channel) -> Result<Fo
     if in_userns {
         join_cgroup(join.take(), enter.sched)?;
     }
-    namespaces::join_all(enter.ns)?;
+    namespaces::join_all(enter.ns, born_in)?;
     if enter.ns.new_user {
         unshare_user(chan)?;
     }
@@ -216,13 +308,12 @@ fn enter_container(enter: &Enter, in_unified: bool, chan: &Channel) -> Result<Fo
     }
     // A new cgroup namespace's root is the cgroup its creator is in.
     let cgroupns = enter.ns.unshare & CloneFlags::CLONE_NEWCGROUP;
-    namespaces::unshare(enter.ns.unshare - cgroupns)?;
+    namespaces::unshare(enter.ns.unshare - cgroupns - born_in)?;
     if !in_userns {
         join_cgroup(join, enter.sched)?;
     }
     namespaces::unshare(cgroupns)?;
-    write_time_offsets(enter.ns)?;
-    fork().map_err(sys_io("fork"))
+    write_time_offsets(enter.ns)
 }
 
 /// Joins the container's cgroup and takes its final CPUs.

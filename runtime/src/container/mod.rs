@@ -1,7 +1,7 @@
 //! The steps that build a container and its processes.
 //!
 //! - [`parent`]: `create`'s runtime side, the parent recipe; [`init`]: the
-//!   container side (intermediate process, init, exec'd process); they
+//!   container side (init, exec'd process, intermediate process); they
 //!   talk over [`sync`]. [`tenant`]: the parent half of `exec`.
 //! - [`process`]: the one path from "inside the container" to execve,
 //!   taken by the init and by `exec`.

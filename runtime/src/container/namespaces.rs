@@ -1,6 +1,6 @@
 //! Namespaces: which to create and which to join (by path), checked in
-//! the parent before anything is forked, then entered in the
-//! intermediate process in the order the kernel needs.
+//! the parent before anything is forked, then entered by the forked
+//! process in the order the kernel needs.
 
 use std::fs::File;
 use std::io;
@@ -101,6 +101,17 @@ impl Plan {
 
     pub fn has(&self, t: LinuxNamespaceType) -> bool {
         self.creates(t) || self.join.iter().any(|j| j.kind == t)
+    }
+
+    /// Whether entering these namespaces takes an intermediate process
+    /// (see `init::spawn`): with a user or a time namespace.
+    pub fn needs_intermediate(&self) -> bool {
+        self.has(LinuxNamespaceType::User) || self.has(LinuxNamespaceType::Time)
+    }
+
+    /// The pid namespace to join, if any.
+    pub fn joined_pid(&self) -> Option<&Join> {
+        self.join.iter().find(|j| j.kind == LinuxNamespaceType::Pid)
     }
 }
 
@@ -217,9 +228,14 @@ fn open(kind: LinuxNamespaceType, path: &Path) -> Result<Join, NsError> {
     })
 }
 
-/// setns into each namespace of the plan, in order.
-pub fn join_all(plan: &Plan) -> Result<(), NsError> {
-    for j in &plan.join {
+/// setns into each namespace of the plan, in order, but those the process
+/// was `born_in`.
+pub fn join_all(plan: &Plan, born_in: CloneFlags) -> Result<(), NsError> {
+    for j in plan
+        .join
+        .iter()
+        .filter(|j| !born_in.contains(clone_flag(j.kind)))
+    {
         nix::sched::setns(j.fd.as_fd(), clone_flag(j.kind)).map_err(|source| {
             if source == nix::Error::EPERM && !rootless::is_root() {
                 return NsError::SetnsRootless {
@@ -236,6 +252,22 @@ pub fn join_all(plan: &Plan) -> Result<(), NsError> {
         })?;
     }
     Ok(())
+}
+
+/// Enters the pid namespace `join` for the children rtctr forks from now
+/// on (setns applies a pid namespace to children only); returns rtctr's
+/// own, to go back to with [`leave_pid_for_children`]. It takes
+/// CAP_SYS_ADMIN over both namespaces, which a rootless rtctr lacks.
+pub fn enter_pid_for_children(join: &Join) -> io::Result<OwnedFd> {
+    let own = File::open("/proc/self/ns/pid")?;
+    nix::sched::setns(join.fd.as_fd(), CloneFlags::CLONE_NEWPID)?;
+    Ok(own.into())
+}
+
+/// Back to rtctr's own pid namespace for its children (its active one,
+/// which setns always allows).
+pub fn leave_pid_for_children(own: OwnedFd) -> io::Result<()> {
+    Ok(nix::sched::setns(own, CloneFlags::CLONE_NEWPID)?)
 }
 
 pub fn unshare(flags: CloneFlags) -> Result<(), NsError> {

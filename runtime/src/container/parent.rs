@@ -38,8 +38,8 @@ pub fn create(
     let plan = plan(opts, console)?;
     let mut state = record(&plan);
     let dir = store.create(&state)?;
-    let mut intermediate = None;
-    match build(&dir, &plan, &mut state, &mut intermediate) {
+    let mut forked = None;
+    match build(&dir, &plan, &mut state, &mut forked) {
         Ok(()) => Ok(Created {
             dir,
             state,
@@ -47,7 +47,7 @@ pub fn create(
         }),
         Err(e) => {
             let e = explain_silent_death(e, &plan);
-            undo(dir, intermediate);
+            undo(dir, forked);
             Err(e)
         }
     }
@@ -55,8 +55,8 @@ pub fn create(
 
 /// Removes what a failed create made, from its record, as `delete --force`
 /// would (each failure is logged; the rest still runs).
-pub(super) fn undo(dir: ContainerDir, intermediate: Option<Pid>) {
-    if let Some(pid) = intermediate {
+pub(super) fn undo(dir: ContainerDir, forked: Option<Pid>) {
+    if let Some(pid) = forked {
         pidfd::kill_and_wait(pid.as_raw(), None);
     }
     match dir.load() {
@@ -97,21 +97,21 @@ fn explain_silent_death(e: CreateError, plan: &Plan) -> CreateError {
     }
 }
 
-/// The parent recipe. `intermediate` is the forked process until it is
-/// reaped (the record knows only the init).
+/// The parent recipe. `forked` is the process it forked until the init's
+/// pid is known (the record knows only the init).
 fn build(
     dir: &ContainerDir,
     plan: &Plan,
     state: &mut State,
-    intermediate: &mut Option<Pid>,
+    forked: &mut Option<Pid>,
 ) -> Result<(), CreateError> {
     mount_overlay(dir, plan)?;
     write_snapshot(dir, plan)?;
     make_cgroup(plan)?;
     let spawned = spawn(dir, plan)?;
-    *intermediate = Some(spawned.intermediate);
+    *forked = Some(spawned.forked);
     let (pid, start) = await_init_pid(&spawned, plan)?;
-    *intermediate = None;
+    *forked = None;
     let chan = spawned.child;
     record_init(dir, state, pid, start)?;
     chan.expect(Msg::NamespacesReady)?;
@@ -203,7 +203,7 @@ pub(super) fn make_cgroup(plan: &Plan) -> Result<(), CreateError> {
     Ok(())
 }
 
-/// Forks the intermediate process, whose child becomes the container init.
+/// Forks the process that becomes the container init (see [`init::spawn`]).
 fn spawn(dir: &ContainerDir, plan: &Plan) -> Result<Spawned, CreateError> {
     let enter = Enter {
         cgroup: Some(&plan.cgroup),
@@ -215,18 +215,13 @@ fn spawn(dir: &ContainerDir, plan: &Plan) -> Result<Spawned, CreateError> {
         .map_err(io_err("fork", Path::new("rtctr")))
 }
 
-/// Until the intermediate reports the init's pid, it may ask for its user
-/// namespace maps; then it exits and is reaped.
+/// The init's pid and start time; an intermediate may first ask for its
+/// user namespace maps.
 fn await_init_pid(spawned: &Spawned, plan: &Plan) -> Result<(i32, u64), CreateError> {
-    let intermediate = spawned.intermediate;
-    let pid = spawned.ns.await_child_pid(|| {
-        namespaces::write_id_maps(intermediate.as_raw(), &plan.config.linux)
-            .map_err(CreateError::from)
-    })?;
-    if let Err(e) = nix::sys::wait::waitpid(intermediate, None) {
-        log::debug!("reap the intermediate process {intermediate}: {e}");
-    }
-    Ok(pid)
+    let forked = spawned.forked.as_raw();
+    spawned.child_pid(|| {
+        namespaces::write_id_maps(forked, &plan.config.linux).map_err(CreateError::from)
+    })
 }
 
 /// The record of the container, before anything of it exists: its cgroup

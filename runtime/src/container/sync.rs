@@ -1,11 +1,13 @@
 //! The socketpair protocol between rtctr (the parent) and the processes it
-//! forks (the intermediate, then the container init or an exec'd process).
+//! forks (the container init or an exec'd process, and the intermediate
+//! that forks it where there is one: see `init::spawn`).
 //! Each message is one JSON-encoded [`Msg`] with one meaning, sent as
 //! SOCK_SEQPACKET packets of at most [`PACKET`] bytes whose first byte says
 //! whether more follow: a message of any size (the state JSON carries the
-//! config's annotations) fits the socket's buffer. The intermediate and the
+//! config's annotations) fits the socket's buffer. An intermediate and the
 //! process it forks each have a channel of their own (so the second cannot
-//! overtake the first's report of its pid). The handshake, in order:
+//! overtake the first's report of its pid; without an intermediate rtctr
+//! knows the pid from clone3). The handshake, in order:
 //!
 //! ```text
 //! intermediate → UsernsCreated        parent → MapsWritten     (new user namespace only)
@@ -62,6 +64,9 @@ pub enum SyncError {
     Unexpected { got: String, want: &'static str },
     #[error("sync socket: {0}")]
     Io(#[from] io::Error),
+    /// The start time of a child rtctr forked itself (from /proc).
+    #[error("read the start time of the container process: {0}")]
+    ChildStart(#[source] io::Error),
 }
 
 impl SyncError {

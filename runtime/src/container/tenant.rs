@@ -1,7 +1,9 @@
 //! A process added to a running container (`exec`; youki calls it a
-//! tenant). The parent half is here: it forks the intermediate, which
-//! joins the container's cgroup and every namespace of its init, and whose
-//! child takes the init's own path to execve ([`init::run_tenant`]).
+//! tenant). The parent half is here: it clones the process into the
+//! container's pid namespace (or forks an intermediate that joins it:
+//! see [`init::spawn`]); the process joins the container's cgroup and
+//! every other namespace of its init and takes the init's own path to
+//! execve ([`init::run_tenant`]).
 
 use std::os::fd::BorrowedFd;
 
@@ -37,14 +39,12 @@ pub fn spawn(
     let spawned = init::spawn(&enter, |chan| init::run_tenant(setup, console, chan))
         .map_err(TenantError::Fork)?;
     // Nothing is unshared: a request for user namespace maps is a bug.
-    let pid = spawned.ns.await_child_pid(|| {
-        Err(SyncError::Unexpected {
+    let (pid, _start) = spawned.child_pid(|| {
+        Err(TenantError::Sync(SyncError::Unexpected {
             got: "UsernsCreated".into(),
             want: "ChildPid",
-        })
-    });
-    let _ = nix::sys::wait::waitpid(spawned.intermediate, None);
-    let (pid, _start) = pid?;
+        }))
+    })?;
     let chan = spawned.child;
     let running = state.oci(Status::Running);
     let served = chan.serve_listeners(None, |fd| match setup.plan.seccomp() {

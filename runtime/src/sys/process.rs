@@ -1,10 +1,11 @@
-//! Process-level syscalls: fork (also into a cgroup), _exit, close_range,
-//! setdomainname.
+//! Process-level syscalls: fork (also into a cgroup and a new pid
+//! namespace), _exit, close_range, setdomainname.
 
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
+use nix::sched::CloneFlags;
 use nix::unistd::{ForkResult, Pid};
 
 /// Which side of a [`fork`] we are on.
@@ -27,38 +28,53 @@ pub fn fork() -> io::Result<Forked> {
     }
 }
 
-/// fork(2) as clone3(2) with `CLONE_INTO_CGROUP` when `cgroup` (a cgroup2
-/// directory) is given: the child is born in that cgroup, so it need not
-/// migrate there. Returns whether it was. If the directory cannot be
-/// opened or clone3 fails (an old kernel, a cgroup that refuses
-/// processes) it falls back to fork(2): the child then joins by writing
-/// to the cgroup, which reports the real error.
+/// fork(2) as clone3(2): with `CLONE_INTO_CGROUP` when `cgroup` (a
+/// cgroup2 directory) is given, so the child is born in that cgroup and
+/// need not migrate there, and with the namespace `flags` (rtctr passes
+/// at most `CLONE_NEWPID`), which the child is born in. Returns whether
+/// the child was born in the cgroup. If the directory cannot be opened or
+/// clone3 refuses it (an old kernel, a cgroup that refuses processes) the
+/// child is cloned without it, and joins by writing to the cgroup, which
+/// reports the real error.
 /// <https://man7.org/linux/man-pages/man2/clone3.2.html>
-pub fn fork_into_cgroup(cgroup: Option<&Path>) -> io::Result<(Forked, bool)> {
-    let Some(dir) = cgroup.and_then(|d| std::fs::File::open(d).ok()) else {
+pub fn clone_into(flags: CloneFlags, cgroup: Option<&Path>) -> io::Result<(Forked, bool)> {
+    if let Some(dir) = cgroup.and_then(|d| std::fs::File::open(d).ok()) {
+        let args = CloneArgs {
+            flags: flags.bits() as u64 | CLONE_INTO_CGROUP,
+            exit_signal: libc::SIGCHLD as u64,
+            cgroup: dir.as_raw_fd() as u64,
+            ..CloneArgs::default()
+        };
+        if let Ok(forked) = clone3(&args) {
+            return Ok((forked, true));
+        }
+    }
+    if flags.is_empty() {
         return fork().map(|f| (f, false));
-    };
+    }
     let args = CloneArgs {
-        flags: CLONE_INTO_CGROUP,
+        flags: flags.bits() as u64,
         exit_signal: libc::SIGCHLD as u64,
-        cgroup: dir.as_raw_fd() as u64,
         ..CloneArgs::default()
     };
+    clone3(&args).map(|f| (f, false))
+}
+
+fn clone3(args: &CloneArgs) -> io::Result<Forked> {
     // SAFETY: without CLONE_VM (or any other sharing flag) clone3 is fork:
     // the child gets a copy of this single-threaded process (see fork), and
     // `args` outlives the call, whose size argument is its exact size.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_clone3,
-            &args as *const CloneArgs,
+            args as *const CloneArgs,
             std::mem::size_of::<CloneArgs>(),
         )
     };
-    drop(dir);
     match rc {
-        0 => Ok((Forked::Child, true)),
-        pid if pid > 0 => Ok((Forked::Parent(Pid::from_raw(pid as i32)), true)),
-        _ => fork().map(|f| (f, false)),
+        0 => Ok(Forked::Child),
+        pid if pid > 0 => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
+        _ => Err(io::Error::last_os_error()),
     }
 }
 
