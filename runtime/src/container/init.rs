@@ -120,7 +120,8 @@ impl Spawned {
 /// Without a user or time namespace, that process is born in its pid
 /// namespace — a new one (CLONE_NEWPID), or the one it joins, which rtctr
 /// enters for its children around the fork — and enters the rest itself.
-/// Otherwise (or when rtctr may not enter that pid namespace: rootless)
+/// Otherwise (or when rtctr may not enter that pid namespace and come
+/// back: in a user namespace)
 /// an intermediate process enters them and forks it, because the kernel
 /// applies a joined pid namespace and a time namespace only to children,
 /// and a new user namespace needs its maps (written by rtctr) and its

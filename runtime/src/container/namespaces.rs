@@ -256,16 +256,18 @@ pub fn join_all(plan: &Plan, born_in: CloneFlags) -> Result<(), NsError> {
 
 /// Enters the pid namespace `join` for the children rtctr forks from now
 /// on (setns applies a pid namespace to children only); returns rtctr's
-/// own, to go back to with [`leave_pid_for_children`]. It takes
-/// CAP_SYS_ADMIN over both namespaces, which a rootless rtctr lacks.
+/// own, to go back to with [`leave_pid_for_children`]. setns takes
+/// CAP_SYS_ADMIN over the owner of each namespace, which rtctr in a user
+/// namespace (rootless, or in a rootless engine's) may lack for its own:
+/// going back is tried first, so rtctr never enters one it cannot leave.
 pub fn enter_pid_for_children(join: &Join) -> io::Result<OwnedFd> {
-    let own = File::open("/proc/self/ns/pid")?;
+    let own: OwnedFd = File::open("/proc/self/ns/pid")?.into();
+    nix::sched::setns(&own, CloneFlags::CLONE_NEWPID)?;
     nix::sched::setns(join.fd.as_fd(), CloneFlags::CLONE_NEWPID)?;
-    Ok(own.into())
+    Ok(own)
 }
 
-/// Back to rtctr's own pid namespace for its children (its active one,
-/// which setns always allows).
+/// Back to rtctr's own pid namespace for its children.
 pub fn leave_pid_for_children(own: OwnedFd) -> io::Result<()> {
     Ok(nix::sched::setns(own, CloneFlags::CLONE_NEWPID)?)
 }
