@@ -1,8 +1,8 @@
 //! Reading and writing cgroup files, with the path (and value) in every error.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write as _};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::{Error, Result};
 
@@ -18,6 +18,43 @@ pub fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
         value: value.to_string(),
         source,
     })
+}
+
+/// `dir/file` opened once (at the first value) for several writes, each a
+/// single write(2): for files that take one value per write, such as v1
+/// `devices.allow`, instead of an open per value.
+pub struct Writer {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl Writer {
+    pub fn new(dir: &Path, file: &str) -> Writer {
+        Writer {
+            path: dir.join(file),
+            file: None,
+        }
+    }
+
+    /// Writes `value`; an error (opening or writing) names the file and value.
+    pub fn write(&mut self, value: &str) -> Result<()> {
+        let res = match &mut self.file {
+            Some(f) => f.write_all(value.as_bytes()),
+            None => OpenOptions::new()
+                .write(true)
+                .open(&self.path)
+                .and_then(|mut f| {
+                    f.write_all(value.as_bytes())?;
+                    self.file = Some(f);
+                    Ok(())
+                }),
+        };
+        res.map_err(|source| Error::Write {
+            path: self.path.clone(),
+            value: value.to_string(),
+            source,
+        })
+    }
 }
 
 /// Reads `dir/file` as text.
@@ -89,6 +126,21 @@ mod tests {
         write(d.path(), "a", "42").unwrap();
         assert_eq!(read(d.path(), "a").unwrap(), "42");
         let e = write(d.path(), "missing", "7").unwrap_err().to_string();
+        assert!(e.contains("missing") && e.contains("\"7\""), "{e}");
+    }
+
+    #[test]
+    fn writer_opens_once_and_names_the_value() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("a"), "").unwrap();
+        let mut w = Writer::new(d.path(), "a");
+        w.write("1 ").unwrap();
+        // Later values go to the file already open, not to a new lookup.
+        std::fs::rename(d.path().join("a"), d.path().join("b")).unwrap();
+        w.write("2").unwrap();
+        assert_eq!(read(d.path(), "b").unwrap(), "1 2");
+        let e = Writer::new(d.path(), "missing").write("7").unwrap_err();
+        let e = e.to_string();
         assert!(e.contains("missing") && e.contains("\"7\""), "{e}");
     }
 
