@@ -669,6 +669,7 @@ fn mount_cgroup(ctx: &Ctx, dest: &Path, flags: MsFlags, readonly: bool) -> io::R
     let mounts = cgroup.mounts();
     let single_v2 = mounts.len() == 1 && mounts[0].fstype == "cgroup2" && mounts[0].name.is_empty();
     let mut to_seal = Vec::new();
+    let mut tmpfs_root = None;
     if !single_v2 {
         // v1 / hybrid: a tmpfs holding one directory per hierarchy.
         let dir = resolve::mkdir_all(ctx.root, dest, 0o755)?;
@@ -681,9 +682,13 @@ fn mount_cgroup(ctx: &Ctx, dest: &Path, flags: MsFlags, readonly: bool) -> io::R
             Some("mode=755"),
         )?;
         to_seal.push(dest.to_path_buf());
+        // The new tmpfs, opened once: the hierarchies' directories and
+        // symlinks are made in it, not resolved from the root each time.
+        tmpfs_root = Some(resolve::open_path(ctx.root, dest, false)?);
     }
     for cm in &mounts {
-        to_seal.push(mount_hierarchy(ctx, dest, cm, flags)?);
+        let in_tmpfs = tmpfs_root.as_ref().map(|fd| fd.as_fd());
+        to_seal.push(mount_hierarchy(ctx, dest, in_tmpfs, cm, flags)?);
     }
     if readonly {
         // Sub-mounts first, the tmpfs last.
@@ -696,19 +701,25 @@ fn mount_cgroup(ctx: &Ctx, dest: &Path, flags: MsFlags, readonly: bool) -> io::R
 }
 
 /// One hierarchy under `dest` (and its symlinks, e.g. cpu -> cpu,cpuacct);
-/// returns where it was mounted.
+/// returns where it was mounted. `tmpfs` is the v1 / hybrid tmpfs at
+/// `dest`, where the hierarchy's directory is made.
 fn mount_hierarchy(
     ctx: &Ctx,
     dest: &Path,
+    tmpfs: Option<BorrowedFd<'_>>,
     cm: &rtctr_cgroups::CgroupMount,
     flags: MsFlags,
 ) -> io::Result<PathBuf> {
-    let sub = if cm.name.is_empty() {
-        dest.to_path_buf()
-    } else {
-        dest.join(&cm.name)
+    let (sub, dir) = match tmpfs {
+        Some(tmpfs) if !cm.name.is_empty() => (
+            dest.join(&cm.name),
+            resolve::mkdir_all(tmpfs, Path::new(&cm.name), 0o755)?,
+        ),
+        _ => (
+            dest.to_path_buf(),
+            resolve::mkdir_all(ctx.root, dest, 0o755)?,
+        ),
     };
-    let dir = resolve::mkdir_all(ctx.root, &sub, 0o755)?;
     let target = resolve::fd_path(&dir);
     let fresh = || {
         let data = (!cm.options.is_empty()).then_some(cm.options.as_str());
@@ -734,11 +745,13 @@ fn mount_hierarchy(
         },
         false => bind()?,
     }
-    for link in &cm.symlinks {
-        let parent = resolve::mkdir_all(ctx.root, dest, 0o755)?;
-        match nix::unistd::symlinkat(cm.name.as_str(), parent.as_fd(), link.as_str()) {
-            Ok(()) | Err(nix::Error::EEXIST) => {}
-            Err(e) => return Err(e.into()),
+    // Only co-mounted v1 controllers have symlinks, and v1 has the tmpfs.
+    if let Some(tmpfs) = tmpfs {
+        for link in &cm.symlinks {
+            match nix::unistd::symlinkat(cm.name.as_str(), tmpfs, link.as_str()) {
+                Ok(()) | Err(nix::Error::EEXIST) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
     }
     Ok(sub)
