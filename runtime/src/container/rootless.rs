@@ -4,6 +4,7 @@
 //! else through the setuid `newuidmap`/`newgidmap` of Debian's `uidmap`),
 //! and the checks that turn what a user cannot do into a clear error.
 
+use std::fs::File;
 use std::io;
 use std::process::Command;
 
@@ -55,7 +56,7 @@ pub fn is_root() -> bool {
 
 /// Not in the initial user namespace, whose uid_map maps all 2^32-1 ids.
 pub fn in_user_namespace() -> bool {
-    match std::fs::read_to_string("/proc/self/uid_map") {
+    match File::open("/proc/self/uid_map").and_then(rtctr_cgroups::read_kernel_file) {
         Ok(text) => !is_initial_map(&text),
         Err(_) => false,
     }
