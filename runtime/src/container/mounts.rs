@@ -444,10 +444,10 @@ pub fn apply(ctx: &Ctx, p: &Planned) -> Result<(), MountError> {
     let dest = p.dest.as_path();
     match &p.op {
         MountOp::Filesystem(fs) if fs.plain_dir => {
-            check_plain_dir(ctx, p, fs)?;
-            mount_filesystem(ctx, dest, fs)
+            let checked = check_plain_dir(ctx, p, fs)?;
+            mount_filesystem(ctx, dest, fs, checked)
         }
-        MountOp::Filesystem(fs) => mount_filesystem(ctx, dest, fs),
+        MountOp::Filesystem(fs) => mount_filesystem(ctx, dest, fs, None),
         MountOp::Bind {
             source,
             recursive,
@@ -476,8 +476,9 @@ pub fn apply(ctx: &Ctx, p: &Planned) -> Result<(), MountError> {
 
 /// The destination of a procfs or sysfs mount: a directory, or missing (it
 /// is then created), with no symlink on the way (openat2
-/// RESOLVE_NO_SYMLINKS: a dangling one is refused too).
-fn check_plain_dir(ctx: &Ctx, p: &Planned, fs: &Filesystem) -> Result<(), MountError> {
+/// RESOLVE_NO_SYMLINKS: a dangling one is refused too). Returns the
+/// directory, opened, to mount on; `None` when it is missing.
+fn check_plain_dir(ctx: &Ctx, p: &Planned, fs: &Filesystem) -> Result<Option<OwnedFd>, MountError> {
     let refuse = |why| MountError::NotADirectory {
         index: p.index,
         dest: p.dest.clone(),
@@ -489,10 +490,10 @@ fn check_plain_dir(ctx: &Ctx, p: &Planned, fs: &Filesystem) -> Result<(), MountE
             if nix::sys::stat::fstat(fd.as_fd())
                 .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR) =>
         {
-            Ok(())
+            Ok(Some(fd))
         }
         Ok(_) => Err(refuse(", not a file")),
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(refuse(", not through a symlink")),
         Err(source) => Err(MountError::Op {
             index: p.index,
@@ -509,8 +510,13 @@ fn reopen(ctx: &Ctx, dest: &Path) -> Step<OwnedFd> {
     resolve::open_path(ctx.root, dest, false).op("reopen mount point")
 }
 
-fn mount_filesystem(ctx: &Ctx, dest: &Path, fs: &Filesystem) -> Step {
-    let target = resolve::mkdir_all(ctx.root, dest, 0o755).op("create mount point")?;
+/// `checked`: the destination, already opened by [`check_plain_dir`];
+/// otherwise it is looked up (and made if missing) here.
+fn mount_filesystem(ctx: &Ctx, dest: &Path, fs: &Filesystem, checked: Option<OwnedFd>) -> Step {
+    let target = match checked {
+        Some(fd) => fd,
+        None => resolve::mkdir_all(ctx.root, dest, 0o755).op("create mount point")?,
+    };
     let target_path = resolve::fd_path(&target);
     // Opened before the mount: the image's directory, still reachable
     // through this fd once the new filesystem covers it.
