@@ -432,8 +432,7 @@ pub fn start_time_in(proc: std::os::fd::BorrowedFd<'_>, pid: i32) -> io::Result<
         rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
         rustix::fs::Mode::empty(),
     )?;
-    let mut text = String::new();
-    io::Read::read_to_string(&mut File::from(fd), &mut text)?;
+    let text = rtctr_cgroups::read_kernel_file(File::from(fd))?;
     parse_start_time(&text).ok_or_else(|| io::Error::other(format!("/proc/{path}: no start time")))
 }
 

@@ -143,10 +143,19 @@ pub fn v1_plan(list: &[LinuxDeviceCgroup]) -> Result<Vec<(&'static str, String)>
     Ok(out)
 }
 
-/// Applies the rules to a v1 devices cgroup directory.
+/// Applies the rules to a v1 devices cgroup directory. The kernel parses
+/// each write(2) to devices.allow/deny as one rule, so each file is opened
+/// once and written a rule at a time, in plan order.
 pub fn apply_v1(dir: &Path, list: &[LinuxDeviceCgroup]) -> Result<()> {
+    let mut allow = fsio::Writer::new(dir, "devices.allow");
+    let mut deny = fsio::Writer::new(dir, "devices.deny");
     for (file, line) in v1_plan(list)? {
-        fsio::write(dir, file, &line)?;
+        let writer = if file == "devices.allow" {
+            &mut allow
+        } else {
+            &mut deny
+        };
+        writer.write(&line)?;
     }
     Ok(())
 }

@@ -46,6 +46,7 @@ mod sys;
 pub mod update;
 
 pub use detect::UNIFIED;
+pub use fsio::read_kernel_file;
 pub use ops::FreezerState;
 pub use plan::{blkio_weight_to_io, pids_value, shares_to_weight, swap_to_v2};
 pub use stats::Stats;
@@ -163,7 +164,7 @@ const PROC_CGROUP: &str = "/proc/self/cgroup";
 const SYSTEMD_RUNNING: &str = "/run/systemd/system";
 
 fn read_proc(path: &str) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|source| Error::Io {
+    fsio::read_kernel_path(Path::new(path)).map_err(|source| Error::Io {
         path: PathBuf::from(path),
         source,
     })

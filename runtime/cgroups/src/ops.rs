@@ -235,7 +235,42 @@ pub fn signal_all(pids: &[i32], signal: i32) -> Result<()> {
 /// exiting) is retried with a short backoff until `deadline`; with `kill`,
 /// what is left is SIGKILLed (after thawing) between tries. A missing
 /// directory is fine.
+///
+/// The rmdir is tried first: a cgroup usually has no child cgroups, and
+/// its files go with it. Only when it fails with EBUSY (a child cgroup,
+/// or tasks still inside) or ENOTEMPTY (a plain directory, in tests) is
+/// the directory listed, once, and the children removed before retrying.
 pub fn remove_tree(dir: &Path, kill: bool, deadline: Instant) -> Result<()> {
+    let mut children_removed = false;
+    let mut nap = Duration::from_millis(1);
+    loop {
+        let err = match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => e,
+        };
+        match err.raw_os_error() {
+            Some(libc::EBUSY | libc::ENOTEMPTY) if !children_removed => {
+                remove_children(dir, kill, deadline)?;
+                children_removed = true;
+            }
+            Some(libc::EBUSY) if Instant::now() < deadline => {
+                if kill {
+                    unfreeze(dir);
+                    let pids = fsio::read_opt(dir, "cgroup.procs")?.unwrap_or_default();
+                    let pids: Vec<i32> = pids.lines().filter_map(|l| l.parse().ok()).collect();
+                    signal_all(&pids, libc::SIGKILL)?;
+                }
+                sleep(nap);
+                nap = (nap * 2).min(Duration::from_millis(50));
+            }
+            _ => return Err(io_err(dir)(err)),
+        }
+    }
+}
+
+/// [`remove_tree`] on each subdirectory of `dir`; a missing `dir` has none.
+fn remove_children(dir: &Path, kill: bool, deadline: Instant) -> Result<()> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -247,24 +282,7 @@ pub fn remove_tree(dir: &Path, kill: bool, deadline: Instant) -> Result<()> {
             remove_tree(&entry.path(), kill, deadline)?;
         }
     }
-    let mut nap = Duration::from_millis(1);
-    loop {
-        match std::fs::remove_dir(dir) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
-                if kill {
-                    unfreeze(dir);
-                    let pids = fsio::read_opt(dir, "cgroup.procs")?.unwrap_or_default();
-                    let pids: Vec<i32> = pids.lines().filter_map(|l| l.parse().ok()).collect();
-                    signal_all(&pids, libc::SIGKILL)?;
-                }
-                sleep(nap);
-                nap = (nap * 2).min(Duration::from_millis(50));
-            }
-            Err(e) => return Err(io_err(dir)(e)),
-        }
-    }
+    Ok(())
 }
 
 /// Best-effort thaw so SIGKILLed tasks can exit (v1 frozen tasks cannot).

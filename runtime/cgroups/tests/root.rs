@@ -455,6 +455,43 @@ fn device_rules_are_enforced() {
     assert_eq!(p.release().0, "null-ok\nzero-ok\n");
 }
 
+/// v1: every rule is its own write(2) on one open devices.allow and one
+/// devices.deny, so a deny between allows still lands in order.
+#[test]
+fn many_device_rules_reach_devices_list() {
+    if !require_root(NEEDS_ROOT) {
+        return;
+    }
+    let t = TestCg::new("devices-many", "c");
+    let cg = &t.cg;
+    cg.create().unwrap();
+    let Some(d) = cg.v1_dir("devices") else {
+        return;
+    };
+    let rules = dev_rules(json!([
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
+        {"allow": false, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
+        {"allow": true, "type": "b", "major": 8, "access": "r"},
+        {"allow": true, "type": "c", "major": 136, "access": "rw"}
+    ]));
+    cg.apply_devices(&rules).unwrap();
+    assert_eq!(
+        read(&d.join("devices.list")),
+        "c 1:3 rwm\nc 1:7 rwm\nb 8:* r\nc 136:* rw"
+    );
+    // A rule the kernel refuses is named in the error.
+    let bad =
+        dev_rules(json!([{"allow": true, "type": "c", "major": 1, "minor": 9, "access": "rwm"}]));
+    let child = d.join("child");
+    std::fs::create_dir(&child).unwrap();
+    let e = devices::apply_v1(&child, &bad).unwrap_err().to_string();
+    std::fs::remove_dir(&child).unwrap();
+    assert!(e.contains("c 1:9 rwm"), "{e}");
+}
+
 /// The cgroup2 eBPF device program, even on a hybrid host (where the
 /// devices controller is v1): attached to the container's cgroup2 dir.
 #[test]

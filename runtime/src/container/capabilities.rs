@@ -143,7 +143,9 @@ pub fn parse_name(name: &str) -> Result<u8, CapError> {
 /// Reads `/proc/sys/kernel/cap_last_cap` (call it before `/proc` changes,
 /// e.g. in the runtime or early in init).
 pub fn kernel_last_cap() -> Result<u8, CapError> {
-    let content = std::fs::read_to_string(CAP_LAST_CAP).map_err(CapError::ReadLastCap)?;
+    let content = std::fs::File::open(CAP_LAST_CAP)
+        .and_then(rtctr_cgroups::read_kernel_file)
+        .map_err(CapError::ReadLastCap)?;
     let last: u8 = content
         .trim()
         .parse()

@@ -4,7 +4,7 @@
 
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, MsFlags};
@@ -102,28 +102,39 @@ fn configured_node(index: usize, d: &LinuxDevice) -> Result<Node, DeviceError> {
 /// Creates the nodes with mknod; where the kernel refuses (in a user
 /// namespace), bind-mounts the host's node instead.
 pub fn create(root: BorrowedFd<'_>, nodes: &[Node]) -> Result<(), DeviceError> {
+    // Nodes mostly share a directory (/dev): it is resolved once for each
+    // run of nodes with the same parent, not once per node.
+    let mut parent: Option<(&Path, OwnedFd)> = None;
     for n in nodes {
-        create_node(root, n).map_err(|(op, source)| DeviceError::Op {
+        let err = |(op, source)| DeviceError::Op {
             path: n.path.clone(),
             op,
             source,
-        })?;
+        };
+        let dir_path = n.path.parent().unwrap_or(Path::new("/"));
+        let dir = match parent.take() {
+            Some((p, dir)) if p == dir_path => dir,
+            _ => resolve::mkdir_all(root, dir_path, 0o755)
+                .op("create parent")
+                .map_err(err)?,
+        };
+        create_node(root, dir.as_fd(), n).map_err(err)?;
+        parent = Some((dir_path, dir));
     }
     Ok(())
 }
 
-fn create_node(root: BorrowedFd<'_>, n: &Node) -> Step {
-    let parent = n.path.parent().unwrap_or(Path::new("/"));
-    let dir = resolve::mkdir_all(root, parent, 0o755).op("create parent")?;
+/// The node `n` in `dir`, its parent directory.
+fn create_node(root: BorrowedFd<'_>, dir: BorrowedFd<'_>, n: &Node) -> Step {
     let name = n
         .path
         .file_name()
         .ok_or(("name", io::Error::from_raw_os_error(libc::EINVAL)))?;
     // Replace whatever the image has there.
-    let _ = nix::unistd::unlinkat(dir.as_fd(), name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+    let _ = nix::unistd::unlinkat(dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
     let mode = Mode::from_bits_truncate(n.mode);
-    match nix::sys::stat::mknodat(dir.as_fd(), name, n.kind, mode, makedev(n.major, n.minor)) {
-        Ok(()) => set_mode_and_owner(dir.as_fd(), name, n),
+    match nix::sys::stat::mknodat(dir, name, n.kind, mode, makedev(n.major, n.minor)) {
+        Ok(()) => set_mode_and_owner(dir, name, n),
         Err(nix::Error::EPERM) => bind_host_node(root, n),
         Err(e) => Err(("mknod", e.into())),
     }

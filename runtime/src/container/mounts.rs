@@ -444,10 +444,10 @@ pub fn apply(ctx: &Ctx, p: &Planned) -> Result<(), MountError> {
     let dest = p.dest.as_path();
     match &p.op {
         MountOp::Filesystem(fs) if fs.plain_dir => {
-            check_plain_dir(ctx, p, fs)?;
-            mount_filesystem(ctx, dest, fs)
+            let checked = check_plain_dir(ctx, p, fs)?;
+            mount_filesystem(ctx, dest, fs, checked)
         }
-        MountOp::Filesystem(fs) => mount_filesystem(ctx, dest, fs),
+        MountOp::Filesystem(fs) => mount_filesystem(ctx, dest, fs, None),
         MountOp::Bind {
             source,
             recursive,
@@ -476,8 +476,9 @@ pub fn apply(ctx: &Ctx, p: &Planned) -> Result<(), MountError> {
 
 /// The destination of a procfs or sysfs mount: a directory, or missing (it
 /// is then created), with no symlink on the way (openat2
-/// RESOLVE_NO_SYMLINKS: a dangling one is refused too).
-fn check_plain_dir(ctx: &Ctx, p: &Planned, fs: &Filesystem) -> Result<(), MountError> {
+/// RESOLVE_NO_SYMLINKS: a dangling one is refused too). Returns the
+/// directory, opened, to mount on; `None` when it is missing.
+fn check_plain_dir(ctx: &Ctx, p: &Planned, fs: &Filesystem) -> Result<Option<OwnedFd>, MountError> {
     let refuse = |why| MountError::NotADirectory {
         index: p.index,
         dest: p.dest.clone(),
@@ -489,10 +490,10 @@ fn check_plain_dir(ctx: &Ctx, p: &Planned, fs: &Filesystem) -> Result<(), MountE
             if nix::sys::stat::fstat(fd.as_fd())
                 .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR) =>
         {
-            Ok(())
+            Ok(Some(fd))
         }
         Ok(_) => Err(refuse(", not a file")),
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(refuse(", not through a symlink")),
         Err(source) => Err(MountError::Op {
             index: p.index,
@@ -509,8 +510,13 @@ fn reopen(ctx: &Ctx, dest: &Path) -> Step<OwnedFd> {
     resolve::open_path(ctx.root, dest, false).op("reopen mount point")
 }
 
-fn mount_filesystem(ctx: &Ctx, dest: &Path, fs: &Filesystem) -> Step {
-    let target = resolve::mkdir_all(ctx.root, dest, 0o755).op("create mount point")?;
+/// `checked`: the destination, already opened by [`check_plain_dir`];
+/// otherwise it is looked up (and made if missing) here.
+fn mount_filesystem(ctx: &Ctx, dest: &Path, fs: &Filesystem, checked: Option<OwnedFd>) -> Step {
+    let target = match checked {
+        Some(fd) => fd,
+        None => resolve::mkdir_all(ctx.root, dest, 0o755).op("create mount point")?,
+    };
     let target_path = resolve::fd_path(&target);
     // Opened before the mount: the image's directory, still reachable
     // through this fd once the new filesystem covers it.
@@ -669,6 +675,7 @@ fn mount_cgroup(ctx: &Ctx, dest: &Path, flags: MsFlags, readonly: bool) -> io::R
     let mounts = cgroup.mounts();
     let single_v2 = mounts.len() == 1 && mounts[0].fstype == "cgroup2" && mounts[0].name.is_empty();
     let mut to_seal = Vec::new();
+    let mut tmpfs_root = None;
     if !single_v2 {
         // v1 / hybrid: a tmpfs holding one directory per hierarchy.
         let dir = resolve::mkdir_all(ctx.root, dest, 0o755)?;
@@ -681,9 +688,13 @@ fn mount_cgroup(ctx: &Ctx, dest: &Path, flags: MsFlags, readonly: bool) -> io::R
             Some("mode=755"),
         )?;
         to_seal.push(dest.to_path_buf());
+        // The new tmpfs, opened once: the hierarchies' directories and
+        // symlinks are made in it, not resolved from the root each time.
+        tmpfs_root = Some(resolve::open_path(ctx.root, dest, false)?);
     }
     for cm in &mounts {
-        to_seal.push(mount_hierarchy(ctx, dest, cm, flags)?);
+        let in_tmpfs = tmpfs_root.as_ref().map(|fd| fd.as_fd());
+        to_seal.push(mount_hierarchy(ctx, dest, in_tmpfs, cm, flags)?);
     }
     if readonly {
         // Sub-mounts first, the tmpfs last.
@@ -696,19 +707,25 @@ fn mount_cgroup(ctx: &Ctx, dest: &Path, flags: MsFlags, readonly: bool) -> io::R
 }
 
 /// One hierarchy under `dest` (and its symlinks, e.g. cpu -> cpu,cpuacct);
-/// returns where it was mounted.
+/// returns where it was mounted. `tmpfs` is the v1 / hybrid tmpfs at
+/// `dest`, where the hierarchy's directory is made.
 fn mount_hierarchy(
     ctx: &Ctx,
     dest: &Path,
+    tmpfs: Option<BorrowedFd<'_>>,
     cm: &rtctr_cgroups::CgroupMount,
     flags: MsFlags,
 ) -> io::Result<PathBuf> {
-    let sub = if cm.name.is_empty() {
-        dest.to_path_buf()
-    } else {
-        dest.join(&cm.name)
+    let (sub, dir) = match tmpfs {
+        Some(tmpfs) if !cm.name.is_empty() => (
+            dest.join(&cm.name),
+            resolve::mkdir_all(tmpfs, Path::new(&cm.name), 0o755)?,
+        ),
+        _ => (
+            dest.to_path_buf(),
+            resolve::mkdir_all(ctx.root, dest, 0o755)?,
+        ),
     };
-    let dir = resolve::mkdir_all(ctx.root, &sub, 0o755)?;
     let target = resolve::fd_path(&dir);
     let fresh = || {
         let data = (!cm.options.is_empty()).then_some(cm.options.as_str());
@@ -734,11 +751,13 @@ fn mount_hierarchy(
         },
         false => bind()?,
     }
-    for link in &cm.symlinks {
-        let parent = resolve::mkdir_all(ctx.root, dest, 0o755)?;
-        match nix::unistd::symlinkat(cm.name.as_str(), parent.as_fd(), link.as_str()) {
-            Ok(()) | Err(nix::Error::EEXIST) => {}
-            Err(e) => return Err(e.into()),
+    // Only co-mounted v1 controllers have symlinks, and v1 has the tmpfs.
+    if let Some(tmpfs) = tmpfs {
+        for link in &cm.symlinks {
+            match nix::unistd::symlinkat(cm.name.as_str(), tmpfs, link.as_str()) {
+                Ok(()) | Err(nix::Error::EEXIST) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
     }
     Ok(sub)

@@ -65,54 +65,49 @@ pub fn open(root: BorrowedFd<'_>, path: &Path, flags: OFlag, mode: Mode) -> io::
 /// A dangling symlink on the way is followed inside the root (its target
 /// is created there), as runc does.
 pub fn mkdir_all(root: BorrowedFd<'_>, path: &Path, mode: u32) -> io::Result<OwnedFd> {
-    mkdir_all_depth(root, path, mode, 0)
+    mkdir_all_depth(root, &relative(path), mode, 0)
 }
 
-fn mkdir_all_depth(
-    root: BorrowedFd<'_>,
-    path: &Path,
-    mode: u32,
-    depth: u32,
-) -> io::Result<OwnedFd> {
+/// `rel` is relative to the root. The whole path is looked up first (the
+/// directory usually exists: one openat2); when it is missing, its parent
+/// is made the same way, then the directory in it. Every lookup starts at
+/// the root with RESOLVE_IN_ROOT.
+fn mkdir_all_depth(root: BorrowedFd<'_>, rel: &Path, mode: u32, depth: u32) -> io::Result<OwnedFd> {
     if depth > 40 {
         return Err(io::Error::from_raw_os_error(libc::ELOOP));
     }
-    let rel = relative(path);
-    let mut current = open_path(root, Path::new(""), false)?;
-    let mut prefix = PathBuf::new();
-    for comp in rel.components() {
-        prefix.push(comp);
-        let next = match openat2(root, &prefix, how(OFlag::O_PATH | OFlag::O_DIRECTORY)) {
-            Ok(fd) => fd,
-            Err(nix::Error::ENOENT) => {
-                match nix::sys::stat::mkdirat(
-                    current.as_fd(),
-                    comp.as_os_str(),
-                    Mode::from_bits_truncate(mode),
-                ) {
-                    Ok(()) => {}
-                    Err(nix::Error::EEXIST) => {
-                        // A dangling symlink: create its target, inside the root.
-                        let target = nix::fcntl::readlinkat(current.as_fd(), comp.as_os_str())?;
-                        let target = Path::new(&target);
-                        let inside = if target.is_absolute() {
-                            target.to_path_buf()
-                        } else {
-                            Path::new("/")
-                                .join(prefix.parent().unwrap_or(Path::new("")))
-                                .join(target)
-                        };
-                        mkdir_all_depth(root, &normalize(&inside), mode, depth + 1)?;
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-                openat2(root, &prefix, how(OFlag::O_PATH | OFlag::O_DIRECTORY))?
-            }
-            Err(e) => return Err(e.into()),
-        };
-        current = next;
+    let Some(name) = rel.file_name() else {
+        return open_path(root, Path::new(""), false);
+    };
+    let dir_how = || how(OFlag::O_PATH | OFlag::O_DIRECTORY);
+    match openat2(root, rel, dir_how()) {
+        Ok(fd) => return Ok(fd),
+        Err(nix::Error::ENOENT) => {}
+        Err(e) => return Err(e.into()),
     }
-    Ok(current)
+    let parent_rel = rel.parent().unwrap_or(Path::new(""));
+    // The root itself needs no lookup.
+    let parent = match parent_rel.as_os_str().is_empty() {
+        true => None,
+        false => Some(mkdir_all_depth(root, parent_rel, mode, depth)?),
+    };
+    let parent = parent.as_ref().map_or(root, |fd| fd.as_fd());
+    match nix::sys::stat::mkdirat(parent, name, Mode::from_bits_truncate(mode)) {
+        Ok(()) => {}
+        Err(nix::Error::EEXIST) => {
+            // A dangling symlink: create its target, inside the root.
+            let target = nix::fcntl::readlinkat(parent, name)?;
+            let target = Path::new(&target);
+            let inside = if target.is_absolute() {
+                target.to_path_buf()
+            } else {
+                Path::new("/").join(parent_rel).join(target)
+            };
+            mkdir_all_depth(root, &relative(&normalize(&inside)), mode, depth + 1)?;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(openat2(root, rel, dir_how())?)
 }
 
 /// Lexically resolves `.` and `..` (never above `/`).
@@ -177,6 +172,46 @@ mod tests {
         }
         let e = open_no_symlinks(rootfd.as_fd(), Path::new("/missing")).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+    }
+
+    #[test]
+    fn mkdir_all_makes_what_is_missing_and_reports_the_rest() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        fs::create_dir_all(root.join("a/b")).unwrap();
+        fs::write(root.join("file"), "").unwrap();
+        // A dangling relative symlink: its target is made, inside the root.
+        symlink("../made", root.join("a/dangling")).unwrap();
+        let rootfd: OwnedFd = fs::File::open(root).unwrap().into();
+        let same = |fd: OwnedFd, p: &str| {
+            let (a, b) = (
+                nix::sys::stat::fstat(fd).unwrap(),
+                fs::metadata(root.join(p)).unwrap(),
+            );
+            assert_eq!(a.st_ino, std::os::unix::fs::MetadataExt::ino(&b), "{p}");
+        };
+        same(
+            mkdir_all(rootfd.as_fd(), Path::new("/a/b"), 0o755).unwrap(),
+            "a/b",
+        );
+        same(
+            mkdir_all(rootfd.as_fd(), Path::new("/"), 0o755).unwrap(),
+            "",
+        );
+        same(
+            mkdir_all(rootfd.as_fd(), Path::new("/a/b/c/d"), 0o755).unwrap(),
+            "a/b/c/d",
+        );
+        same(
+            mkdir_all(rootfd.as_fd(), Path::new("/new"), 0o755).unwrap(),
+            "new",
+        );
+        same(
+            mkdir_all(rootfd.as_fd(), Path::new("/a/dangling/x"), 0o755).unwrap(),
+            "made/x",
+        );
+        let e = mkdir_all(rootfd.as_fd(), Path::new("/file/x"), 0o755).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOTDIR));
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! else through the setuid `newuidmap`/`newgidmap` of Debian's `uidmap`),
 //! and the checks that turn what a user cannot do into a clear error.
 
+use std::fs::File;
 use std::io;
 use std::process::Command;
+use std::sync::OnceLock;
 
 use oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType};
 
@@ -54,11 +56,17 @@ pub fn is_root() -> bool {
 }
 
 /// Not in the initial user namespace, whose uid_map maps all 2^32-1 ids.
+/// Read once per process (`create` asks several times): rtctr never
+/// changes its own user namespace, only its children enter new ones, and
+/// they do not ask.
 pub fn in_user_namespace() -> bool {
-    match std::fs::read_to_string("/proc/self/uid_map") {
-        Ok(text) => !is_initial_map(&text),
-        Err(_) => false,
-    }
+    static IN_USER_NAMESPACE: OnceLock<bool> = OnceLock::new();
+    *IN_USER_NAMESPACE.get_or_init(|| {
+        match File::open("/proc/self/uid_map").and_then(rtctr_cgroups::read_kernel_file) {
+            Ok(text) => !is_initial_map(&text),
+            Err(_) => false,
+        }
+    })
 }
 
 fn is_initial_map(text: &str) -> bool {
