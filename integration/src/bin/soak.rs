@@ -1845,8 +1845,13 @@ fn failing(lc: &mut Lc<'_>, kind: &str) -> R<(String, String, &'static str)> {
             lc.bundle(kind, &t, |c| c["process"]["args"] = json!([]))?,
             "must name the program",
         ),
+        // The init alone fits a limit of 1; the createContainer hook it
+        // forks (in the cgroup, late in set-up) does not.
         "pids-limit" => (
-            lc.bundle(kind, &t, |c| c["linux"]["resources"]["pids"] = json!({"limit": 1}))?,
+            lc.bundle(kind, &t, |c| {
+                c["linux"]["resources"]["pids"] = json!({"limit": 1});
+                c["hooks"] = json!({"createContainer": [{"path": "/bin/true"}]});
+            })?,
             "Resource temporarily unavailable",
         ),
         other => return Err(format!("no failing kind {other}")),
