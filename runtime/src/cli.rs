@@ -2,7 +2,7 @@
 //! unchanged: every clap type, and the conversion of flags into the plain
 //! option structs the library's verbs take. Go's flag package also takes
 //! long flags with one dash (`-bundle`, `-no-subreaper`);
-//! [`normalize_go_flags`] rewrites those before clap sees them.
+//! [`parse`] rewrites those before clap sees them.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -845,15 +845,25 @@ fn parse_go_duration(s: &str) -> Result<Duration, &'static str> {
     Ok(Duration::from_nanos(total as u64))
 }
 
+/// The command line as [`Cli`], Go-style flags rewritten first (one
+/// clap command for both).
+pub fn parse(args: Vec<OsString>) -> Result<Cli, clap::Error> {
+    let mut cmd = Cli::command();
+    let args = normalize_go_flags(&cmd, args);
+    let mut matches = cmd.try_get_matches_from_mut(args)?;
+    <Cli as clap::FromArgMatches>::from_arg_matches_mut(&mut matches)
+        .map_err(|e| e.format(&mut Cli::command()))
+}
+
 /// Rewrites Go-style `-name` / `-name=v` into `--name` when `name` is a
 /// long flag of rtctr or of the subcommand being parsed. Stops at `--`
 /// and at the first positional after the subcommand's own flags, so
 /// arguments meant for the container are never touched.
-pub fn normalize_go_flags(args: Vec<OsString>) -> Vec<OsString> {
+fn normalize_go_flags(cmd: &clap::Command, args: Vec<OsString>) -> Vec<OsString> {
     let mut iter = args.into_iter();
     let mut out: Vec<OsString> = iter.next().into_iter().collect();
     let mut scan = Scan {
-        cmd: Cli::command(),
+        cmd,
         current: None,
         skip_value: false,
         done: false,
@@ -872,8 +882,8 @@ pub fn normalize_go_flags(args: Vec<OsString>) -> Vec<OsString> {
 }
 
 /// Where [`normalize_go_flags`] is in the command line.
-struct Scan {
-    cmd: clap::Command,
+struct Scan<'a> {
+    cmd: &'a clap::Command,
     /// The subcommand, once seen.
     current: Option<clap::Command>,
     /// The next argument is the value of the flag just seen.
@@ -882,7 +892,7 @@ struct Scan {
     done: bool,
 }
 
-impl Scan {
+impl Scan<'_> {
     /// Looks at one argument; Some(rewritten) for a Go-style long flag.
     fn next(&mut self, s: &str) -> Option<String> {
         if s == "--" {
@@ -927,7 +937,7 @@ impl Scan {
     fn long(&self, body: &str) -> Option<bool> {
         let name = body.split('=').next().unwrap_or(body);
         let sub = self.current.as_ref().and_then(|c| find_long(c, name));
-        sub.or_else(|| find_long(&self.cmd, name))
+        sub.or_else(|| find_long(self.cmd, name))
     }
 
     fn arguments(&self) -> impl Iterator<Item = &clap::Arg> {
@@ -950,7 +960,7 @@ mod tests {
     use super::*;
 
     fn norm(args: &[&str]) -> Vec<String> {
-        normalize_go_flags(args.iter().map(OsString::from).collect())
+        normalize_go_flags(&Cli::command(), args.iter().map(OsString::from).collect())
             .into_iter()
             .map(|s| s.into_string().unwrap())
             .collect()
@@ -1084,7 +1094,7 @@ mod tests {
     }
 
     fn parse_ps(argv: &[&str]) -> PsOptions {
-        let argv = normalize_go_flags(argv.iter().map(Into::into).collect());
+        let argv = normalize_go_flags(&Cli::command(), argv.iter().map(Into::into).collect());
         match Cli::try_parse_from(argv).unwrap().command {
             Some(Command::Ps(a)) => a.options().unwrap(),
             other => panic!("{other:?}"),
@@ -1109,6 +1119,7 @@ mod tests {
         assert!(a.json);
         assert_eq!(a.ps_args, ["-ef"]);
         let argv = normalize_go_flags(
+            &Cli::command(),
             ["rtctr", "ps", "-f", "yaml", "c"]
                 .iter()
                 .map(Into::into)

@@ -14,13 +14,11 @@ mod cli;
 static ALLOC: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 
 use anyhow::{bail, Context, Result};
-use clap::Parser;
 use cli::{Cli, Command, LogFormat};
 use rtctr::state::Store;
 
 fn main() -> ExitCode {
-    let args = cli::normalize_go_flags(std::env::args_os().collect());
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match cli::parse(std::env::args_os().collect()) {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() { 1 } else { 0 };
