@@ -959,6 +959,11 @@ fn find_long(cmd: &clap::Command, name: &str) -> Option<bool> {
 mod tests {
     use super::*;
 
+    /// `args` through [`parse`], as `main` takes them.
+    fn cli(args: &[&str]) -> Cli {
+        parse(args.iter().map(OsString::from).collect()).unwrap()
+    }
+
     fn norm(args: &[&str]) -> Vec<String> {
         normalize_go_flags(&Cli::command(), args.iter().map(OsString::from).collect())
             .into_iter()
@@ -1011,7 +1016,7 @@ mod tests {
 
     #[test]
     fn parses_runc_argv() {
-        let cli = Cli::try_parse_from(norm(&[
+        let c = cli(&[
             "rtctr",
             "--root",
             "/run/x",
@@ -1029,10 +1034,9 @@ mod tests {
             "--no-new-keyring",
             "--preserve-fds=2",
             "c1",
-        ]))
-        .unwrap();
-        assert_eq!(cli.log_format, LogFormat::Json);
-        match cli.command.unwrap() {
+        ]);
+        assert_eq!(c.log_format, LogFormat::Json);
+        match c.command.unwrap() {
             Command::Create(a) => {
                 assert_eq!(a.preserve_fds, 2);
                 assert!(a.no_pivot && a.no_new_keyring);
@@ -1040,19 +1044,14 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let cli = Cli::try_parse_from(["rtctr", "kill", "--all", "c1", "9"]).unwrap();
-        assert!(matches!(cli.command, Some(Command::Kill { all: true, .. })));
-        let cli =
-            Cli::try_parse_from(["rtctr", "--rootless=auto", "list", "--format=json"]).unwrap();
-        assert_eq!(cli.rootless.as_deref(), Some("auto"));
-        Cli::try_parse_from(norm(&[
-            "rtctr",
-            "restore",
-            "--detach",
-            "-no-subreaper",
-            "c",
-        ]))
-        .unwrap();
+        let c = cli(&["rtctr", "kill", "--all", "c1", "9"]);
+        assert!(matches!(c.command, Some(Command::Kill { all: true, .. })));
+        let c = cli(&["rtctr", "--rootless=auto", "list", "--format=json"]);
+        assert_eq!(c.rootless.as_deref(), Some("auto"));
+        match cli(&["rtctr", "restore", "--detach", "-no-subreaper", "c"]).command {
+            Some(Command::Restore(a)) => assert!(a.detach && a.no_subreaper),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -1094,8 +1093,7 @@ mod tests {
     }
 
     fn parse_ps(argv: &[&str]) -> PsOptions {
-        let argv = normalize_go_flags(&Cli::command(), argv.iter().map(Into::into).collect());
-        match Cli::try_parse_from(argv).unwrap().command {
+        match cli(argv).command {
             Some(Command::Ps(a)) => a.options().unwrap(),
             other => panic!("{other:?}"),
         }
@@ -1118,14 +1116,7 @@ mod tests {
         let a = parse_ps(&["rtctr", "ps", "-format=json", "c", "-ef"]);
         assert!(a.json);
         assert_eq!(a.ps_args, ["-ef"]);
-        let argv = normalize_go_flags(
-            &Cli::command(),
-            ["rtctr", "ps", "-f", "yaml", "c"]
-                .iter()
-                .map(Into::into)
-                .collect(),
-        );
-        match Cli::try_parse_from(argv).unwrap().command {
+        match cli(&["rtctr", "ps", "-f", "yaml", "c"]).command {
             Some(Command::Ps(a)) => assert!(a.options().is_err()),
             other => panic!("{other:?}"),
         }

@@ -416,10 +416,9 @@ fn live_comm(pid: i32, start: u64) -> Option<String> {
 
 /// The start time of `pid` in clock ticks after boot.
 pub fn start_time(pid: i32) -> io::Result<u64> {
-    procfs::process::Process::new(pid)
-        .and_then(|p| p.stat())
-        .map(|s| s.starttime)
-        .map_err(|e| io::Error::other(e.to_string()))
+    let path = format!("/proc/{pid}/stat");
+    let text = rtctr_cgroups::read_kernel_file(File::open(&path)?)?;
+    parse_start_time(&text).ok_or_else(|| io::Error::other(format!("{path}: no start time")))
 }
 
 /// The start time of `pid` from `proc`, a descriptor of a procfs root

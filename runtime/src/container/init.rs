@@ -86,7 +86,7 @@ pub struct Spawned {
     /// The child was forked by rtctr itself, not by an intermediate.
     direct: bool,
     /// From the intermediate: user namespace maps, then the child's pid.
-    pub ns: Channel,
+    ns: Channel,
     /// From the child it forks: everything after. A channel of its own,
     /// so that nothing the child says can overtake the child's pid.
     pub child: Channel,
@@ -159,14 +159,26 @@ pub fn spawn<E: StdError + 'static>(
         false => (CloneFlags::empty(), CloneFlags::empty()),
     };
     let forked = clone_into(flags, enter.cgroup.and_then(|cg| cg.unified_dir()));
-    if let (Some(cpus), Ok((Forked::Parent(_), _))) = (&restore, &forked) {
-        if let Err(e) = sched::set_cpus("rtctr", cpus) {
-            log::warn!("restore rtctr's CPU affinity: {e}");
+    if !matches!(forked, Ok((Forked::Child, _))) {
+        // rtctr's side, cloned or not: back to its own CPUs and pid namespace.
+        if let Some(cpus) = &restore {
+            if let Err(e) = sched::set_cpus("rtctr", cpus) {
+                log::warn!("restore rtctr's CPU affinity: {e}");
+            }
+        }
+        if let Some(own) = own_pid_ns.take() {
+            if let Err(e) = namespaces::leave_pid_for_children(own) {
+                if let Ok((Forked::Parent(pid), _)) = forked {
+                    pidfd::kill_and_wait(pid.as_raw(), None);
+                }
+                return Err(e);
+            }
         }
     }
-    match forked {
-        Ok((Forked::Child, in_unified)) if direct => {
-            drop((ns, ns_theirs, child, own_pid_ns));
+    drop(own_pid_ns);
+    match forked? {
+        (Forked::Child, in_unified) if direct => {
+            drop((ns, ns_theirs, child));
             // No pdeathsig: this is the container's process, which must
             // outlive rtctr. Until then it talks with rtctr, and the end of
             // the channel at its next message tells it rtctr is gone.
@@ -178,31 +190,17 @@ pub fn spawn<E: StdError + 'static>(
             child_theirs.send_error(&e);
             exit_now(1)
         }
-        Ok((Forked::Child, in_unified)) => {
-            drop((ns, child, own_pid_ns));
+        (Forked::Child, in_unified) => {
+            drop((ns, child));
             die_with(rtctr);
             intermediate(enter, in_unified, ns_theirs, child_theirs, then)
         }
-        Ok((Forked::Parent(forked), _)) => {
-            if let Some(own) = own_pid_ns {
-                if let Err(e) = namespaces::leave_pid_for_children(own) {
-                    pidfd::kill_and_wait(forked.as_raw(), None);
-                    return Err(e);
-                }
-            }
-            Ok(Spawned {
-                forked,
-                direct,
-                ns,
-                child,
-            })
-        }
-        Err(e) => {
-            if let Some(own) = own_pid_ns {
-                namespaces::leave_pid_for_children(own)?;
-            }
-            Err(e)
-        }
+        (Forked::Parent(forked), _) => Ok(Spawned {
+            forked,
+            direct,
+            ns,
+            child,
+        }),
     }
 }
 

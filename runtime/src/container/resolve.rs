@@ -190,26 +190,20 @@ mod tests {
             );
             assert_eq!(a.st_ino, std::os::unix::fs::MetadataExt::ino(&b), "{p}");
         };
-        same(
-            mkdir_all(rootfd.as_fd(), Path::new("/a/b"), 0o755).unwrap(),
-            "a/b",
-        );
-        same(
-            mkdir_all(rootfd.as_fd(), Path::new("/"), 0o755).unwrap(),
-            "",
-        );
-        same(
-            mkdir_all(rootfd.as_fd(), Path::new("/a/b/c/d"), 0o755).unwrap(),
-            "a/b/c/d",
-        );
-        same(
-            mkdir_all(rootfd.as_fd(), Path::new("/new"), 0o755).unwrap(),
-            "new",
-        );
-        same(
-            mkdir_all(rootfd.as_fd(), Path::new("/a/dangling/x"), 0o755).unwrap(),
-            "made/x",
-        );
+        // (asked, made): an existing path, the root, nested missing
+        // directories, a new one, one through the dangling symlink.
+        for (asked, made) in [
+            ("/a/b", "a/b"),
+            ("/", ""),
+            ("/a/b/c/d", "a/b/c/d"),
+            ("/new", "new"),
+            ("/a/dangling/x", "made/x"),
+        ] {
+            same(
+                mkdir_all(rootfd.as_fd(), Path::new(asked), 0o755).unwrap(),
+                made,
+            );
+        }
         let e = mkdir_all(rootfd.as_fd(), Path::new("/file/x"), 0o755).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ENOTDIR));
     }
