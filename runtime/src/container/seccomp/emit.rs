@@ -9,7 +9,6 @@ use super::{precedence, SeccompError, Section, SectionArch, X32_SYSCALL_BIT};
 const LD_W_ABS: u16 = 0x20;
 const JMP_JA: u16 = 0x05;
 const JMP_JEQ_K: u16 = 0x05 | 0x10;
-const JMP_JGT_K: u16 = 0x05 | 0x20;
 const JMP_JGE_K: u16 = 0x05 | 0x30;
 const RET_K: u16 = 0x06;
 
@@ -97,117 +96,89 @@ fn patch_ja(out: &mut [sock_filter], index: usize) {
     out[index].k = to_u32(out.len() - index - 1);
 }
 
-/// One arch's code after `nr` is loaded: the ENOSYS stub, the search tree.
+/// One arch's code after `nr` is loaded: a binary search over the arch's
+/// [`spans`], ending in each span's code.
 fn section_body(section: &Section, default_ret: u32) -> Result<Vec<sock_filter>, SeccompError> {
-    let mut out = Vec::new();
-    if let Some(last) = section.last_nr {
-        out.push(jump(JMP_JGT_K, last, 0, 1));
-        out.push(ret(libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32));
+    Ok(search_tree(&spans(section, default_ret)?))
+}
+
+/// What the program does for one span of syscall numbers.
+enum Code {
+    /// Every number in the span returns this.
+    Ret(u32),
+    /// One syscall with argument rules: its block returns on every path.
+    Block(Vec<sock_filter>),
+}
+
+/// The section's numbers cut into spans, each `(first number, code)` and
+/// running up to the next span's first number (the last one up to the end
+/// of the arch's numbers). Numbers the profile does not name get the
+/// default; neighbouring numbers with the same action share a span (podman's
+/// 370 x86_64 syscalls are 50-odd spans); above the highest named number,
+/// runc's ENOSYS stub if it is on.
+fn spans(section: &Section, default_ret: u32) -> Result<Vec<(u32, Code)>, SeccompError> {
+    fn push(out: &mut Vec<(u32, Code)>, first: u32, code: Code) {
+        if let (Code::Ret(new), Some((_, Code::Ret(last)))) = (&code, out.last()) {
+            if new == last {
+                return;
+            }
+        }
+        out.push((first, code));
     }
-    let blocks = section
-        .rules
-        .iter()
-        .map(|(nr, rules)| syscall_code(*nr, rules, default_ret))
-        .collect::<Result<Vec<_>, _>>()?;
-    search_tree(&mut out, &blocks, default_ret);
+    let mut out = Vec::new();
+    let mut next = section.rules.bit;
+    for (nr, rules) in section.rules.iter() {
+        if nr > next {
+            push(&mut out, next, Code::Ret(default_ret));
+        }
+        let code = if rules.with_args.is_empty() {
+            Code::Ret(rules.unconditional.unwrap_or(default_ret))
+        } else {
+            Code::Block(syscall_block(rules, default_ret)?)
+        };
+        push(&mut out, nr, code);
+        next = nr + 1;
+    }
+    match section.last_nr {
+        Some(last) => {
+            if next <= last {
+                push(&mut out, next, Code::Ret(default_ret));
+            }
+            push(
+                &mut out,
+                last + 1,
+                Code::Ret(libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
+            );
+        }
+        None => push(&mut out, next, Code::Ret(default_ret)),
+    }
     Ok(out)
 }
 
-/// Syscalls per leaf of the search tree, tested one after another.
-const LEAF: usize = 8;
-
-/// The code for one syscall number.
-enum SyscallCode {
-    /// No argument rules: one action for the number.
-    Simple { nr: u32, action: u32 },
-    /// `jeq nr ; ja skip ; block`: returns when the number matches, falls
-    /// through (accumulator intact) when not.
-    Block { nr: u32, code: Vec<sock_filter> },
-}
-
-impl SyscallCode {
-    fn nr(&self) -> u32 {
-        match self {
-            SyscallCode::Simple { nr, .. } | SyscallCode::Block { nr, .. } => *nr,
-        }
-    }
-}
-
-/// A binary search over the sorted syscall numbers, with short linear leaves:
-/// `jge mid ; ja upper ; lower… ; upper…`. Every leaf ends with the default,
-/// so each subtree returns on every path.
-fn search_tree(out: &mut Vec<sock_filter>, blocks: &[SyscallCode], default_ret: u32) {
-    if blocks.len() <= LEAF {
-        leaf(out, blocks, default_ret);
-        return;
-    }
-    let (lower, upper) = blocks.split_at(blocks.len() / 2);
-    out.push(jump(JMP_JGE_K, upper[0].nr(), 0, 1));
-    let ja = placeholder_ja(out);
-    search_tree(out, lower, default_ret);
-    patch_ja(out, ja);
-    search_tree(out, upper, default_ret);
-}
-
-/// A leaf. If every syscall in it is simple, each is one `jeq nr` that
-/// jumps to a `ret` shared by all syscalls with that action:
-/// `jeq a ; jeq b ; … ; ret DEFAULT ; ret ACTION1 ; ret ACTION2 …`.
-/// Otherwise simple syscalls are `jeq nr ; ret ACTION`.
-fn leaf(out: &mut Vec<sock_filter>, blocks: &[SyscallCode], default_ret: u32) {
-    let simple: Option<Vec<(u32, u32)>> = blocks
-        .iter()
-        .map(|b| match b {
-            SyscallCode::Simple { nr, action } => Some((*nr, *action)),
-            SyscallCode::Block { .. } => None,
-        })
-        .collect();
-    let Some(simple) = simple else {
-        for block in blocks {
-            match block {
-                SyscallCode::Simple { nr, action } => {
-                    out.push(jump(JMP_JEQ_K, *nr, 0, 1));
-                    out.push(ret(*action));
-                }
-                SyscallCode::Block { code, .. } => out.extend_from_slice(code),
+/// A binary search over spans sorted by first number: `jge MID` sends the
+/// upper half one way, the lower half the other, down to one span's code.
+/// The jump over the lower half is the `jge`'s own offset when it fits in
+/// its 8 bits, else a `ja`. Every path returns.
+fn search_tree(spans: &[(u32, Code)]) -> Vec<sock_filter> {
+    let [(_, code)] = spans else {
+        let (lower, upper) = spans.split_at(spans.len() / 2);
+        let (lower, upper_code) = (search_tree(lower), search_tree(upper));
+        let mut out = Vec::with_capacity(lower.len() + upper_code.len() + 2);
+        match u8::try_from(lower.len()) {
+            Ok(jt) => out.push(jump(JMP_JGE_K, upper[0].0, jt, 0)),
+            Err(_) => {
+                out.push(jump(JMP_JGE_K, upper[0].0, 0, 1));
+                out.push(stmt(JMP_JA, to_u32(lower.len())));
             }
         }
-        out.push(ret(default_ret));
-        return;
+        out.extend(lower);
+        out.extend(upper_code);
+        return out;
     };
-    let mut actions: Vec<u32> = Vec::with_capacity(simple.len());
-    for (_, action) in &simple {
-        if !actions.contains(action) {
-            actions.push(*action);
-        }
+    match code {
+        Code::Ret(action) => vec![ret(*action)],
+        Code::Block(block) => block.clone(),
     }
-    // Index of the first shared `ret`, after the compares and the default.
-    let first_ret = out.len() + simple.len() + 1;
-    for (nr, action) in &simple {
-        let slot = actions.iter().position(|a| a == action).unwrap_or(0);
-        // At most LEAF compares + 1 + LEAF rets away: fits in a u8.
-        let jt = first_ret + slot - out.len() - 1;
-        out.push(jump(JMP_JEQ_K, *nr, u8::try_from(jt).unwrap_or(u8::MAX), 0));
-    }
-    out.push(ret(default_ret));
-    out.extend(actions.into_iter().map(ret));
-}
-
-/// One syscall's code, see [`SyscallCode`].
-fn syscall_code(
-    nr: u32,
-    rules: &super::SyscallRules,
-    default_ret: u32,
-) -> Result<SyscallCode, SeccompError> {
-    if rules.with_args.is_empty() {
-        let action = rules.unconditional.unwrap_or(default_ret);
-        return Ok(SyscallCode::Simple { nr, action });
-    }
-    let block = syscall_block(rules, default_ret)?;
-    let mut code = Vec::with_capacity(block.len() + 2);
-    code.push(jump(JMP_JEQ_K, nr, 1, 0));
-    code.push(stmt(JMP_JA, to_u32(block.len())));
-    code.extend(block);
-    Ok(SyscallCode::Block { nr, code })
 }
 
 /// The block for a syscall with argument rules; every path returns.
@@ -227,7 +198,7 @@ fn syscall_block(
     for rule in ordered {
         let rule_bpf: BpfProgram = SeccompRule::new(rule.conditions.clone())
             .map_err(|source| SeccompError::Rule {
-                syscall: rules.name.clone(),
+                syscall: rules.name.to_string(),
                 source,
             })?
             .into();

@@ -25,16 +25,20 @@
 //! x86_64 section:
 //!   ld nr
 //!   nr >= 0x40000000? → x32 section if SCMP_ARCH_X32 is listed, else ret KILL_PROCESS
-//!   nr > LAST? → ret ERRNO(ENOSYS)               (runc's stub, see below)
-//!   binary search over the profile's syscall numbers: jge MID ; ja UPPER ; LOWER… ; UPPER…
-//!   leaves of up to 8 syscalls:
-//!     all without argument rules: jeq nr →RET_x (1 insn each) ; ret DEFAULT ; RET_x: ret ACTION…
-//!     else, per syscall:  jeq nr ; ret ACTION                         (no argument rules)
-//!                         jeq nr ; ja skip ; {rule ; ret ACTION}* ; ret DEFAULT
-//!          and ret DEFAULT at the end
+//!   binary search over spans of syscall numbers: jge FIRST_OF_UPPER_HALF → upper half ; lower half
+//!   (a `ja` carries the jump when the lower half is longer than 255 insns)
+//!   a span is either a run of neighbouring numbers with one action (unnamed numbers: the default;
+//!   above the highest named number: ERRNO(ENOSYS), runc's stub, see below) → ret ACTION,
+//!   or one syscall with argument rules → {rule ; ret ACTION}* ; ret DEFAULT
 //! i386 section: the same, built from the i386 syscall table, 32-bit compares
 //! x32 section: the same, x32 numbers (x32 bit set), 32-bit compares
 //! ```
+//!
+//! Most of a profile's allowed syscalls are neighbours, so podman's 345
+//! x86_64 syscalls are 59 spans (i386: 414 in 110, x32: 338 in 100): the
+//! program is a third of what one compare per syscall needs, and the kernel
+//! converts and JIT-compiles it when the init installs it, once per
+//! container.
 //!
 //! A stack of filters was the alternative (crates.md §2: base filter plus
 //! one per distinct action, 2023 insns, 0.31 ms). One program is smaller, has
@@ -61,13 +65,17 @@
 //!
 //! # Cost (podman's /usr/share/containers/seccomp.json, docker default caps)
 //!
-//! 2035 instructions for x86_64 + i386 + x32 (C libseccomp 2.5.4: 1125;
-//! seccompiler stacked filters, x86_64 only: 2023), compiled in 0.10 ms
-//! (release, mean of 1000). Per syscall, best of 5 × 10⁶ calls in a forked
-//! child, without → with the filter (2-core VM under load, ±30 ns):
-//! getppid (cached allow) 130 → 165 ns; personality(0xffffffff) (argument
-//! rule, BPF runs) 250 → 315 ns; syscall 1000 (unlisted → default) 85 → 130 ns.
-//! Rerun with `make bench` (`cargo bench -p rtctr --bench seccomp`).
+//! 630 instructions for x86_64 + i386 + x32 (C libseccomp 2.5.4: 1125;
+//! one compare per syscall, as rtctr did before: 2035; seccompiler stacked
+//! filters, x86_64 only: 2023), compiled in 0.04 ms (release, mean of 1000;
+//! 0.10 ms before, most of it a map keyed by number shifting its nodes).
+//! The kernel's conversion and JIT of the program were 0.28 ms of each
+//! container's start with 2035 instructions (`perf record -a`, 100
+//! lifecycles). Per syscall, best of 5 × 10⁶ calls in a forked child,
+//! without → with the filter (2-core VM, ±30 ns): getppid (cached allow)
+//! 135 → 165 ns; personality(0xffffffff) (argument rule, BPF runs) 265 → 320
+//! ns; syscall 1000 (unlisted → default) 85 → 135 ns. Rerun with `make
+//! bench` (`cargo bench -p rtctr --bench seccomp`).
 //!
 //! # Rules copied from runc / libseccomp
 //!
@@ -145,7 +153,6 @@ mod kernel;
 #[allow(unsafe_code)]
 mod tests;
 
-use std::collections::BTreeMap;
 use std::io;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -364,31 +371,72 @@ struct ArgRule {
 }
 
 /// Everything the profile says about one syscall number on one arch.
-#[derive(Clone, Debug, Default)]
-struct SyscallRules {
-    name: String,
+#[derive(Clone, Debug)]
+struct SyscallRules<'a> {
+    name: &'a str,
     unconditional: Option<u32>,
     with_args: Vec<ArgRule>,
 }
 
-/// Per-arch table: syscall number → rules.
-type Table = BTreeMap<u32, SyscallRules>;
+/// Per-arch table: syscall number → rules, one slot per number. Syscall
+/// numbers are below 1024; x32's carry the x32 bit, which the index leaves
+/// out. (A map keyed by number spent most of `compile` shifting its nodes.)
+#[derive(Clone, Debug)]
+struct Table<'a> {
+    bit: u32,
+    slots: Vec<Option<SyscallRules<'a>>>,
+}
+
+impl<'a> Table<'a> {
+    fn new(bit: u32) -> Self {
+        Table {
+            bit,
+            slots: Vec::new(),
+        }
+    }
+
+    /// The rules of `nr`, made empty on first use.
+    fn entry(&mut self, nr: u32, name: &'a str) -> &mut SyscallRules<'a> {
+        let i = (nr & !self.bit) as usize;
+        if self.slots.len() <= i {
+            self.slots.resize_with(i + 1, || None);
+        }
+        self.slots[i].get_or_insert_with(|| SyscallRules {
+            name,
+            unconditional: None,
+            with_args: Vec::new(),
+        })
+    }
+
+    /// The numbers with rules, in ascending order.
+    fn iter(&self) -> impl Iterator<Item = (u32, &SyscallRules<'a>)> {
+        let bit = self.bit;
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, slot)| Some((i as u32 | bit, slot.as_ref()?)))
+    }
+}
 
 /// One arch's part of the program.
 #[derive(Clone, Debug)]
-struct Section {
+struct Section<'a> {
     arch: SectionArch,
-    rules: Table,
+    rules: Table<'a>,
     /// The highest syscall number the profile names; numbers above it get
     /// `ENOSYS` (runc's stub), `None` when the stub is off.
     last_nr: Option<u32>,
 }
 
-impl Section {
+impl<'a> Section<'a> {
     fn new(arch: SectionArch) -> Self {
+        let bit = match arch {
+            SectionArch::X32 => X32_SYSCALL_BIT,
+            SectionArch::X86_64 | SectionArch::I386 => 0,
+        };
         Section {
             arch,
-            rules: Table::new(),
+            rules: Table::new(bit),
             last_nr: None,
         }
     }
@@ -396,7 +444,7 @@ impl Section {
     /// Adds one name of an OCI entry; false if this arch does not know it.
     fn add(
         &mut self,
-        name: &str,
+        name: &'a str,
         entry: &LinuxSyscall,
         ret: u32,
         skip: bool,
@@ -639,17 +687,14 @@ fn arg_rules(
 /// libseccomp's rules (checked against libseccomp 2.5.4): the first
 /// unconditional rule is final (it replaces earlier argument rules, later
 /// rules are ignored); the same conditions with another action is an error.
-fn add_rule(
-    table: &mut Table,
+fn add_rule<'a>(
+    table: &mut Table<'a>,
     nr: u32,
-    name: &str,
+    name: &'a str,
     ret: u32,
     rules: Vec<Vec<SeccompCondition>>,
 ) -> Result<(), SeccompError> {
-    let slot = table.entry(nr).or_insert_with(|| SyscallRules {
-        name: name.to_string(),
-        ..SyscallRules::default()
-    });
+    let slot = table.entry(nr, name);
     if slot.unconditional.is_some() {
         return Ok(());
     }
