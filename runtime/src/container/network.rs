@@ -66,18 +66,28 @@ pub fn requested(
 }
 
 /// Checks the annotations before anything exists (a bad one fails create
-/// without a trace).
+/// without a trace), and returns the network they ask for.
 /// Rootless, also what user-mode networking needs ([`user_net::check`]).
 pub fn check(
     id: &str,
     annotations: &std::collections::HashMap<String, String>,
     new_netns: bool,
-) -> Result<(), NetworkError> {
+) -> Result<Option<String>, NetworkError> {
     let req = rtctr_hooks::Request::from_annotations(id, 0, annotations)?;
-    if let Some(req) = req.filter(|_| user_net::wanted()) {
-        user_net::check(&req, new_netns)?;
+    if let Some(req) = req.as_ref().filter(|_| user_net::wanted()) {
+        user_net::check(req, new_netns)?;
     }
-    Ok(())
+    Ok(req.map(|r| r.network))
+}
+
+/// The record of a network before it is attached: its name (and, rootless,
+/// that the user-mode helper is starting), so that `delete --force` after
+/// a create killed half-way removes the lease and port rules it made.
+pub fn intent(name: &str) -> serde_json::Value {
+    match user_net::wanted() {
+        true => serde_json::json!({ "network": name, "user_mode": "starting" }),
+        false => serde_json::json!({ "network": name }),
+    }
 }
 
 /// Rootless: connects the container in user mode ([`user_net`]).

@@ -225,8 +225,8 @@ fn await_init_pid(spawned: &Spawned, plan: &Plan) -> Result<(i32, u64), CreateEr
 }
 
 /// The record of the container, before anything of it exists: its cgroup
-/// paths, whether its mounts are in rtctr's namespace; no init yet (pid 0
-/// is never alive).
+/// paths, the network it will join, whether its mounts are in rtctr's
+/// namespace; no init yet (pid 0 is never alive).
 pub(super) fn record(plan: &Plan) -> State {
     State {
         id: plan.opts.id.clone(),
@@ -238,7 +238,7 @@ pub(super) fn record(plan: &Plan) -> State {
         owner: owner(),
         annotations: plan.config.spec.annotations().clone().unwrap_or_default(),
         cgroup: Some(plan.cgroup.clone()),
-        network: None,
+        network: plan.network.as_deref().map(network::intent),
         host_mounts: !plan.own_mounts(),
         no_process: plan.config.process.is_none(),
         overlay: plan.overlay.as_ref().map(|o| o.record()),
@@ -268,18 +268,14 @@ pub(super) fn attach_network(
     plan: &Plan,
     state: &mut State,
 ) -> Result<(), CreateError> {
-    let Some(name) = network::requested(&state.id, &state.annotations)? else {
+    if plan.network.is_none() {
         return Ok(());
-    };
-    // Recorded first: a create killed half-way through still gets its
-    // lease and port rules removed by `delete --force`.
-    // Rootless, user mode: a helper process, not a lease (see user_net).
+    }
+    // Already in the record since the create's first save (`record`): a
+    // create killed half-way through still gets its lease and port rules
+    // removed by `delete --force`. Rootless, user mode: a helper process,
+    // not a lease (see user_net).
     let user_mode = user_net::wanted();
-    state.network = Some(match user_mode {
-        true => serde_json::json!({ "network": name, "user_mode": "starting" }),
-        false => serde_json::json!({ "network": name }),
-    });
-    dir.save(state)?;
     let hostname = plan.config.spec.hostname().clone();
     let hostname = hostname.unwrap_or_else(|| state.id.clone());
     let attach = match user_mode {

@@ -113,6 +113,8 @@ pub struct Plan<'a> {
     pub rootless: bool,
     /// The overlay of image layers to mount on `rootfs` first.
     pub overlay: Option<overlay::Plan>,
+    /// The built-in network the annotations ask for.
+    pub network: Option<String>,
     /// Where the terminal master goes: a connected --console-socket, or
     /// `run`'s own socket.
     console: Option<Console<'a>>,
@@ -180,7 +182,7 @@ pub fn plan<'a>(
     }
     let annotations = config.spec.annotations().clone().unwrap_or_default();
     let new_netns = ns.creates(LinuxNamespaceType::Network);
-    network::check(&opts.id, &annotations, new_netns)?;
+    let network = network::check(&opts.id, &annotations, new_netns)?;
     network::check_net_devices(&config.linux)?;
     lsm::check_mount_label(&config.linux)?;
     let overlay = overlay::plan(&annotations, &rootfs, &opts.id)?;
@@ -198,6 +200,7 @@ pub fn plan<'a>(
         idmapped,
         rootless: !rootless::is_root() || rootless::in_user_namespace(),
         overlay,
+        network,
         console,
     })
 }
