@@ -284,6 +284,20 @@ impl Cgroup {
     /// Makes the directory in every hierarchy. v1 cpuset directories get
     /// cpus/mems from their parent; on cgroup2 the available controllers
     /// are enabled in every ancestor's `cgroup.subtree_control`.
+    /// Makes only the cgroup2 directory (on a hybrid host), for a process
+    /// to be cloned into before [`Cgroup::create`] makes the rest.
+    pub fn create_unified(&self) -> Result<()> {
+        let Some(i) = self.dirs.iter().position(|(key, _)| key == UNIFIED) else {
+            return Ok(());
+        };
+        let dir = &self.dirs[i].1;
+        ops::enable_controllers(self.mount_point(i), dir)?;
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            path: dir.clone(),
+            source,
+        })
+    }
+
     pub fn create(&self) -> Result<()> {
         for (i, (key, dir)) in self.dirs.iter().enumerate() {
             let mp = self.mount_point(i);

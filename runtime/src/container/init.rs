@@ -71,6 +71,10 @@ fn sys_io(op: impl Into<String>) -> impl FnOnce(io::Error) -> InitError {
 /// What the intermediate process enters before it forks.
 pub struct Enter<'a> {
     pub cgroup: Option<&'a rtctr_cgroups::Cgroup>,
+    /// The parent makes `cgroup` after the clone (but for its cgroup2
+    /// directory, which the child is cloned into) and sends
+    /// [`Msg::CgroupReady`] (see [`Spawned::cgroup_ready`]).
+    pub cgroup_after_clone: bool,
     pub ns: &'a namespaces::Plan,
     /// The state directory's lock, inherited through fork: closed at once,
     /// or the container would hold it for as long as it lives.
@@ -93,6 +97,15 @@ pub struct Spawned {
 }
 
 impl Spawned {
+    /// Tells the process that enters the namespaces that its cgroup is
+    /// made ([`Enter::cgroup_after_clone`]).
+    pub fn cgroup_ready(&self) -> Result<(), SyncError> {
+        match self.direct {
+            true => self.child.send(&Msg::CgroupReady),
+            false => self.ns.send(&Msg::CgroupReady),
+        }
+    }
+
     /// The child's pid and start time. From an intermediate, which may
     /// first ask for its user namespace maps (`write_maps`), then exits
     /// and is reaped; a child rtctr forked itself is read from /proc (it
@@ -288,13 +301,18 @@ fn enter_namespaces(
     // the host's cgroup files: with one, join the cgroup first. Without,
     // make the namespaces first, so that their kernel memory (a network
     // namespace alone is ~100 KiB) is charged to the caller, not to the
-    // container's memory limit, as with crun. The files are opened here,
-    // in the host's mount namespace.
-    let mut join = match enter.cgroup {
-        Some(cg) => Some(cg.open_join(in_unified)?),
-        None => None,
-    };
+    // container's memory limit, as with crun; and while we do, the parent
+    // makes the cgroup (`cgroup_after_clone`). The files are opened in the
+    // host's mount namespace or a new copy of it, not in one joined by path
+    // (which shows other cgroup files, or none).
     let in_userns = enter.ns.has(LinuxNamespaceType::User);
+    let joins_mounts =
+        enter.ns.has(LinuxNamespaceType::Mount) && !enter.ns.creates(LinuxNamespaceType::Mount);
+    let open_late = enter.cgroup_after_clone && !in_userns && !joins_mounts;
+    let mut join = match open_late {
+        true => None,
+        false => open_join(enter, in_unified, chan)?,
+    };
     if in_userns {
         join_cgroup(join.take(), enter.sched)?;
     }
@@ -309,10 +327,29 @@ fn enter_namespaces(
     let cgroupns = enter.ns.unshare & CloneFlags::CLONE_NEWCGROUP;
     namespaces::unshare(enter.ns.unshare - cgroupns - born_in)?;
     if !in_userns {
+        if open_late {
+            join = open_join(enter, in_unified, chan)?;
+        }
         join_cgroup(join, enter.sched)?;
     }
     namespaces::unshare(cgroupns)?;
     write_time_offsets(enter.ns)
+}
+
+/// Opens the files that join the container's cgroup, once the parent has
+/// made it.
+fn open_join(
+    enter: &Enter,
+    in_unified: bool,
+    chan: &Channel,
+) -> Result<Option<rtctr_cgroups::Join>, InitError> {
+    let Some(cg) = enter.cgroup else {
+        return Ok(None);
+    };
+    if enter.cgroup_after_clone {
+        chan.expect(Msg::CgroupReady)?;
+    }
+    Ok(Some(cg.open_join(in_unified)?))
 }
 
 /// Joins the container's cgroup and takes its final CPUs.

@@ -107,9 +107,20 @@ fn build(
 ) -> Result<(), CreateError> {
     mount_overlay(dir, plan)?;
     write_snapshot(dir, plan)?;
-    make_cgroup(plan)?;
-    let spawned = spawn(dir, plan)?;
+    // On v1 and hybrid hosts the cgroup's directories and limits are made
+    // while the child makes its namespaces (they take about as long); on
+    // v2 the child is cloned into the finished cgroup (CLONE_INTO_CGROUP).
+    let after_clone = plan.cgroup.layout != rtctr_cgroups::Layout::V2;
+    match after_clone {
+        true => plan.cgroup.create_unified()?,
+        false => make_cgroup(plan)?,
+    }
+    let spawned = spawn(dir, plan, after_clone)?;
     *forked = Some(spawned.forked);
+    if after_clone {
+        make_cgroup(plan)?;
+        spawned.cgroup_ready()?;
+    }
     let (pid, start) = await_init_pid(&spawned, plan)?;
     *forked = None;
     let chan = spawned.child;
@@ -204,9 +215,14 @@ pub(super) fn make_cgroup(plan: &Plan) -> Result<(), CreateError> {
 }
 
 /// Forks the process that becomes the container init (see [`init::spawn`]).
-fn spawn(dir: &ContainerDir, plan: &Plan) -> Result<Spawned, CreateError> {
+fn spawn(
+    dir: &ContainerDir,
+    plan: &Plan,
+    cgroup_after_clone: bool,
+) -> Result<Spawned, CreateError> {
     let enter = Enter {
         cgroup: Some(&plan.cgroup),
+        cgroup_after_clone,
         ns: &plan.ns,
         lock_fd: Some(dir.lock_fd()),
         sched: plan.process.as_ref().map(|p| p.sched()),

@@ -33,6 +33,9 @@ pub enum Msg {
     UsernsCreated,
     /// parent → intermediate: uid/gid maps are written.
     MapsWritten,
+    /// parent → child: the container's cgroup exists with its limits: join
+    /// it (v1 and hybrid hosts, where the parent makes it after the clone).
+    CgroupReady,
     /// intermediate → parent: the pid (host view) of the process it forked
     /// into the container's pid namespace, and its start time, read while
     /// nobody but the intermediate can reap it.
@@ -230,6 +233,7 @@ fn variant_name(msg: &Msg) -> &'static str {
     match msg {
         Msg::UsernsCreated => "UsernsCreated",
         Msg::MapsWritten => "MapsWritten",
+        Msg::CgroupReady => "CgroupReady",
         Msg::ChildPid { .. } => "ChildPid",
         Msg::NamespacesReady => "NamespacesReady",
         Msg::HooksDone(_) => "HooksDone",

@@ -32,6 +32,7 @@ pub fn spawn(
 ) -> Result<i32, TenantError> {
     let enter = Enter {
         cgroup: state.cgroup.as_ref(),
+        cgroup_after_clone: false,
         ns,
         lock_fd: None,
         sched: Some(setup.plan.sched()),
