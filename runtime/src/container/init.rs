@@ -98,11 +98,12 @@ pub struct Spawned {
 
 impl Spawned {
     /// Tells the process that enters the namespaces that its cgroup is
-    /// made ([`Enter::cgroup_after_clone`]).
-    pub fn cgroup_ready(&self) -> Result<(), SyncError> {
-        match self.direct {
-            true => self.child.send(&Msg::CgroupReady),
-            false => self.ns.send(&Msg::CgroupReady),
+    /// made ([`Enter::cgroup_after_clone`]). A child that failed before
+    /// has closed its end; its error is what the parent reads next.
+    pub fn cgroup_ready(&self) {
+        let chan = if self.direct { &self.child } else { &self.ns };
+        if let Err(e) = chan.send(&Msg::CgroupReady) {
+            log::debug!("tell the child its cgroup is ready: {e}");
         }
     }
 

@@ -119,7 +119,7 @@ fn build(
     *forked = Some(spawned.forked);
     if after_clone {
         make_cgroup(plan)?;
-        spawned.cgroup_ready()?;
+        spawned.cgroup_ready();
     }
     let (pid, start) = await_init_pid(&spawned, plan)?;
     *forked = None;

@@ -114,8 +114,8 @@ enum Code {
 /// running up to the next span's first number (the last one up to the end
 /// of the arch's numbers). Numbers the profile does not name get the
 /// default; neighbouring numbers with the same action share a span (podman's
-/// 370 x86_64 syscalls are 50-odd spans); above the highest named number,
-/// runc's ENOSYS stub if it is on.
+/// 345 x86_64 syscalls are 59 spans); above the highest named number, runc's
+/// ENOSYS stub if it is on.
 fn spans(section: &Section, default_ret: u32) -> Result<Vec<(u32, Code)>, SeccompError> {
     fn push(out: &mut Vec<(u32, Code)>, first: u32, code: Code) {
         if let (Code::Ret(new), Some((_, Code::Ret(last)))) = (&code, out.last()) {
@@ -155,30 +155,31 @@ fn spans(section: &Section, default_ret: u32) -> Result<Vec<(u32, Code)>, Seccom
     Ok(out)
 }
 
-/// A binary search over spans sorted by first number: `jge MID` sends the
-/// upper half one way, the lower half the other, down to one span's code.
-/// The jump over the lower half is the `jge`'s own offset when it fits in
-/// its 8 bits, else a `ja`. Every path returns.
+/// A binary search over spans sorted by first number (never empty): `jge
+/// MID` sends the upper half one way, the lower half the other, down to one
+/// span's code. The jump over the lower half is the `jge`'s own offset when
+/// it fits in its 8 bits, else a `ja`. Every path returns.
 fn search_tree(spans: &[(u32, Code)]) -> Vec<sock_filter> {
-    let [(_, code)] = spans else {
-        let (lower, upper) = spans.split_at(spans.len() / 2);
-        let (lower, upper_code) = (search_tree(lower), search_tree(upper));
-        let mut out = Vec::with_capacity(lower.len() + upper_code.len() + 2);
-        match u8::try_from(lower.len()) {
-            Ok(jt) => out.push(jump(JMP_JGE_K, upper[0].0, jt, 0)),
-            Err(_) => {
-                out.push(jump(JMP_JGE_K, upper[0].0, 0, 1));
-                out.push(stmt(JMP_JA, to_u32(lower.len())));
-            }
-        }
-        out.extend(lower);
-        out.extend(upper_code);
-        return out;
-    };
-    match code {
-        Code::Ret(action) => vec![ret(*action)],
-        Code::Block(block) => block.clone(),
+    if let [(_, code)] = spans {
+        return match code {
+            Code::Ret(action) => vec![ret(*action)],
+            Code::Block(block) => block.clone(),
+        };
     }
+    let (lower, upper) = spans.split_at(spans.len() / 2);
+    let mid = upper[0].0;
+    let (lower, upper) = (search_tree(lower), search_tree(upper));
+    let mut out = Vec::with_capacity(lower.len() + upper.len() + 2);
+    match u8::try_from(lower.len()) {
+        Ok(jt) => out.push(jump(JMP_JGE_K, mid, jt, 0)),
+        Err(_) => {
+            out.push(jump(JMP_JGE_K, mid, 0, 1));
+            out.push(stmt(JMP_JA, to_u32(lower.len())));
+        }
+    }
+    out.extend(lower);
+    out.extend(upper);
+    out
 }
 
 /// The block for a syscall with argument rules; every path returns.
