@@ -256,8 +256,15 @@ impl Rtctr {
     /// `create`, with the container's stdio sent to files in the bundle
     /// (so the caller does not wait for the container to close them).
     pub fn create(&self, b: &Bundle, id: &str, extra: &[&str]) -> Out {
+        self.create_with_stderr(b, id, extra, &format!("{id}.err"))
+    }
+
+    /// [`Rtctr::create`] with stderr (rtctr's, then the container's) in the
+    /// bundle's file `err_name`: parallel creates of one id each need their
+    /// own, or one's `File::create` empties what another wrote.
+    pub fn create_with_stderr(&self, b: &Bundle, id: &str, extra: &[&str], err_name: &str) -> Out {
         let out = std::fs::File::create(b.path().join(format!("{id}.out"))).unwrap();
-        let err_path = b.path().join(format!("{id}.err"));
+        let err_path = b.path().join(err_name);
         let err = std::fs::File::create(&err_path).unwrap();
         self.record(id, b.path());
         let status = self

@@ -434,7 +434,10 @@ fn parallel_creates_distinct_ids_all_succeed_one_id_has_one_intact_winner() {
     let id = format!("one-{}", std::process::id());
     let outs: Vec<Out> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..16)
-            .map(|_| s.spawn(|| rt.create(&b, &id, &[])))
+            .map(|n| {
+                let (rt, b, id) = (&rt, &b, &id);
+                s.spawn(move || rt.create_with_stderr(b, id, &[], &format!("{id}.{n}.err")))
+            })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
