@@ -284,22 +284,26 @@ impl Cgroup {
     /// Makes the directory in every hierarchy. v1 cpuset directories get
     /// cpus/mems from their parent; on cgroup2 the available controllers
     /// are enabled in every ancestor's `cgroup.subtree_control`.
-    /// Makes only the cgroup2 directory (on a hybrid host), for a process
-    /// to be cloned into before [`Cgroup::create`] makes the rest.
-    pub fn create_unified(&self) -> Result<()> {
-        let Some(i) = self.dirs.iter().position(|(key, _)| key == UNIFIED) else {
-            return Ok(());
-        };
-        let dir = &self.dirs[i].1;
-        ops::enable_controllers(self.mount_point(i), dir)?;
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-            path: dir.clone(),
-            source,
-        })
+    pub fn create(&self) -> Result<()> {
+        self.create_dirs(|_| true)
     }
 
-    pub fn create(&self) -> Result<()> {
+    /// [`Cgroup::create`] in two steps: the cgroup2 directory (on a hybrid
+    /// host), for a process to be cloned into, then the v1 hierarchies.
+    pub fn create_unified(&self) -> Result<()> {
+        self.create_dirs(|key| key == UNIFIED)
+    }
+
+    /// The second step: every hierarchy but cgroup2.
+    pub fn create_v1(&self) -> Result<()> {
+        self.create_dirs(|key| key != UNIFIED)
+    }
+
+    fn create_dirs(&self, which: impl Fn(&str) -> bool) -> Result<()> {
         for (i, (key, dir)) in self.dirs.iter().enumerate() {
+            if !which(key) {
+                continue;
+            }
             let mp = self.mount_point(i);
             if key == UNIFIED {
                 ops::enable_controllers(mp, dir)?;

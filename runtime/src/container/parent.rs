@@ -118,7 +118,8 @@ fn build(
     let spawned = spawn(dir, plan, after_clone)?;
     *forked = Some(spawned.forked);
     if after_clone {
-        make_cgroup(plan)?;
+        plan.cgroup.create_v1()?;
+        apply_limits(plan)?;
         spawned.cgroup_ready();
     }
     let (pid, start) = await_init_pid(&spawned, plan)?;
@@ -190,6 +191,11 @@ fn write_snapshot(dir: &ContainerDir, plan: &Plan) -> Result<(), CreateError> {
 /// whose controller was left out is an error, not a silent success.
 pub(super) fn make_cgroup(plan: &Plan) -> Result<(), CreateError> {
     plan.cgroup.create()?;
+    apply_limits(plan)
+}
+
+/// The limits and device rules of [`make_cgroup`], on a cgroup that exists.
+fn apply_limits(plan: &Plan) -> Result<(), CreateError> {
     let linux = &plan.config.linux;
     let mut res = linux.resources().clone().unwrap_or_default();
     if plan.opts.rootless_cgroups {
