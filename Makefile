@@ -31,7 +31,7 @@ APT_PACKAGES := busybox-static iproute2 nftables pkg-config libc6-dev \
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: all build deps bundle demo test unit integration soak soak-short test-engines test-cgroupv2 test-checkpoint-podman \
-	lint fmt clean bench bench-short bench-deps fuzz fuzz-short fuzz-deps
+	lint fmt clean bench bench-short bench-deps text-order fuzz fuzz-short fuzz-deps
 
 all: build
 
@@ -155,6 +155,21 @@ bench: bench-deps build
 bench-short: bench-deps build
 	RTCTR_BIN=$(BENCH_RTCTR) $(BENCH_BIN) --out target/bench --rounds 5 --warmup 1 \
 		--throughput-count 48 --throughput-rounds 1 $(BENCH_ARGS)
+
+# The link order of rtctr's functions (runtime/build.rs, docs/bench.md):
+# relinks rtctr with a link map, runs the short bench under
+# text-order (integration/src/bin/text-order.rs), which writes the functions
+# its rtctr commands call, first called first, to runtime/text-order.txt;
+# then relinks with that order. Rerun after a toolchain or dependency update
+# (symbol names carry a hash of both) or a large change to create's path.
+TEXT_ORDER_MAP := $(abspath $(RELEASE))/rtctr.map
+text-order: bench-deps build
+	RTCTR_LINK_MAP=$(TEXT_ORDER_MAP) RUSTFLAGS="$(STATIC_RUSTFLAGS)" \
+		$(CARGO) build --release --target $(TRIPLE) -p rtctr --bin rtctr
+	$(or $(CARGO_TARGET_DIR),target)/release/text-order --binary $(RTCTR) --map $(TEXT_ORDER_MAP) \
+		--out runtime/text-order.txt -- env RTCTR_BIN=$(RTCTR_BIN) $(BENCH_BIN) \
+		--out target/text-order --rounds 2 --warmup 0 --throughput-count 8 --throughput-rounds 1
+	$(MAKE) build
 
 # Fuzzing (fuzz/README.md): cargo fuzz (libFuzzer) on the stable toolchain,
 # without a sanitizer. Targets: config.json parse + validate (and the
