@@ -417,6 +417,7 @@ const TERMINATING: &[Signal] = &[
 pub fn run_init(plan: &Plan, state_dir: &Path, chan: &Channel) -> Result<Infallible, InitError> {
     become_session_leader()?;
     join_session_keyring(plan)?;
+    announce_entered(chan, plan.rootless)?;
     let root = rootfs::prepare_root(&plan.rootfs, plan.own_mounts())?;
     rootfs::mount_all(
         &plan.config,
@@ -546,17 +547,24 @@ fn attach_terminal(
     Ok(())
 }
 
-/// The parent runs the prestart and createRuntime hooks once the
-/// namespaces exist; it answers with the state JSON for ours.
+/// Tells the parent the init is in all the container's namespaces, so it
+/// attaches the network while the init makes the mounts.
 ///
-/// Rootless, the init is dumpable meanwhile: the parent's helpers (pasta,
-/// createRuntime hooks) run as the same unprivileged user and must open
-/// its /proc/<pid>/ns files, which a non-dumpable process keeps root's.
-/// No container code runs yet; only that user's own processes gain access.
-fn run_runtime_hooks(chan: &Channel, rootless: bool) -> Result<String, InitError> {
+/// Rootless, the init is dumpable from here until the createRuntime hooks
+/// ran: the parent's helpers (pasta, those hooks) run as the same
+/// unprivileged user and must open its /proc/<pid>/ns files, which a
+/// non-dumpable process keeps root's. No container code runs yet; only
+/// that user's own processes gain access.
+fn announce_entered(chan: &Channel, rootless: bool) -> Result<(), InitError> {
     if rootless {
         nix::sys::prctl::set_dumpable(true).map_err(sys("prctl(PR_SET_DUMPABLE)"))?;
     }
+    Ok(chan.send(&Msg::Entered)?)
+}
+
+/// The parent runs the prestart and createRuntime hooks once the
+/// namespaces and mounts exist; it answers with the state JSON for ours.
+fn run_runtime_hooks(chan: &Channel, rootless: bool) -> Result<String, InitError> {
     chan.send(&Msg::NamespacesReady)?;
     let state = chan.expect_hooks_done()?;
     if rootless {

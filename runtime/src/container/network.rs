@@ -1,7 +1,8 @@
 //! The built-in network (annotation `rtctr.network`, code in `rtctr-hooks`):
-//! attached by the parent at the createRuntime point, when the container's
-//! network namespace exists, with resolv.conf and hosts written into the
-//! state directory; the init binds those over the image's /etc files.
+//! attached by the parent once the init is in the container's network
+//! namespace, while the init makes its mounts, with resolv.conf and hosts
+//! written into the state directory; the init binds those over the image's
+//! /etc files after the createRuntime hooks.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};

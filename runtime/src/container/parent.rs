@@ -126,8 +126,10 @@ fn build(
     *forked = None;
     let chan = spawned.child;
     record_init(dir, state, pid, start)?;
-    chan.expect(Msg::NamespacesReady)?;
+    // The network is attached while the init makes its mounts.
+    chan.expect(Msg::Entered)?;
     attach_network(dir, plan, state)?;
+    chan.expect(Msg::NamespacesReady)?;
     network::move_net_devices(pid, &plan.config.linux)?;
     let creating = run_runtime_hooks(plan, state)?;
     chan.send(&Msg::HooksDone(creating))?;
@@ -283,8 +285,8 @@ fn state_json(state: &State, status: Status) -> Vec<u8> {
     serde_json::to_vec(&state.oci(status)).unwrap_or_default()
 }
 
-/// The built-in network hook, at the createRuntime point: the container's
-/// netns exists.
+/// The built-in network, once the init is in the container's netns
+/// ([`Msg::Entered`]).
 pub(super) fn attach_network(
     dir: &ContainerDir,
     plan: &Plan,

@@ -11,7 +11,9 @@
 //!
 //! ```text
 //! intermediate → UsernsCreated        parent → MapsWritten     (new user namespace only)
+//! parent       → CgroupReady                                   (v1 and hybrid hosts)
 //! intermediate → ChildPid{pid,start}                            (then it exits)
+//! init         → Entered                                        (parent: attaches the network)
 //! init         → NamespacesReady      parent → HooksDone(state) (createRuntime hooks ran)
 //! init/exec    → SeccompListener(fd)  parent → ListenerTaken   (seccomp notify only)
 //! init         → Created                                        (exec: the channel closes at execve)
@@ -40,6 +42,9 @@ pub enum Msg {
     /// into the container's pid namespace, and its start time, read while
     /// nobody but the intermediate can reap it.
     ChildPid { pid: i32, start: u64 },
+    /// init → parent: I am in all the container's namespaces and its
+    /// cgroup. The parent attaches the network while the init mounts.
+    Entered,
     /// init → parent: the container's namespaces and mounts exist; run the
     /// prestart/createRuntime hooks.
     NamespacesReady,
@@ -235,6 +240,7 @@ fn variant_name(msg: &Msg) -> &'static str {
         Msg::MapsWritten => "MapsWritten",
         Msg::CgroupReady => "CgroupReady",
         Msg::ChildPid { .. } => "ChildPid",
+        Msg::Entered => "Entered",
         Msg::NamespacesReady => "NamespacesReady",
         Msg::HooksDone(_) => "HooksDone",
         Msg::SeccompListener(_) => "SeccompListener",
