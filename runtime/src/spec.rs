@@ -100,12 +100,17 @@ pub fn load(bundle: &Path) -> Result<(Spec, Vec<u8>), SpecError> {
         path: file.clone(),
         source,
     })?;
-    let spec = parse(&raw).map_err(|(path, msg)| SpecError::Parse {
-        file: file.clone(),
+    let spec = parse_file(&file, &raw)?;
+    Ok((spec, raw))
+}
+
+/// [`parse`] of the bytes of `file`, the error naming it.
+pub fn parse_file(file: &Path, raw: &[u8]) -> Result<Spec, SpecError> {
+    parse(raw).map_err(|(path, msg)| SpecError::Parse {
+        file: file.to_path_buf(),
         path,
         msg,
-    })?;
-    Ok((spec, raw))
+    })
 }
 
 /// Parses config bytes; on error returns (JSON path, message).
@@ -178,7 +183,7 @@ fn display_path(p: &str) -> String {
     }
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
+pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 

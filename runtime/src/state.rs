@@ -362,6 +362,22 @@ impl ContainerDir {
         Ok(crate::spec::load(&self.path)?.0)
     }
 
+    /// The snapshot, parsed only if its bytes contain `word` (None if not,
+    /// or if there is none). `start` and `delete` look in it for hooks of
+    /// one kind, which most configs have none of, and a typed parse is not
+    /// free on their hot path (podman's seccomp profile alone is 60 KB).
+    pub fn config_naming(
+        &self,
+        word: &str,
+    ) -> Result<Option<oci_spec::runtime::Spec>, crate::spec::SpecError> {
+        let file = self.file(CONFIG_FILE);
+        let raw = fs::read(&file).unwrap_or_default();
+        if !crate::spec::contains(&raw, word.as_bytes()) {
+            return Ok(None);
+        }
+        crate::spec::parse_file(&file, &raw).map(Some)
+    }
+
     /// Removes the directory and everything in it.
     pub fn remove(self) -> Result<(), StateError> {
         match fs::remove_dir_all(&self.path) {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use nix::fcntl::OFlag;
 
 use super::{hooks, network, pidfd, user_net};
-use crate::state::{ContainerDir, State, StateError, Status, CONFIG_FILE, EXEC_FIFO};
+use crate::state::{ContainerDir, State, StateError, Status, EXEC_FIFO};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -91,18 +91,15 @@ fn release(dir: &ContainerDir, id: &str) -> Result<(), StartError> {
 
 /// poststart hooks, "called after the user-specified process is
 /// executed": after the init's execve (and its startContainer hooks) or
-/// its death. The config snapshot is parsed only when it can hold such
-/// hooks: `start` is on the hot path and most configs have none.
+/// its death.
 fn run_poststart_hooks(
     dir: &ContainerDir,
     state: &State,
     init_exe: Option<(u64, u64)>,
 ) -> Result<(), StartError> {
-    let raw = std::fs::read(dir.file(CONFIG_FILE)).unwrap_or_default();
-    if !raw.windows(b"poststart".len()).any(|w| w == b"poststart") {
+    let Some(spec) = dir.config_naming("poststart")? else {
         return Ok(());
-    }
-    let spec = dir.config()?;
+    };
     let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststart().clone()) else {
         return Ok(());
     };
@@ -142,7 +139,7 @@ pub fn stop(state: &State) {
 /// namespace, an image overlay and its upper dir, and the state directory, then runs the poststop hooks
 /// (whose failures are only warnings) if an init ever existed.
 pub fn destroy(dir: ContainerDir, state: &State) -> Result<(), DestroyError> {
-    let spec = dir.config().ok();
+    let spec = dir.config_naming("poststop").ok().flatten();
     if let Some(cg) = &state.cgroup {
         // Processes the init left behind (no pid namespace) die with it.
         cg.destroy_killing()?;
