@@ -70,6 +70,14 @@ fn parse_opts() -> Result<Opts, String> {
 /// the symbol demangled); C and assembly functions are named by their symbol.
 fn functions(map: &Path) -> Result<BTreeMap<u64, Vec<String>>, String> {
     let text = std::fs::read_to_string(map).map_err(|e| format!("{}: {e}", map.display()))?;
+    let funcs = parse_map(&text);
+    if funcs.is_empty() {
+        return Err(format!("{}: no symbols in .text", map.display()));
+    }
+    Ok(funcs)
+}
+
+fn parse_map(text: &str) -> BTreeMap<u64, Vec<String>> {
     let mut funcs: BTreeMap<u64, Vec<String>> = BTreeMap::new();
     let mut in_text = false;
     for line in text.lines() {
@@ -109,10 +117,7 @@ fn functions(map: &Path) -> Result<BTreeMap<u64, Vec<String>>, String> {
             }
         }
     }
-    if funcs.is_empty() {
-        return Err(format!("{}: no symbols in .text", map.display()));
-    }
-    Ok(funcs)
+    funcs
 }
 
 /// Puts an int3 on the first byte of each function in `pid`'s memory (just
@@ -260,5 +265,51 @@ fn main() -> ExitCode {
             eprintln!("text-order: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_map;
+
+    /// Lines as ld.lld 22 writes them (paths shortened).
+    const MAP: &str = "             VMA              LMA     Size Align Out     In      Symbol
+          2002c0           2002c0    dd19a    64 .rodata
+          203e40           203e40       68     8         rtctr.o:(.rodata._ZN5rtctr4main17h6487df2393105ab9E)
+          32c780           32c780   5194f6    16 .text
+          32c780           32c780       16     1         crt1.o:(.text)
+          32c780           32c780        0     1                 _start
+          32c7ee           32c7ee      19d     1         libc.a(__libc_start_main.lo):(.text.__init_libc)
+          32c7ee           32c7ee      19d     1                 __init_libc
+          32cb91           32cb91       32     1         libc.a(memcpy.lo):(.text)
+          32cb91           32cb91        0     1                 memcpy
+          32cb91           32cb91        0     1                 __memcpy_fwd
+          3549d0           3549d0     4b95    16         rtctr.o:(.text._ZN5rtctr4main17h6487df2393105ab9E)
+          3549d0           3549d0     4b95     1                 rtctr::main::h6487df2393105ab9
+          359570           359570      1b6    16         rtctr.o:(.text.unlikely._ZN5rtctr5print17h48cafddc8f0330c1E)
+          359570           359570      1b6     1                 rtctr::print::h48cafddc8f0330c1
+          360000           360000      100    16         rtctr.o:(.text._ZN42_$LT$$RF$T$u20$as$u20$core..fmt..Debug$GT$3fmt17h184bbd1f24c08463E)
+          360000           360000      100     1                 <&T as core::fmt::Debug>::fmt::h184bbd1f24c08463
+          846790           846790       20     8 .tdata
+          846790           846790       20     8         rtctr.o:(.tdata._ZN3std6thread7CURRENT)
+          846790           846790        0     1                 std::thread::CURRENT
+";
+
+    #[test]
+    fn text_functions_by_their_linker_names() {
+        let f = parse_map(MAP);
+        let names = |a: u64| f[&a].iter().map(String::as_str).collect::<Vec<_>>();
+        assert_eq!(names(0x32c780), ["_start"]);
+        assert_eq!(names(0x32c7ee), ["__init_libc"]);
+        assert_eq!(names(0x32cb91), ["memcpy", "__memcpy_fwd"]);
+        // Rust: the mangled name from the section, not the demangled symbol.
+        assert_eq!(names(0x3549d0), ["_ZN5rtctr4main17h6487df2393105ab9E"]);
+        assert_eq!(names(0x359570), ["_ZN5rtctr5print17h48cafddc8f0330c1E"]);
+        assert_eq!(
+            names(0x360000),
+            ["_ZN42_$LT$$RF$T$u20$as$u20$core..fmt..Debug$GT$3fmt17h184bbd1f24c08463E"]
+        );
+        // Nothing outside .text.
+        assert_eq!(f.len(), 6, "{f:?}");
     }
 }
