@@ -362,17 +362,19 @@ impl ContainerDir {
         Ok(crate::spec::load(&self.path)?.0)
     }
 
-    /// The snapshot, parsed only if its bytes contain `word` (None if not,
-    /// or if there is none). `start` and `delete` look in it for hooks of
-    /// one kind, which most configs have none of, and a typed parse is not
-    /// free on their hot path (podman's seccomp profile alone is 60 KB).
+    /// The snapshot, parsed only if its bytes contain `word` or a JSON
+    /// `\u` escape, which could spell it (None otherwise, or if there is
+    /// none). `start` and `delete` look in it for hooks of one kind, which
+    /// most configs have none of, and a typed parse is not free on their
+    /// hot path (podman's seccomp profile alone is 60 KB).
     pub fn config_naming(
         &self,
         word: &str,
     ) -> Result<Option<oci_spec::runtime::Spec>, crate::spec::SpecError> {
         let file = self.file(CONFIG_FILE);
         let raw = fs::read(&file).unwrap_or_default();
-        if !crate::spec::contains(&raw, word.as_bytes()) {
+        let may_name = |w: &[u8]| crate::spec::contains(&raw, w);
+        if !may_name(word.as_bytes()) && !may_name(b"\\u") {
             return Ok(None);
         }
         crate::spec::parse_file(&file, &raw).map(Some)
@@ -576,6 +578,52 @@ mod tests {
             "no temporary directory stays"
         );
         assert!(matches!(store.open("zz"), Err(StateError::NotFound(_))));
+    }
+
+    #[test]
+    fn config_naming_parses_only_a_snapshot_that_can_name_the_hooks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path().to_path_buf());
+        let dir = store.create(&state("h")).unwrap();
+        assert!(
+            dir.config_naming("poststop").unwrap().is_none(),
+            "no snapshot"
+        );
+        let write = |json: &str| std::fs::write(dir.file(CONFIG_FILE), json).unwrap();
+        let hook = r#"[{"path": "/bin/true"}]"#;
+        write(&format!(
+            r#"{{"ociVersion": "1.0.2", "hooks": {{"poststart": {hook}}}}}"#
+        ));
+        assert!(dir.config_naming("poststop").unwrap().is_none());
+        let spec = dir.config_naming("poststart").unwrap().unwrap();
+        assert_eq!(
+            spec.hooks()
+                .as_ref()
+                .unwrap()
+                .poststart()
+                .as_ref()
+                .unwrap()
+                .len(),
+            1
+        );
+        // The key spelled with an escape still names the hooks.
+        write(&format!(
+            r#"{{"ociVersion": "1.0.2", "hooks": {{"\u0070oststop": {hook}}}}}"#
+        ));
+        let spec = dir.config_naming("poststop").unwrap().unwrap();
+        assert_eq!(
+            spec.hooks()
+                .as_ref()
+                .unwrap()
+                .poststop()
+                .as_ref()
+                .unwrap()
+                .len(),
+            1
+        );
+        // A snapshot that names them but does not parse is an error.
+        write(r#"{"ociVersion": "1.0.2", "hooks": {"poststop": 1}}"#);
+        assert!(dir.config_naming("poststop").is_err());
     }
 
     #[test]
