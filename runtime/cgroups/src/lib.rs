@@ -477,7 +477,10 @@ impl Cgroup {
     }
 
     /// Sends `signal` to every process: `cgroup.kill` for SIGKILL when the
-    /// cgroup2 dir has it, else freeze, signal each pid, thaw.
+    /// cgroup2 dir has it, else freeze, signal each pid, thaw. An empty
+    /// cgroup (the usual case at `delete`) is left alone: nothing in it can
+    /// fork, and a v1 freeze and thaw costs the kernel two code patches
+    /// (the freezer's static key), about 0.2 ms.
     pub fn kill_all(&self, signal: i32) -> Result<()> {
         if signal == libc::SIGKILL {
             if let Some(d) = self.unified_dir() {
@@ -490,6 +493,9 @@ impl Cgroup {
                     return Ok(());
                 }
             }
+        }
+        if self.pids()?.is_empty() {
+            return Ok(());
         }
         let can_freeze = self.v1_dir("freezer").is_some() || self.unified_dir().is_some();
         if can_freeze {
