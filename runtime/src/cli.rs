@@ -36,29 +36,34 @@ pub enum CliError {
     about = "An OCI container runtime",
     disable_version_flag = true
 )]
+/// rtctr's own flags (`--root`, `--log`, ...) go before the verb, as
+/// runc takes them; given after it they are moved there first
+/// ([`normalize_go_flags`]). They are not clap `global` flags: clap would
+/// copy all seven into each of the twenty verbs at every start (140 flag
+/// clones, a third of the page faults of a `delete`).
 pub struct Cli {
     /// Directory for container state (default /run/rtctr, or
     /// $XDG_RUNTIME_DIR/rtctr for a non-root caller).
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
     /// Write log messages (and the error of a failed command) to FILE.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
     /// Log format: text or json (one {"level","msg","time"} object a line).
-    #[arg(long = "log-format", global = true, value_enum, default_value = "text")]
+    #[arg(long = "log-format", value_enum, default_value = "text")]
     pub log_format: LogFormat,
     /// Log debug messages.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub debug: bool,
     /// Use systemd for cgroups (cgroupsPath is slice:prefix:name).
-    #[arg(long = "systemd-cgroup", global = true)]
+    #[arg(long = "systemd-cgroup")]
     pub systemd_cgroup: bool,
     /// Skip the cgroups the caller cannot write: true, false or auto (yes
     /// for a non-root caller or root in a user namespace), as runc.
-    #[arg(long, global = true, value_name = "VALUE", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, value_name = "VALUE", num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Option<String>,
     /// The layer store of `bundle --image` (default /var/lib/rtctr/layers).
-    #[arg(long = "layer-store", global = true, value_name = "DIR")]
+    #[arg(long = "layer-store", value_name = "DIR")]
     pub layer_store: Option<PathBuf>,
     /// Print the version.
     #[arg(short = 'v', long = "version")]
@@ -856,9 +861,11 @@ pub fn parse(args: Vec<OsString>) -> Result<Cli, clap::Error> {
 }
 
 /// Rewrites Go-style `-name` / `-name=v` into `--name` when `name` is a
-/// long flag of rtctr or of the subcommand being parsed. Stops at `--`
-/// and at the first positional after the subcommand's own flags, so
-/// arguments meant for the container are never touched.
+/// long flag of rtctr or of the subcommand being parsed, and moves
+/// rtctr's own flags given after the verb (go-runc passes `exec ... --log
+/// F`) before it. Stops at `--` and at the first positional after the
+/// subcommand's own flags, so arguments meant for the container are
+/// never touched.
 fn normalize_go_flags(cmd: &clap::Command, args: Vec<OsString>) -> Vec<OsString> {
     let mut iter = args.into_iter();
     let mut out: Vec<OsString> = iter.next().into_iter().collect();
@@ -866,17 +873,28 @@ fn normalize_go_flags(cmd: &clap::Command, args: Vec<OsString>) -> Vec<OsString>
         cmd,
         current: None,
         skip_value: false,
+        value_is_ours: false,
         done: false,
     };
+    // Where the verb is in `out`, and rtctr's flags seen after it.
+    let mut verb = None;
+    let mut ours = Vec::new();
     for arg in iter {
-        let rewritten = match arg.to_str() {
+        let seen = match arg.to_str() {
             Some(s) if !scan.done && !scan.skip_value => scan.next(s),
-            _ => {
-                scan.skip_value = false;
-                None
-            }
+            _ => scan.value(),
         };
-        out.push(rewritten.map(OsString::from).unwrap_or(arg));
+        let arg = seen.text.map(OsString::from).unwrap_or(arg);
+        match seen.ours {
+            true => ours.push(arg),
+            false => out.push(arg),
+        }
+        if verb.is_none() && scan.current.is_some() {
+            verb = Some(out.len() - 1);
+        }
+    }
+    if let Some(at) = verb {
+        out.splice(at..at, ours);
     }
     out
 }
@@ -888,35 +906,51 @@ struct Scan<'a> {
     current: Option<clap::Command>,
     /// The next argument is the value of the flag just seen.
     skip_value: bool,
+    /// ... of one of rtctr's own flags, after the verb.
+    value_is_ours: bool,
     /// Past `--` or the subcommand's first positional of exec/ps.
     done: bool,
 }
 
+/// One argument as [`Scan`] saw it.
+struct Seen {
+    /// The argument rewritten (a Go-style long flag), or None to keep it.
+    text: Option<String>,
+    /// One of rtctr's own flags after the verb, or its value.
+    ours: bool,
+}
+
 impl Scan<'_> {
-    /// Looks at one argument; Some(rewritten) for a Go-style long flag.
-    fn next(&mut self, s: &str) -> Option<String> {
+    /// Looks at one argument.
+    fn next(&mut self, s: &str) -> Seen {
+        let keep = Seen {
+            text: None,
+            ours: false,
+        };
         if s == "--" {
             self.done = true;
-            return None;
+            return keep;
         }
-        if let Some(body) = s.strip_prefix("--") {
-            self.skip_value = self.long(body) == Some(true) && !body.contains('=');
-            return None;
-        }
-        if let Some(body) = s.strip_prefix('-').filter(|b| b.len() > 1) {
-            if let Some(takes_value) = self.long(body) {
-                self.skip_value = takes_value && !body.contains('=');
-                return Some(format!("-{s}"));
-            }
+        let (body, go_style) = match (s.strip_prefix("--"), s.strip_prefix('-')) {
+            (Some(body), _) => (body, false),
+            (None, Some(body)) if body.len() > 1 => (body, true),
+            _ => ("", false),
+        };
+        if let Some((takes_value, ours)) = self.long(body) {
+            self.skip_value = takes_value && !body.contains('=');
+            self.value_is_ours = ours;
+            let text = go_style.then(|| format!("-{s}"));
+            return Seen { text, ours };
         }
         if s.starts_with('-') {
-            // Short flags: does the last one take a value?
+            // Short flags (or an unknown long one): does the last one take a value?
             let last = s.chars().last().unwrap_or('-');
             self.skip_value = s.len() == 2
                 && self
                     .arguments()
                     .any(|a| a.get_short() == Some(last) && a.get_action().takes_values());
-            return None;
+            self.value_is_ours = false;
+            return keep;
         }
         match &self.current {
             // Built, so that a deferred verb's flags are there to look at.
@@ -929,15 +963,29 @@ impl Scan<'_> {
             // A positional of the subcommand: everything after is the container's.
             Some(sub) => self.done = matches!(sub.get_name(), "exec" | "ps"),
         }
-        None
+        keep
     }
 
-    /// Some(takes_value) when `body` (`name` or `name=value`) names a long
-    /// flag of the subcommand or of rtctr itself.
-    fn long(&self, body: &str) -> Option<bool> {
+    /// An argument not looked at: the value of the flag before it, or one
+    /// past `--` or the container's command.
+    fn value(&mut self) -> Seen {
+        let ours = self.skip_value && self.value_is_ours;
+        self.skip_value = false;
+        Seen { text: None, ours }
+    }
+
+    /// Some((takes_value, ours)) when `body` (`name` or `name=value`) names
+    /// a long flag of the subcommand or else of rtctr itself; `ours` when
+    /// it is rtctr's and comes after the verb.
+    fn long(&self, body: &str) -> Option<(bool, bool)> {
+        if body.is_empty() {
+            return None;
+        }
         let name = body.split('=').next().unwrap_or(body);
-        let sub = self.current.as_ref().and_then(|c| find_long(c, name));
-        sub.or_else(|| find_long(self.cmd, name))
+        if let Some(sub) = self.current.as_ref().and_then(|c| find_long(c, name)) {
+            return Some((sub, false));
+        }
+        find_long(self.cmd, name).map(|takes| (takes, self.current.is_some()))
     }
 
     fn arguments(&self) -> impl Iterator<Item = &clap::Arg> {
@@ -1012,6 +1060,56 @@ mod tests {
             norm(&["rtctr", "kill", "c", "-9"]),
             ["rtctr", "kill", "c", "-9"]
         );
+    }
+
+    #[test]
+    fn rtctrs_own_flags_after_the_verb_move_before_it() {
+        assert_eq!(
+            norm(&["rtctr", "exec", "--log", "/l", "-d", "-root=/r", "c", "sh", "--log", "x"]),
+            [
+                "rtctr",
+                "--log",
+                "/l",
+                "--root=/r",
+                "exec",
+                "-d",
+                "c",
+                "sh",
+                "--log",
+                "x"
+            ]
+        );
+        assert_eq!(
+            norm(&[
+                "rtctr",
+                "--debug",
+                "delete",
+                "-f",
+                "-log-format",
+                "json",
+                "c"
+            ]),
+            [
+                "rtctr",
+                "--debug",
+                "--log-format",
+                "json",
+                "delete",
+                "-f",
+                "c"
+            ]
+        );
+        // A verb's own flag of the same name stays the verb's.
+        assert_eq!(
+            norm(&["rtctr", "run", "--bundle", "/b", "--", "--root", "c"]),
+            ["rtctr", "run", "--bundle", "/b", "--", "--root", "c"]
+        );
+        let c = cli(&["rtctr", "delete", "--root", "/run/x", "--force", "c1"]);
+        assert_eq!(c.root.as_deref(), Some(std::path::Path::new("/run/x")));
+        assert!(matches!(
+            c.command,
+            Some(Command::Delete { force: true, .. })
+        ));
     }
 
     #[test]
