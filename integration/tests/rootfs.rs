@@ -158,6 +158,48 @@ fn without_a_mount_namespace_mounts_are_undone_at_delete() {
     );
 }
 
+/// A rootfs on a shared host mount (as `/` is on a systemd host):
+/// pivot_root needs the rootfs's parent mount not shared, and none of the
+/// container's mounts may reach the host through it.
+#[test]
+fn a_rootfs_under_a_shared_host_mount() {
+    let Some(rt) = Rtctr::for_root_test() else {
+        return;
+    };
+    let mut b = Bundle::new(&["sh", "-c", "grep -c . /proc/self/mountinfo"]);
+    std::fs::create_dir(b.path().join("shared")).unwrap();
+    let shared = b.path().join("shared").canonicalize().unwrap();
+    let mount = |args: &[&str]| {
+        let st = std::process::Command::new("mount")
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount {args:?}");
+    };
+    mount(&["-t", "tmpfs", "tmpfs", shared.to_str().unwrap()]);
+    struct Unmount<'a>(&'a std::path::Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(&shared);
+    mount(&["--make-shared", shared.to_str().unwrap()]);
+    make_rootfs(&shared.join("rootfs"));
+    b.edit(|c| c["root"] = json!({"path": shared.join("rootfs"), "readonly": true}));
+    let out = rt.run_bundle(&b, "shared-parent").ok();
+    let mounts: usize = out.stdout.trim().parse().unwrap();
+    assert!(mounts > 5, "the container's mounts: {}", out.stdout);
+    assert_eq!(
+        mounts_under(&shared),
+        std::slice::from_ref(&shared),
+        "mounts left on the host"
+    );
+}
+
 #[test]
 fn hostname_domainname_sysctl_oom_score_adj() {
     let Some(rt) = Rtctr::for_root_test() else {

@@ -69,12 +69,13 @@ pub struct Root {
     pub fd: OwnedFd,
 }
 
-/// Step 1: `/` becomes a slave (nothing the container mounts reaches the
-/// host), the rootfs's parent mount private (pivot_root needs it), and the
-/// rootfs a bind mount of itself. `rootfsPropagation` is applied to the
+/// Step 1: `/` and every mount under it become slaves (or stay private):
+/// nothing the container mounts reaches the host, and none is shared,
+/// which pivot_root needs of the rootfs's parent mount. Then the rootfs
+/// becomes a bind mount of itself. `rootfsPropagation` is applied to the
 /// container's `/` once it is one ([`enter`]): applied here, `shared`
-/// would be undone by the private parent and `unbindable` would forbid the
-/// bind.
+/// would make the host's mounts shared again and `unbindable` would
+/// forbid the bind.
 fn prepare(rootfs: &Path) -> Result<Root, RootfsError> {
     mount(
         None::<&str>,
@@ -84,7 +85,6 @@ fn prepare(rootfs: &Path) -> Result<Root, RootfsError> {
         None::<&str>,
     )
     .map_err(|e| root_err(Path::new("/"), "mount: set the propagation of /")(nix_io(e)))?;
-    make_parent_private(rootfs)?;
     mount(
         Some(rootfs),
         rootfs,
@@ -98,34 +98,6 @@ fn prepare(rootfs: &Path) -> Result<Root, RootfsError> {
         path: rootfs.to_path_buf(),
         fd,
     })
-}
-
-/// pivot_root refuses a shared parent mount: make the mount holding the
-/// rootfs private (only when it is shared, to leave the host alone).
-fn make_parent_private(rootfs: &Path) -> Result<(), RootfsError> {
-    let info = procfs::process::Process::myself()
-        .and_then(|p| p.mountinfo())
-        .map_err(|e| root_err(rootfs, "read mountinfo")(io::Error::other(e.to_string())))?;
-    let parent = info
-        .into_iter()
-        .filter(|m| rootfs.starts_with(&m.mount_point))
-        .max_by_key(|m| m.mount_point.as_os_str().len());
-    if let Some(m) = parent {
-        if m.opt_fields
-            .iter()
-            .any(|f| matches!(f, procfs::process::MountOptFields::Shared(_)))
-        {
-            mount(
-                None::<&str>,
-                &m.mount_point,
-                None::<&str>,
-                MsFlags::MS_PRIVATE,
-                None::<&str>,
-            )
-            .map_err(|e| root_err(&m.mount_point, "mount --make-private")(nix_io(e)))?;
-        }
-    }
-    Ok(())
 }
 
 /// Without a mount namespace of its own the container shares the host's:
