@@ -172,6 +172,7 @@ pub fn spawn<E: StdError + 'static>(
         ),
         false => (CloneFlags::empty(), CloneFlags::empty()),
     };
+    let rtctr_cpu = nix::sched::sched_getcpu().ok();
     let forked = clone_into(flags, enter.cgroup.and_then(|cg| cg.unified_dir()));
     if !matches!(forked, Ok((Forked::Child, _))) {
         // rtctr's side, cloned or not: back to its own CPUs and pid namespace.
@@ -196,7 +197,7 @@ pub fn spawn<E: StdError + 'static>(
             // No pdeathsig: this is the container's process, which must
             // outlive rtctr. Until then it talks with rtctr, and the end of
             // the channel at its next message tells it rtctr is gone.
-            if let Err(e) = enter_namespaces(enter, born_in, in_unified, &child_theirs) {
+            if let Err(e) = enter_namespaces(enter, born_in, in_unified, rtctr_cpu, &child_theirs) {
                 child_theirs.send_error(&e);
                 exit_now(1)
             }
@@ -209,12 +210,19 @@ pub fn spawn<E: StdError + 'static>(
             die_with(rtctr);
             intermediate(enter, in_unified, ns_theirs, child_theirs, then)
         }
-        (Forked::Parent(forked), _) => Ok(Spawned {
-            forked,
-            direct,
-            ns,
-            child,
-        }),
+        (Forked::Parent(forked), _) => {
+            if enter.cgroup_after_clone {
+                // The child runs now, on this CPU, and steps aside to another
+                // one (sched::step_aside) before it makes its namespaces.
+                let _ = nix::sched::sched_yield();
+            }
+            Ok(Spawned {
+                forked,
+                direct,
+                ns,
+                child,
+            })
+        }
     }
 }
 
@@ -277,16 +285,17 @@ fn intermediate<E: StdError + 'static>(
 /// The intermediate's steps, then the fork into the new pid (and time)
 /// namespace, which apply to children only.
 fn enter_container(enter: &Enter, in_unified: bool, chan: &Channel) -> Result<Forked, InitError> {
-    enter_namespaces(enter, CloneFlags::empty(), in_unified, chan)?;
+    enter_namespaces(enter, CloneFlags::empty(), in_unified, None, chan)?;
     fork().map_err(sys_io("fork"))
 }
 
 /// Enters the cgroup and every namespace of `enter` but those the process
-/// was `born_in`.
+/// was `born_in`; off `rtctr_cpu` while rtctr makes the cgroup.
 fn enter_namespaces(
     enter: &Enter,
     born_in: CloneFlags,
     in_unified: bool,
+    rtctr_cpu: Option<usize>,
     chan: &Channel,
 ) -> Result<(), InitError> {
     if let Some(fd) = enter.lock_fd {
@@ -310,6 +319,9 @@ fn enter_namespaces(
     let joins_mounts =
         enter.ns.has(LinuxNamespaceType::Mount) && !enter.ns.creates(LinuxNamespaceType::Mount);
     let open_late = enter.cgroup_after_clone && !in_userns && !joins_mounts;
+    // The namespaces are made on another CPU than rtctr's, which makes the
+    // cgroup meanwhile; back to the inherited CPUs before joining it.
+    let aside = rtctr_cpu.filter(|_| open_late).and_then(sched::step_aside);
     let mut join = match open_late {
         true => None,
         false => open_join(enter, in_unified, chan)?,
@@ -327,6 +339,9 @@ fn enter_namespaces(
     // A new cgroup namespace's root is the cgroup its creator is in.
     let cgroupns = enter.ns.unshare & CloneFlags::CLONE_NEWCGROUP;
     namespaces::unshare(enter.ns.unshare - cgroupns - born_in)?;
+    if let Some(cpus) = aside {
+        sched::set_cpus("rtctr-init", &cpus)?;
+    }
     if !in_userns {
         if open_late {
             join = open_join(enter, in_unified, chan)?;
