@@ -432,7 +432,10 @@ const TERMINATING: &[Signal] = &[
 pub fn run_init(plan: &Plan, state_dir: &Path, chan: &Channel) -> Result<Infallible, InitError> {
     become_session_leader()?;
     join_session_keyring(plan)?;
-    announce_entered(chan, plan.rootless)?;
+    let midway = plan.work_midway();
+    if midway {
+        announce_entered(chan, plan.rootless)?;
+    }
     let root = rootfs::prepare_root(&plan.rootfs, plan.own_mounts())?;
     rootfs::mount_all(
         &plan.config,
@@ -446,7 +449,11 @@ pub fn run_init(plan: &Plan, state_dir: &Path, chan: &Channel) -> Result<Infalli
     if let Some((console, process)) = plan.console().zip(plan.config.process.as_ref()) {
         attach_terminal(process, root.fd.as_fd(), console)?;
     }
-    let state_json = run_runtime_hooks(chan, plan.rootless)?;
+    // The state for the init's own hooks (there are none without it).
+    let state_json = match midway {
+        true => run_runtime_hooks(chan, plan.rootless)?,
+        false => String::new(),
+    };
     network::bind_files(state_dir, root.fd.as_fd())?;
     run_hooks(plan, "createContainer", state_json.as_bytes())?;
     set_names(&plan.config.spec)?;

@@ -126,13 +126,15 @@ fn build(
     *forked = None;
     let chan = spawned.child;
     record_init(dir, state, pid, start)?;
-    // The network is attached while the init makes its mounts.
-    chan.expect(Msg::Entered)?;
-    attach_network(dir, plan, state)?;
-    chan.expect(Msg::NamespacesReady)?;
-    network::move_net_devices(pid, &plan.config.linux)?;
-    let creating = run_runtime_hooks(plan, state)?;
-    chan.send(&Msg::HooksDone(creating))?;
+    if plan.work_midway() {
+        // The network is attached while the init makes its mounts.
+        chan.expect(Msg::Entered)?;
+        attach_network(dir, plan, state)?;
+        chan.expect(Msg::NamespacesReady)?;
+        network::move_net_devices(pid, &plan.config.linux)?;
+        let creating = run_runtime_hooks(plan, state)?;
+        chan.send(&Msg::HooksDone(creating))?;
+    }
     let created = state.oci(Status::Created);
     chan.serve_listeners(Some(Msg::Created), |fd| {
         hand_over_listener(plan, pid, fd, &created)
