@@ -320,7 +320,8 @@ fn enter_namespaces(
         enter.ns.has(LinuxNamespaceType::Mount) && !enter.ns.creates(LinuxNamespaceType::Mount);
     let open_late = enter.cgroup_after_clone && !in_userns && !joins_mounts;
     // The namespaces are made on another CPU than rtctr's, which makes the
-    // cgroup meanwhile; back to the inherited CPUs before joining it.
+    // cgroup meanwhile; back on rtctr's CPU, with the inherited affinity,
+    // before joining it.
     let aside = rtctr_cpu.filter(|_| open_late).and_then(sched::step_aside);
     let mut join = match open_late {
         true => None,
@@ -339,8 +340,8 @@ fn enter_namespaces(
     // A new cgroup namespace's root is the cgroup its creator is in.
     let cgroupns = enter.ns.unshare & CloneFlags::CLONE_NEWCGROUP;
     namespaces::unshare(enter.ns.unshare - cgroupns - born_in)?;
-    if let Some(cpus) = aside {
-        sched::set_cpus("rtctr-init", &cpus)?;
+    if let (Some(own), Some(cpu)) = (aside, rtctr_cpu) {
+        sched::step_back(cpu, &own)?;
     }
     if !in_userns {
         if open_late {
