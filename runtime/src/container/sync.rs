@@ -13,11 +13,14 @@
 //! intermediate → UsernsCreated        parent → MapsWritten     (new user namespace only)
 //! parent       → CgroupReady                                   (v1 and hybrid hosts)
 //! intermediate → ChildPid{pid,start}                            (then it exits)
-//! init         → Entered                                        (parent: attaches the network)
-//! init         → NamespacesReady      parent → HooksDone(state) (createRuntime hooks ran)
+//! init         → Entered                                        (parent: attaches the network)*
+//! init         → NamespacesReady      parent → HooksDone(state) (createRuntime hooks ran)*
 //! init/exec    → SeccompListener(fd)  parent → ListenerTaken   (seccomp notify only)
 //! init         → Created                                        (exec: the channel closes at execve)
 //! ```
+//!
+//! \* Only when the parent has work there (`Plan::work_midway`: a network,
+//! net devices, hooks, or rootless helpers); otherwise neither side waits.
 //!
 //! A child's error travels back as [`Msg::Error`], message and errno, so the
 //! parent prints it and can tell EPERM from ENOENT.
