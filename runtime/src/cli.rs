@@ -937,9 +937,13 @@ impl Scan<'_> {
             _ => ("", false),
         };
         if let Some((takes_value, ours)) = self.long(body) {
-            self.skip_value = takes_value && !body.contains('=');
+            let spelled = match ours && !body.contains('=') {
+                true => self.with_missing_value(body),
+                false => None,
+            };
+            self.skip_value = takes_value && !body.contains('=') && spelled.is_none();
             self.value_is_ours = ours;
-            let text = go_style.then(|| format!("-{s}"));
+            let text = spelled.or_else(|| go_style.then(|| format!("-{s}")));
             return Seen { text, ours };
         }
         if s.starts_with('-') {
@@ -983,9 +987,18 @@ impl Scan<'_> {
         }
         let name = body.split('=').next().unwrap_or(body);
         if let Some(sub) = self.current.as_ref().and_then(|c| find_long(c, name)) {
-            return Some((sub, false));
+            return Some((sub.takes_value, false));
         }
-        find_long(self.cmd, name).map(|takes| (takes, self.current.is_some()))
+        find_long(self.cmd, name).map(|f| (f.takes_value, self.current.is_some()))
+    }
+
+    /// rtctr's own flag `body` (after the verb, so about to be moved before
+    /// it) with its value written out when the value is optional and not
+    /// given (`--rootless` → `--rootless=true`): before the verb, clap
+    /// would take the verb itself as that value.
+    fn with_missing_value(&self, body: &str) -> Option<String> {
+        let flag = find_long(self.cmd, body)?;
+        flag.missing.map(|value| format!("--{body}={value}"))
     }
 
     fn arguments(&self) -> impl Iterator<Item = &clap::Arg> {
@@ -994,13 +1007,25 @@ impl Scan<'_> {
     }
 }
 
-/// Some(takes_value) when `name` is a long flag of `cmd`.
-fn find_long(cmd: &clap::Command, name: &str) -> Option<bool> {
-    cmd.get_arguments()
-        .find(|a| {
-            a.get_long() == Some(name) || a.get_all_aliases().is_some_and(|al| al.contains(&name))
-        })
-        .map(|a| a.get_action().takes_values())
+/// A long flag of a clap command, as the Go-flag pass needs to know it.
+struct LongFlag {
+    takes_value: bool,
+    /// The value it takes when given none, if its value is optional. clap
+    /// does not say; rtctr's only such flag, `--rootless`, is a switch
+    /// whose bare form means `true` (`default_missing_value` above).
+    missing: Option<&'static str>,
+}
+
+/// The long flag `name` of `cmd`.
+fn find_long(cmd: &clap::Command, name: &str) -> Option<LongFlag> {
+    let a = cmd.get_arguments().find(|a| {
+        a.get_long() == Some(name) || a.get_all_aliases().is_some_and(|al| al.contains(&name))
+    })?;
+    let optional = a.get_num_args().is_some_and(|n| n.min_values() == 0);
+    Some(LongFlag {
+        takes_value: a.get_action().takes_values(),
+        missing: optional.then_some("true"),
+    })
 }
 
 #[cfg(test)]
@@ -1104,6 +1129,15 @@ mod tests {
             norm(&["rtctr", "run", "--bundle", "/b", "--", "--root", "c"]),
             ["rtctr", "run", "--bundle", "/b", "--", "--root", "c"]
         );
+        // An optional value (`--rootless`) is spelled out: clap would take
+        // the verb for it.
+        assert_eq!(
+            norm(&["rtctr", "spec", "--rootless", "--bundle", "/b"]),
+            ["rtctr", "--rootless=true", "spec", "--bundle", "/b"]
+        );
+        let c = cli(&["rtctr", "spec", "--rootless", "-b", "/b"]);
+        assert_eq!(c.rootless.as_deref(), Some("true"));
+        assert!(matches!(c.command, Some(Command::Spec { .. })));
         let c = cli(&["rtctr", "delete", "--root", "/run/x", "--force", "c1"]);
         assert_eq!(c.root.as_deref(), Some(std::path::Path::new("/run/x")));
         assert!(matches!(
