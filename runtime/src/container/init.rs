@@ -175,20 +175,7 @@ pub fn spawn<E: StdError + 'static>(
     let rtctr_cpu = nix::sched::sched_getcpu().ok();
     let forked = clone_into(flags, enter.cgroup.and_then(|cg| cg.unified_dir()));
     if !matches!(forked, Ok((Forked::Child, _))) {
-        // rtctr's side, cloned or not: back to its own CPUs and pid namespace.
-        if let Some(cpus) = &restore {
-            if let Err(e) = sched::set_cpus("rtctr", cpus) {
-                log::warn!("restore rtctr's CPU affinity: {e}");
-            }
-        }
-        if let Some(own) = own_pid_ns.take() {
-            if let Err(e) = namespaces::leave_pid_for_children(own) {
-                if let Ok((Forked::Parent(pid), _)) = forked {
-                    pidfd::kill_and_wait(pid.as_raw(), None);
-                }
-                return Err(e);
-            }
-        }
+        back_to_own(restore, own_pid_ns.take(), &forked)?;
     }
     drop(own_pid_ns);
     match forked? {
@@ -224,6 +211,29 @@ pub fn spawn<E: StdError + 'static>(
             })
         }
     }
+}
+
+/// rtctr's side after the fork, cloned or not: back to its own CPUs and
+/// pid namespace; a child it cannot come back from is killed.
+fn back_to_own(
+    cpus: Option<nix::sched::CpuSet>,
+    own_pid_ns: Option<OwnedFd>,
+    forked: &io::Result<(Forked, bool)>,
+) -> io::Result<()> {
+    if let Some(cpus) = &cpus {
+        if let Err(e) = sched::set_cpus("rtctr", cpus) {
+            log::warn!("restore rtctr's CPU affinity: {e}");
+        }
+    }
+    if let Some(own) = own_pid_ns {
+        if let Err(e) = namespaces::leave_pid_for_children(own) {
+            if let Ok((Forked::Parent(pid), _)) = forked {
+                pidfd::kill_and_wait(pid.as_raw(), None);
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 /// The intermediate dies with rtctr (SIGKILL when its parent exits), and
